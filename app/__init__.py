@@ -1,0 +1,69 @@
+"""The htq web application: `create_app()` builds it."""
+from __future__ import annotations
+
+from flask import Flask
+
+from config import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Application factory: settings, logging, extensions, error handlers, blueprints, in that order."""
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    _register_config(app, settings)
+    _register_logging(settings)
+    _register_extensions(app, settings)
+    _register_errors(app)
+    _register_auth(app, settings)
+    _register_blueprints(app)
+    return app
+
+
+def _register_config(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        HTQ_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        API_TITLE="htq",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+
+
+def _register_logging(settings: Settings) -> None:
+    from app.log import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def _register_extensions(app: Flask, settings: Settings) -> None:
+    from app.extensions import api, init_services
+
+    api.init_app(app)
+    init_services(app, settings)
+
+
+def _register_errors(app: Flask) -> None:
+    from app.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def _register_auth(app: Flask, settings: Settings) -> None:
+    from app.auth import init_auth
+
+    init_auth(app, settings.api_tokens)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.api.ops import blp as ops_blp
+    from app.api.requests.routes import blp as requests_blp
+    from app.extensions import api
+
+    app.register_blueprint(ops_blp)
+    api.register_blueprint(requests_blp)

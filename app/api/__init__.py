@@ -1,0 +1,1 @@
+"""The HTTP layer: one blueprint per resource, thin views over the core."""

@@ -1,0 +1,32 @@
+"""Operations routes: liveness, readiness and Prometheus metrics (kept out of the OpenAPI spec)."""
+from __future__ import annotations
+
+import redis
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.extensions import services
+
+blp = Blueprint("ops", __name__)
+
+
+@blp.get("/healthz")
+def healthz():
+    return Response("OK", mimetype="text/plain")
+
+
+@blp.get("/readyz")
+def readyz():
+    try:
+        services().store.redis.ping()
+    except redis.RedisError as exc:
+        response = jsonify({"ready": False, "redis": str(exc)})
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return response
+    return jsonify({"ready": True, "redis": "ok"})
+
+
+@blp.get("/metrics")
+def metrics():
+    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)

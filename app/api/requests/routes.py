@@ -1,0 +1,111 @@
+"""Routes of /v1/requests: HTTP requests that htq sends later, with retries."""
+from __future__ import annotations
+
+from flask import abort, jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.api.common import require_json_body
+from app.api.requests.schemas import (
+    AttemptListSchema, ListArgsSchema, RequestBatchSchema, RequestCreateSchema, RequestItemsSchema,
+    RequestListSchema, RequestSchema, ResponseSchema, StatusSchema, WaitArgsSchema,
+)
+from app.extensions import services
+
+blp = Blueprint("requests", __name__, url_prefix="/v1/requests",
+                description="Deferred HTTP requests: sent when due, retried with backoff.")
+require_json_body(blp)
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        abort(422, messages={"json": {"Idempotency-Key": [f"1 to {MAX_IDEMPOTENCY_KEY} characters"]}})
+    return key
+
+
+@blp.route("")
+class Requests(MethodView):
+    @blp.arguments(ListArgsSchema, location="query")
+    @blp.response(200, RequestListSchema)
+    def get(self, args):
+        """List requests, newest first, optionally of one status; page with `cursor`."""
+        items, next_cursor = services().requests.list(args.get("status"), args["limit"], args.get("cursor"))
+        return {"items": items, "next_cursor": next_cursor}
+
+    @blp.arguments(RequestCreateSchema)
+    @blp.response(201, RequestSchema)
+    @blp.alt_response(200, schema=RequestSchema, description="Replay of an Idempotency-Key")
+    def post(self, fields):
+        """Queue one HTTP request, to be sent now, after `delay` seconds or at `eta`.
+
+        With an `Idempotency-Key` header, a repeat with the same body within 24 hours returns the
+        original request (200, `Idempotent-Replayed: true`)."""
+        created = services().requests.create(fields, _idempotency_key())
+        headers = {"Location": created.resource["links"]["self"]}
+        if created.replayed:
+            return created.resource, 200, {**headers, "Idempotent-Replayed": "true"}
+        return created.resource, 201, headers
+
+
+@blp.route("/batch")
+@blp.arguments(RequestBatchSchema)
+@blp.response(201, RequestItemsSchema)
+def create_batch(body):
+    """Queue up to 100 requests at once: all are validated first; none is created if one is invalid."""
+    return {"items": services().requests.create_many(body["requests"])}
+
+
+@blp.route("/<request_id>")
+class RequestItem(MethodView):
+    @blp.response(200, RequestSchema)
+    def get(self, request_id):
+        """The request. 404 if never known, 410 once expired after the retention period."""
+        return services().requests.get(request_id)
+
+    @blp.response(204)
+    def delete(self, request_id):
+        """Cancel the request (repeat: 204). 409 if it already succeeded or failed."""
+        services().requests.cancel(request_id)
+
+
+@blp.route("/<request_id>/status")
+@blp.response(200, StatusSchema)
+def request_status(request_id):
+    """Status, attempts so far and the time of the next attempt."""
+    return services().requests.status(request_id)
+
+
+@blp.route("/<request_id>/attempts")
+@blp.response(200, AttemptListSchema)
+def request_attempts(request_id):
+    """Every attempt made: start, duration, status code or error."""
+    return {"items": services().requests.attempts(request_id)}
+
+
+@blp.route("/<request_id>/response")
+class RequestResponse(MethodView):
+    @blp.arguments(WaitArgsSchema, location="query")
+    @blp.response(200, ResponseSchema)
+    @blp.alt_response(202, schema=StatusSchema, description="Not ended yet")
+    def get(self, args, request_id):
+        """The final response (or last error) once the request ended; with `wait`, long-polls up to
+        that many seconds. 202 with the status while it has not ended; 404 when there is none."""
+        ended, document = services().requests.response(request_id, args["wait"])
+        if ended:
+            return document
+        return jsonify(document), 202
+
+    @blp.response(204)
+    def delete(self, request_id):
+        """Delete the stored response to free its space."""
+        services().requests.delete_response(request_id)
+
+
+@blp.route("/<request_id>/retry", methods=["POST"])
+@blp.response(202, RequestSchema)
+def retry_request(request_id):
+    """Queue a failed or canceled request again, now, with a fresh budget of attempts."""
+    return services().requests.redrive(request_id)

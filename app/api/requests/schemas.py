@@ -1,0 +1,137 @@
+"""Schemas of /v1/requests: what a client may send, and what it gets back (for OpenAPI)."""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from app.api.validators import EpochOrTime, HeaderMap, TargetUrl
+from app.storage.keys import REQUEST_STATUSES
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+MAX_BATCH = 100
+
+
+class RetrySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    max_attempts = fields.Integer(validate=validate.Range(1, 100), metadata={"description": "default 10"})
+    backoff_base = fields.Float(validate=validate.Range(0, 86400), metadata={"description": "seconds, default 1"})
+    backoff_max = fields.Float(validate=validate.Range(0, 86400 * 7),
+                               metadata={"description": "seconds, default 3600"})
+
+
+class RequestCreateSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    url = TargetUrl(required=True)
+    method = fields.String(load_default="POST", validate=validate.OneOf(METHODS))
+    headers = HeaderMap(load_default=dict)
+    body = fields.String(metadata={"description": "sent as is; exclusive with json"})
+    json = fields.Raw(allow_none=True, metadata={"description": "sent as JSON; exclusive with body"})
+    delay = fields.Float(validate=validate.Range(min=0), metadata={"description": "seconds from now"})
+    eta = EpochOrTime(data_key="eta", attribute="eta_ms",
+                      metadata={"description": "RFC 3339 time with zone, or epoch seconds"})
+    timeout = fields.Float(validate=validate.Range(1, 1800))
+    retry = fields.Nested(RetrySchema)
+    callback_url = TargetUrl()
+    cancel_notify = fields.Boolean(load_default=False)
+
+    @pre_load
+    def upper_method(self, data, **kwargs):
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            data = {**data, "method": data["method"].upper()}
+        return data
+
+    @validates_schema
+    def exclusive_fields(self, data, **kwargs):
+        if "body" in data and "json" in data:
+            raise ValidationError("Give body or json, not both.", "json")
+        if "delay" in data and "eta_ms" in data:
+            raise ValidationError("Give delay or eta, not both.", "eta")
+
+
+class RequestBatchSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    requests = fields.List(fields.Nested(RequestCreateSchema), required=True,
+                           validate=validate.Length(1, MAX_BATCH))
+
+
+class LinksSchema(Schema):
+    self = fields.String()
+    status = fields.String()
+    response = fields.String()
+
+
+class RequestSchema(Schema):
+    id = fields.String()
+    url = fields.String()
+    method = fields.String()
+    headers = fields.Dict(keys=fields.String(), values=fields.String())
+    body = fields.String()
+    json = fields.Raw(allow_none=True)
+    status = fields.String(metadata={"enum": list(REQUEST_STATUSES)})
+    created_at = fields.String()
+    due_at = fields.String()
+    timeout = fields.Float()
+    retry = fields.Nested(RetrySchema)
+    callback_url = fields.String(allow_none=True)
+    cancel_notify = fields.Boolean()
+    attempts = fields.Integer()
+    next_attempt_at = fields.String(allow_none=True)
+    ended_at = fields.String(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    links = fields.Nested(LinksSchema)
+
+
+class RequestListSchema(Schema):
+    items = fields.List(fields.Nested(RequestSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class RequestItemsSchema(Schema):
+    items = fields.List(fields.Nested(RequestSchema))
+
+
+class ListArgsSchema(Schema):
+    status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String()
+
+
+class WaitArgsSchema(Schema):
+    wait = fields.Float(load_default=0, validate=validate.Range(0, 30))
+
+
+class StatusSchema(Schema):
+    id = fields.String()
+    status = fields.String()
+    attempts = fields.Integer()
+    next_attempt_at = fields.String(allow_none=True)
+
+
+class AttemptSchema(Schema):
+    attempt = fields.Integer()
+    started_at = fields.String()
+    elapsed_ms = fields.Integer()
+    status_code = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class AttemptListSchema(Schema):
+    items = fields.List(fields.Nested(AttemptSchema))
+
+
+class ResponseSchema(Schema):
+    status_code = fields.Integer(allow_none=True)
+    reason = fields.String(allow_none=True)
+    headers = fields.Dict(keys=fields.String(), values=fields.String())
+    body = fields.String(allow_none=True)
+    body_encoding = fields.String(metadata={"enum": ["utf-8", "base64"]})
+    truncated = fields.Boolean()
+    elapsed_ms = fields.Integer()
+    received_at = fields.String()
+    attempt = fields.Integer()
+    error = fields.String(allow_none=True)

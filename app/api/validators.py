@@ -1,0 +1,89 @@
+"""Field types and checks shared by the API schemas: URLs, header maps, times, names."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from marshmallow import ValidationError, fields, validate
+
+MAX_URL_CHARS = 2048
+MAX_HEADERS = 64
+MAX_HEADER_BYTES = 8 * 1024
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
+FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "te", "upgrade",
+                     "keep-alive", "trailer"}
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def check_target_url(value: str) -> None:
+    if len(value) > MAX_URL_CHARS:
+        raise ValidationError(f"At most {MAX_URL_CHARS} characters.")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValidationError("Not a valid URL.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("Must be an absolute http or https URL.")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError("Must not contain credentials.")
+    if any(c in value for c in "\r\n\0 \t"):
+        raise ValidationError("Must not contain whitespace or control characters.")
+
+
+class TargetUrl(fields.String):
+    """An absolute http(s) URL with no credentials, at most 2048 characters."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=check_target_url, **kwargs)
+
+
+def check_headers(value: dict) -> None:
+    if len(value) > MAX_HEADERS:
+        raise ValidationError(f"At most {MAX_HEADERS} headers.")
+    problems = {}
+    for name, text in value.items():
+        lowered = name.lower()
+        if not _TOKEN.match(name):
+            problems[name] = "Not a valid header name."
+        elif lowered in FORBIDDEN_HEADERS or lowered.startswith("proxy-"):
+            problems[name] = "Hop-by-hop and framing headers are set by htq."
+        elif any(c in text for c in "\r\n\0"):
+            problems[name] = "Must not contain CR, LF or NUL."
+        elif len(name) + len(text.encode()) > MAX_HEADER_BYTES:
+            problems[name] = f"At most {MAX_HEADER_BYTES} bytes."
+    if problems:
+        raise ValidationError(problems)
+
+
+class HeaderMap(fields.Dict):
+    def __init__(self, **kwargs):
+        super().__init__(keys=fields.String(), values=fields.String(), validate=check_headers, **kwargs)
+
+
+class EpochOrTime(fields.Field):
+    """An RFC 3339 time with a zone, or epoch seconds; loads as epoch milliseconds."""
+
+    default_error_messages = {"invalid": "Must be an RFC 3339 time with a zone or epoch seconds."}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        if isinstance(value, (int, float)):
+            if not 0 <= value < 1e11:
+                raise self.make_error("invalid")
+            return int(round(value * 1000))
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise self.make_error("invalid") from None
+            if moment.tzinfo is None:
+                raise self.make_error("invalid")
+            return int(round(moment.timestamp() * 1000))
+        raise self.make_error("invalid")
+
+
+def name_field() -> fields.String:
+    return fields.String(validate=validate.Regexp(NAME_PATTERN, error="Must match [A-Za-z0-9_-]{1,80}."))

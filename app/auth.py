@@ -1,0 +1,25 @@
+"""Bearer-token auth for every route but /healthz, on when HTQ_API_TOKENS is set."""
+from __future__ import annotations
+
+import hmac
+
+from flask import Flask, request
+
+from app.errors import error_response
+
+OPEN_PATHS = ("/healthz",)
+
+
+def init_auth(app: Flask, tokens: tuple[str, ...]) -> None:
+    if not tokens:
+        return
+    encoded = [token.encode() for token in tokens]
+
+    @app.before_request
+    def _require_token():
+        if request.path in OPEN_PATHS:
+            return None
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and any(hmac.compare_digest(given.strip().encode(), t) for t in encoded):
+            return None
+        return error_response(401, "Missing or wrong bearer token", None, {"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,1 @@
+"""The domain: deferred requests, queues and batches. No Flask, no Celery."""

@@ -1,0 +1,22 @@
+"""What one delivery attempt produced; built by workers/delivery.py, stored by the core."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SUCCEEDED, RETRY, FAILED = "succeeded", "retry", "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict follows the contract's retry rule: 2xx succeeded; network errors, timeouts,
+    408, 425, 429 and 5xx retry; any other answer (other 4xx, 3xx) or a refused destination fails."""
+
+    verdict: str
+    status_code: int | None = None
+    reason: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    truncated: bool = False
+    elapsed_ms: int = 0
+    error: str | None = None
+    retry_after_s: float | None = None

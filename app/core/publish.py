@@ -1,0 +1,43 @@
+"""Publishing tasks by name through an injected sender, so the core never imports Celery.
+
+The sender is anything with Celery's `send_task(name, args=..., eta=...)`: the web side passes
+its Celery client, the workers their own app, tests a recorder.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Iterable, Protocol
+
+DELIVER_REQUESTS = "htq.deliver_requests"
+NOTIFY_CANCEL = "htq.notify_cancel"
+SEND_CALLBACK = "htq.send_callback"
+
+# Requests due at the same millisecond travel in one task message, up to this many.
+DELIVERY_CHUNK = 50
+
+
+class Sender(Protocol):
+    def send_task(self, name: str, args: list | None = None, eta: datetime | None = None, **options): ...
+
+
+class Publisher:
+    def __init__(self, sender: Sender):
+        self._sender = sender
+
+    def send(self, name: str, args: list, eta_ms: int | None = None) -> None:
+        eta = None if eta_ms is None else datetime.fromtimestamp(eta_ms / 1000, tz=timezone.utc)
+        self._sender.send_task(name, args=args, eta=eta)
+
+    def deliver(self, items: Iterable[tuple[str, int, int]], now_ms: int) -> None:
+        """Publish (id, attempt, due_ms) items: grouped by due time, each group one task per chunk.
+
+        Items already due go without an eta; the worker still waits out any remaining
+        milliseconds, so nothing is sent early.
+        """
+        groups: dict[int | None, list[list]] = defaultdict(list)
+        for request_id, attempt, due_ms in items:
+            groups[due_ms if due_ms > now_ms else None].append([request_id, attempt, due_ms])
+        for eta_ms, group in groups.items():
+            for start in range(0, len(group), DELIVERY_CHUNK):
+                self.send(DELIVER_REQUESTS, [group[start:start + DELIVERY_CHUNK]], eta_ms)

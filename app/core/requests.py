@@ -1,0 +1,243 @@
+"""Deferred HTTP requests, as the API sees them: create, read, list, cancel, redrive."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from app.core import clock, ids
+from app.core.errors import Conflict, Gone, Invalid, NotFound, TooLarge
+from app.core.publish import NOTIFY_CANCEL, Publisher
+from app.storage import requests as store_requests
+from app.storage.client import Store
+from app.storage.keys import FINAL_STATUSES
+from app.storage.notify import Notifier
+from config import Settings
+
+IDEMPOTENCY_TTL_S = 86400
+DEFAULT_RETRY = {"max_attempts": 10, "backoff_base": 1.0, "backoff_max": 3600.0}
+
+
+@dataclass(frozen=True)
+class Created:
+    resource: dict
+    replayed: bool = False
+
+
+class RequestService:
+    """What the API and compat layers call; one per process, cheap to share between threads."""
+
+    def __init__(self, store: Store, publisher: Publisher, settings: Settings,
+                 notifier: Notifier | None = None, clock_ms: Callable[[], int] = clock.now_ms):
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+        self.notifier = notifier
+        self.now_ms = clock_ms
+
+    # -- creating ---------------------------------------------------------------------------
+
+    def create(self, fields: dict, idempotency_key: str | None = None) -> Created:
+        """Store and schedule one request (validated by the API schema) in one script."""
+        now = self.now_ms()
+        request_id = ids.new_id(now)
+        spec, due_ms = self._spec(request_id, fields, now)
+        fingerprint = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+        result = store_requests.create(
+            self.store, request_id=request_id, now_ms=now, due_ms=due_ms, spec=spec,
+            **self._schedule_args(now, spec), idempotency_key=idempotency_key,
+            idempotency_value=f"{request_id} {fingerprint}", idempotency_ttl_s=IDEMPOTENCY_TTL_S)
+        if result[0] == "exists":
+            original_id, original_fingerprint = result[1].split(" ", 1)
+            if original_fingerprint != fingerprint:
+                raise Invalid("Idempotency-Key was used with a different body",
+                              {"Idempotency-Key": ["already used with a different body"]})
+            return Created(self.get(original_id), replayed=True)
+        if result[1] == "queued":
+            self.publisher.deliver([(request_id, 1, due_ms)], now)
+        return Created(self.get(request_id))
+
+    def create_many(self, items: list[dict]) -> list[dict]:
+        """Store all requests in one MULTI (all or none), then publish those due soon."""
+        now = self.now_ms()
+        pipe = self.store.redis.pipeline(transaction=True)
+        created = []
+        for fields in items:
+            request_id = ids.new_id(now)
+            spec, due_ms = self._spec(request_id, fields, now)
+            store_requests.create(self.store, request_id=request_id, now_ms=now, due_ms=due_ms, spec=spec,
+                                  **self._schedule_args(now, spec), client=pipe)
+            created.append((request_id, due_ms))
+        results = pipe.execute()
+        self.publisher.deliver(
+            [(request_id, 1, due_ms) for (request_id, due_ms), result in zip(created, results)
+             if result[1] == "queued"], now)
+        return [to_resource(record) for record in store_requests.load_many(self.store, [c[0] for c in created])]
+
+    def _spec(self, request_id: str, fields: dict, now: int) -> tuple[dict, int]:
+        self._check_body_size(fields)
+        spec = {key: fields[key] for key in ("url", "method", "headers", "body", "json", "callback_url")
+                if key in fields}
+        spec["id"] = request_id
+        spec["timeout"] = fields.get("timeout", self.settings.default_timeout_s)
+        spec["retry"] = {**DEFAULT_RETRY, **(fields.get("retry") or {})}
+        spec["cancel_notify"] = bool(fields.get("cancel_notify", False))
+        if fields.get("eta_ms") is not None:
+            due_ms = max(now, int(fields["eta_ms"]))
+        else:
+            due_ms = now + int(round(float(fields.get("delay") or 0) * 1000))
+        if due_ms - now > self.settings.max_delay_s * 1000:
+            raise Invalid("Too far in the future",
+                          {"delay": [f"at most {self.settings.max_delay_s} seconds from now"]})
+        return spec, due_ms
+
+    def _check_body_size(self, fields: dict) -> None:
+        if "body" in fields:
+            size, name = len(fields["body"].encode()), "body"
+        elif "json" in fields:
+            size, name = len(json.dumps(fields["json"]).encode()), "json"
+        else:
+            return
+        if size > self.settings.max_body_bytes:
+            raise TooLarge(f"The {name} is {size} bytes, over the limit of {self.settings.max_body_bytes}",
+                           {name: [f"at most {self.settings.max_body_bytes} bytes"]})
+
+    def _schedule_args(self, now: int, spec: dict) -> dict:
+        return {
+            "horizon_end_ms": now + int(self.settings.horizon_s * 1000),
+            "grace_ms": int(self.settings.publish_grace_s * 1000),
+            "attempt_limit": int(spec["retry"]["max_attempts"]),
+            "timeout_ms": int(float(spec["timeout"]) * 1000),
+        }
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _record(self, request_id: str) -> dict:
+        record = store_requests.load(self.store, request_id) if ids.is_valid_id(request_id) else {}
+        if record:
+            return record
+        if ids.is_valid_id(request_id) and store_requests.was_archived(self.store, request_id):
+            raise Gone(f"Request {request_id} expired after its retention period")
+        raise NotFound(f"No request {request_id}")
+
+    def get(self, request_id: str) -> dict:
+        return to_resource(self._record(request_id))
+
+    def status(self, request_id: str) -> dict:
+        return to_status(self._record(request_id))
+
+    def attempts(self, request_id: str) -> list[dict]:
+        self._record(request_id)
+        return store_requests.load_attempts(self.store, request_id)
+
+    def list(self, status: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        if cursor is not None and not ids.is_valid_id(cursor):
+            raise Invalid("Bad cursor", {"cursor": ["not a cursor returned by this listing"]})
+        page = store_requests.list_ids(self.store, status=status, after=cursor, limit=limit + 1)
+        records = [r for r in store_requests.load_many(self.store, page[:limit]) if r]
+        next_cursor = page[limit - 1] if len(page) > limit else None
+        return [to_resource(r) for r in records], next_cursor
+
+    def response(self, request_id: str, wait_s: float = 0) -> tuple[bool, dict]:
+        """(True, response) once the request ended; (False, status) if it has not after wait_s."""
+        record = self._record(request_id)
+        if record["status"] not in FINAL_STATUSES and wait_s > 0 and self.notifier is not None:
+            ended = self.notifier.wait_for(
+                store_requests.ended_channel(request_id), wait_s,
+                lambda: self._ended_record(request_id))
+            record = ended or self._record(request_id)
+        if record["status"] not in FINAL_STATUSES:
+            return False, to_status(record)
+        response = None if record.get("response_deleted") else store_requests.load_response(self.store, request_id)
+        if response is None:
+            raise NotFound(f"Request {request_id} has no response")
+        return True, response
+
+    def _ended_record(self, request_id: str) -> dict | None:
+        record = store_requests.load(self.store, request_id)
+        return record if not record or record.get("status") in FINAL_STATUSES else None
+
+    # -- changing ---------------------------------------------------------------------------
+
+    def cancel(self, request_id: str) -> None:
+        self._record(request_id)
+        result = store_requests.cancel(self.store, request_id, now_ms=self.now_ms())
+        if result[0] == "missing":
+            raise NotFound(f"No request {request_id}")
+        if result[0] == "ended":
+            raise Conflict(f"Request {request_id} already {result[1]}")
+        if result[0] == "canceled":
+            previous, attempts = result[1], int(result[2])
+            spec = json.loads(store_requests.load(self.store, request_id)["spec"])
+            if spec.get("cancel_notify") and (previous == "running" or attempts > 0):
+                self.publisher.send(NOTIFY_CANCEL, [request_id])
+
+    def delete_response(self, request_id: str) -> None:
+        self._record(request_id)
+        store_requests.delete_response(self.store, request_id)
+
+    def redrive(self, request_id: str) -> dict:
+        record = self._record(request_id)
+        now = self.now_ms()
+        spec = json.loads(record["spec"])
+        result = store_requests.redrive(self.store, request_id, now_ms=now,
+                                        grace_ms=int(self.settings.publish_grace_s * 1000),
+                                        max_attempts=int(spec["retry"]["max_attempts"]))
+        if result[0] == "missing":
+            raise NotFound(f"No request {request_id}")
+        if result[0] == "conflict":
+            raise Conflict(f"Only failed or canceled requests can be retried; this one is {result[1]}")
+        self.publisher.deliver([(request_id, int(result[1]), now)], now)
+        return self.get(request_id)
+
+
+def _ms(record: dict, name: str) -> int | None:
+    value = record.get(name)
+    return int(value) if value not in (None, "") else None
+
+
+def links(request_id: str) -> dict:
+    base = f"/v1/requests/{request_id}"
+    return {"self": base, "status": f"{base}/status", "response": f"{base}/response"}
+
+
+def to_status(record: dict) -> dict:
+    spec = json.loads(record["spec"])
+    return {
+        "id": spec["id"],
+        "status": record["status"],
+        "attempts": int(record.get("attempts") or 0),
+        "next_attempt_at": clock.to_rfc3339(_ms(record, "next_attempt_ms")
+                                            if record["status"] not in FINAL_STATUSES else None),
+    }
+
+
+def to_resource(record: dict) -> dict:
+    """The contract's request resource from a stored hash."""
+    spec = json.loads(record["spec"])
+    resource = {
+        "id": spec["id"],
+        "url": spec["url"],
+        "method": spec["method"],
+        "headers": spec.get("headers", {}),
+    }
+    for body_field in ("body", "json"):
+        if body_field in spec:
+            resource[body_field] = spec[body_field]
+    status = to_status(record)
+    resource.update(
+        status=status["status"],
+        created_at=clock.to_rfc3339(_ms(record, "created_ms")),
+        due_at=clock.to_rfc3339(_ms(record, "due_ms")),
+        timeout=spec["timeout"],
+        retry=spec["retry"],
+        callback_url=spec.get("callback_url"),
+        cancel_notify=spec.get("cancel_notify", False),
+        attempts=status["attempts"],
+        next_attempt_at=status["next_attempt_at"],
+        ended_at=clock.to_rfc3339(_ms(record, "ended_ms")),
+        last_error=record.get("last_error") or None,
+        links=links(spec["id"]),
+    )
+    return resource

@@ -1,0 +1,69 @@
+"""Redis connections and the Lua scripts, loaded once per process from `storage/lua/`."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import redis
+
+LUA_DIR = Path(__file__).with_name("lua")
+
+# Short socket timeouts so that a Redis outage answers 503 within seconds instead of hanging.
+# No htq command blocks inside Redis: long polls wait on pub/sub (storage/notify.py).
+SOCKET_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 2.0
+
+
+def connect(redis_url: str, **options) -> redis.Redis:
+    """A client whose replies are str; every value htq stores is text (JSON or base64)."""
+    options.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
+    options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
+    options.setdefault("health_check_interval", 30)
+    return redis.Redis.from_url(redis_url, decode_responses=True, **options)
+
+
+class Scripts:
+    """The Lua scripts by verb: `scripts.create(keys=[...], args=[...])`, also inside pipelines.
+
+    redis-py's Script objects run EVALSHA and load the script again after a Redis restart.
+    """
+
+    def __init__(self, client: redis.Redis):
+        self._client = client
+        self._loaded: dict[str, redis.commands.core.Script] = {}
+
+    def __getattr__(self, verb: str):
+        if verb.startswith("_"):
+            raise AttributeError(verb)
+        script = self._loaded.get(verb)
+        if script is None:
+            path = LUA_DIR / f"{verb}.lua"
+            if not path.exists():
+                raise AttributeError(f"no Lua script {path.name}")
+            script = self._loaded[verb] = self._client.register_script(load_lua(path))
+        return script
+
+
+def load_lua(path: Path) -> str:
+    """The script's text with each `--#include NAME` line replaced by that file of `lua/`."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if line.startswith("--#include "):
+            line = (LUA_DIR / line.split(None, 1)[1].strip()).read_text()
+        lines.append(line)
+    return "\n".join(lines)
+
+
+class Store:
+    """A Redis client plus its scripts: what core functions receive to reach storage."""
+
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+
+    @cached_property
+    def scripts(self) -> Scripts:
+        return Scripts(self.redis)
+
+    @classmethod
+    def from_url(cls, redis_url: str) -> "Store":
+        return cls(connect(redis_url))

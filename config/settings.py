@@ -1,0 +1,169 @@
+"""Settings read from the environment, validated once, with the Celery configuration built from them."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+DAY_S = 86400
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is unusable; raised at start-up, never later."""
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration_s(text: str) -> float:
+    """Seconds from a number (`10`, `2.5`) or a Go-style duration (`10s`, `1m30s`, `500ms`)."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        pos, value = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != pos:
+                break
+            value += float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
+            pos = match.end()
+        if pos != len(text) or not text:
+            raise ConfigError(f"not a duration: {text!r} (use seconds or forms like 10s, 1m30s)") from None
+    if value < 0:
+        raise ConfigError(f"duration must not be negative: {text!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def broker_url_for(redis_url: str) -> str:
+    """kombu spells a unix-socket Redis `redis+socket://`; redis-py spells it `unix://`."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url[len("unix://"):]
+    return redis_url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything htq reads from the environment. Build it with `load_settings()`."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = ""
+    http_port: int = 8080
+    concurrency: int = 10
+    api_tokens: tuple[str, ...] = ()
+    allow_private_targets: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    signing_secret: str = ""
+    retention_s: int = 7 * DAY_S
+    max_delay_s: int = 365 * DAY_S
+    max_body_bytes: int = 1024 * 1024
+    response_max_bytes: int = 1024 * 1024
+    default_timeout_s: float = 30.0
+    horizon_s: float = 60.0
+    publish_grace_s: float = 120.0
+    lease_margin_s: float = 30.0
+    long_poll_timeout_s: float = 10.0
+    webhook_post_endpoint: str = ""
+    webhook_batch_size: int = 10
+    webhook_batch_interval_s: float = 10.0
+    wq_visibility_timeout_ms: int = 1000
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Cap on a whole HTTP request to the API: a batch of 100 bodies, with room for JSON."""
+        return 16 * self.max_body_bytes + 64 * 1024
+
+    def celery_config(self) -> dict:
+        """The Celery configuration shared by the web side (publishing) and the workers."""
+        return {
+            "broker_url": broker_url_for(self.broker_url or self.redis_url),
+            # The broker's visibility timeout must stay far above the scheduling horizon: workers
+            # hold ETA tasks for at most `horizon_s`, and anything later waits in the store.
+            "broker_transport_options": {"visibility_timeout": 900, "socket_connect_timeout": 5},
+            "broker_connection_retry_on_startup": True,
+            "task_default_queue": "htq",
+            "task_serializer": "json",
+            "accept_content": ["json"],
+            "result_backend": None,
+            "task_ignore_result": True,
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 4,
+            "worker_concurrency": self.concurrency,
+            "worker_hijack_root_logger": False,
+            "timezone": "UTC",
+            "enable_utc": True,
+        }
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the environment; a bad value raises ConfigError naming the variable."""
+    env = os.environ if env is None else env
+    interval_raw = env.get("WEBHOOK_BATCH_INTERVAL", "")
+    log_format = env.get("LOG_FORMAT", "text").lower()
+    if log_format not in {"text", "json"}:
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+    secret = env.get("HTQ_SIGNING_SECRET", "")
+    if secret and not secret.startswith("whsec_"):
+        raise ConfigError("HTQ_SIGNING_SECRET must look like whsec_<base64>")
+    port_raw = env.get("PORT") or env.get("HTTP_PORT") or "8080"
+    return Settings(
+        redis_url=env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+        broker_url=env.get("CELERY_BROKER_URL", ""),
+        http_port=_int({"PORT": port_raw}, "PORT", 8080, 1, 65535),
+        concurrency=_int(env, "HTQ_CONCURRENCY", 10, 1, 1000),
+        api_tokens=_list(env, "HTQ_API_TOKENS"),
+        allow_private_targets=_flag(env, "HTQ_ALLOW_PRIVATE_TARGETS"),
+        allowed_hosts=_list(env, "HTQ_ALLOWED_HOSTS"),
+        signing_secret=secret,
+        retention_s=_int(env, "HTQ_RETENTION", 7 * DAY_S, 60, 3650 * DAY_S),
+        max_delay_s=_int(env, "HTQ_MAX_DELAY", 365 * DAY_S, 0, 3650 * DAY_S),
+        max_body_bytes=_int(env, "HTQ_MAX_BODY_BYTES", 1024 * 1024, 1, 64 * 1024 * 1024),
+        response_max_bytes=_int(env, "HTQ_RESPONSE_MAX_BYTES", 1024 * 1024, 0, 64 * 1024 * 1024),
+        default_timeout_s=_float(env, "HTQ_DEFAULT_TIMEOUT", 30.0, 1, 1800),
+        horizon_s=_float(env, "HTQ_HORIZON", 60.0, 1, 300),
+        long_poll_timeout_s=_float(env, "HTQ_LONG_POLL_TIMEOUT", 10.0, 0, 300),
+        webhook_post_endpoint=env.get("WEBHOOK_POST_ENDPOINT", ""),
+        webhook_batch_size=_int(env, "WEBHOOK_BATCH_SIZE", 10, 1, 10000),
+        webhook_batch_interval_s=parse_duration_s(interval_raw) if interval_raw else 10.0,
+        wq_visibility_timeout_ms=_int(env, "WQ_VISIBILITY_TIMEOUT_MS", 1000, 0, 43200 * 1000),
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        log_format=log_format,
+    )

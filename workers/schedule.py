@@ -1,0 +1,16 @@
+"""The beat schedule: everything that happens because time has passed. Run exactly one beat."""
+from __future__ import annotations
+
+RELAY_EVERY_S = 1.0
+EXPIRE_EVERY_S = 60.0
+
+
+def beat_schedule() -> dict:
+    # `expires` drops a periodic task that waited in the queue past its next run: a later one
+    # does the same work, so a backlog never turns into a pile of relays.
+    return {
+        "relay-requests": {"task": "htq.relay_requests", "schedule": RELAY_EVERY_S,
+                           "options": {"expires": 5 * RELAY_EVERY_S}},
+        "expire-requests": {"task": "htq.expire_requests", "schedule": EXPIRE_EVERY_S,
+                            "options": {"expires": EXPIRE_EVERY_S}},
+    }

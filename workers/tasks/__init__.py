@@ -1,0 +1,1 @@
+"""Celery tasks: thin wrappers over the core, named explicitly, taking JSON primitives."""

@@ -1,0 +1,99 @@
+"""Tasks of deferred requests: deliver attempts, relay due work, expire, callbacks, cancel notices."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from celery import shared_task
+
+from app.core import clock
+from app.core.outcome import RETRY, SUCCEEDED
+from app.core.publish import DELIVER_REQUESTS, NOTIFY_CANCEL, SEND_CALLBACK
+from app.core.requests import to_resource
+from app.core.scheduler import Attempt
+from app.storage import requests as store_requests
+from workers import runtime
+
+log = logging.getLogger(__name__)
+
+# Above the longest HTTP timeout (1800 s) plus the wait for an eta and the two store round trips.
+DELIVERY_TIME_LIMIT_S = 1800 + 120
+NOTICE_RETRIES = 5
+
+
+@shared_task(name=DELIVER_REQUESTS, ignore_result=True, time_limit=DELIVERY_TIME_LIMIT_S)
+def deliver_requests(items: list[list]) -> None:
+    """Send each [id, attempt, due_ms] item once: claim, wait out any early milliseconds, send, settle."""
+    run_deliveries(runtime.current(), [(str(i), int(a), int(d)) for i, a, d in items])
+
+
+def run_deliveries(rt: runtime.Runtime, items: list[tuple[str, int, int]]) -> None:
+    started = rt.scheduler.start(items)
+    if len(started) == 1:
+        results = [(started[0], send_attempt(rt, started[0]))]
+    else:
+        results = list(zip(started, rt.executor.map(lambda attempt: send_attempt(rt, attempt), started)))
+    if results:
+        rt.scheduler.finish(results)
+
+
+def send_attempt(rt: runtime.Runtime, attempt: Attempt):
+    early_ms = attempt.due_ms - clock.now_ms()
+    if early_ms > 0:
+        time.sleep(early_ms / 1000)
+    spec = attempt.spec
+    return rt.deliverer.send(message_id=attempt.request_id, attempt=attempt.attempt, method=spec["method"],
+                             url=spec["url"], headers=attempt.headers, body=attempt.body,
+                             timeout_s=float(spec["timeout"]))
+
+
+@shared_task(name="htq.relay_requests", ignore_result=True)
+def relay_requests() -> dict:
+    """Beat, every second: publish requests due within the horizon, recover lost ones."""
+    counts = runtime.current().scheduler.relay()
+    if any(counts.values()):
+        log.info("relay: %s", counts)
+    return counts
+
+
+@shared_task(name="htq.expire_requests", ignore_result=True)
+def expire_requests() -> int:
+    """Beat: delete requests that ended longer ago than the retention period."""
+    expired = runtime.current().scheduler.expire()
+    if expired:
+        log.info("expired %d requests", expired)
+    return expired
+
+
+def _send_notice(task, request_id: str, kind: str, method: str, url: str, body: bytes | None,
+                 headers: dict[str, str]) -> None:
+    rt = runtime.current()
+    outcome = rt.deliverer.send(message_id=request_id, attempt=task.request.retries + 1, method=method,
+                                url=url, headers=headers, body=body, timeout_s=rt.settings.default_timeout_s)
+    log.info("request %s: %s %s -> %s", request_id, kind, url, outcome.status_code or outcome.error)
+    if outcome.verdict == RETRY and task.request.retries < NOTICE_RETRIES:
+        raise task.retry(countdown=min(60, 2 ** task.request.retries))
+    if outcome.verdict != SUCCEEDED:
+        log.warning("request %s: %s gave up: %s", request_id, kind, outcome.error or outcome.status_code)
+
+
+@shared_task(name=SEND_CALLBACK, bind=True, ignore_result=True, max_retries=NOTICE_RETRIES)
+def send_callback(self, request_id: str) -> None:
+    """POST the final request resource, with its response, to the request's callback_url."""
+    rt = runtime.current()
+    record = store_requests.load(rt.store, request_id)
+    if not record:
+        return
+    resource = to_resource(record)
+    resource["response"] = store_requests.load_response(rt.store, request_id)
+    _send_notice(self, request_id, "callback", "POST", resource["callback_url"], json.dumps(resource).encode(),
+                 {"Content-Type": "application/json"})
+
+
+@shared_task(name=NOTIFY_CANCEL, bind=True, ignore_result=True, max_retries=NOTICE_RETRIES)
+def notify_cancel(self, request_id: str) -> None:
+    """Send DELETE to the url of a request canceled while running or after an attempt."""
+    record = store_requests.load(runtime.current().store, request_id)
+    if record:
+        _send_notice(self, request_id, "cancel notice", "DELETE", json.loads(record["spec"])["url"], None, {})
