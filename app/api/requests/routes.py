@@ -1,7 +1,7 @@
 """Routes of /v1/requests: HTTP requests that htq sends later, with retries."""
 from __future__ import annotations
 
-from flask import abort, jsonify, request
+from flask import jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -10,6 +10,7 @@ from app.api.requests.schemas import (
     AttemptListSchema, ListArgsSchema, RequestBatchSchema, RequestCreateSchema, RequestItemsSchema,
     RequestListSchema, RequestSchema, ResponseSchema, StatusSchema, WaitArgsSchema,
 )
+from app.core.errors import Invalid
 from app.extensions import services
 
 blp = Blueprint("requests", __name__, url_prefix="/v1/requests",
@@ -22,7 +23,7 @@ MAX_IDEMPOTENCY_KEY = 255
 def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-        abort(422, messages={"json": {"Idempotency-Key": [f"1 to {MAX_IDEMPOTENCY_KEY} characters"]}})
+        raise Invalid("Bad Idempotency-Key header", {"Idempotency-Key": [f"1 to {MAX_IDEMPOTENCY_KEY} characters"]})
     return key
 
 
@@ -50,7 +51,7 @@ class Requests(MethodView):
         return created.resource, 201, headers
 
 
-@blp.route("/batch")
+@blp.route("/batch", methods=["POST"])
 @blp.arguments(RequestBatchSchema)
 @blp.response(201, RequestItemsSchema)
 def create_batch(body):
