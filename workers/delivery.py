@@ -1,0 +1,325 @@
+"""Sends one HTTP attempt and says what came of it: the only code in htq that talks to targets."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import logging
+import math
+import re
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family
+
+from app.core.outcome import FAILED, RETRY, SUCCEEDED, Outcome
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "htq/0.1"
+POOL_SIZE = 32
+CHUNK_BYTES = 64 * 1024
+SIGNATURE_PREFIX = "whsec_"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+# A wrong URL, method or header will be just as wrong on the next attempt. ValueError is what
+# http.client raises for an illegal method or header name (UnicodeEncodeError among them).
+_PERMANENT_REQUEST_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+    ValueError,
+)
+
+
+class DestinationRefused(Exception):
+    """The target is not an allowed destination; retrying cannot help, so the attempt fails."""
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """What a Deliverer needs from the settings, so tests can build one without the environment."""
+
+    allow_private: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    signing_secret: str = ""
+    response_max_bytes: int = 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings) -> DeliveryConfig:
+        return cls(
+            allow_private=settings.allow_private_targets,
+            allowed_hosts=tuple(settings.allowed_hosts),
+            signing_secret=settings.signing_secret,
+            response_max_bytes=settings.response_max_bytes,
+        )
+
+
+def classify(status_code: int) -> str:
+    """The contract's retry rule: only answers that may change on their own are worth another try."""
+    if 200 <= status_code <= 299:
+        return SUCCEEDED
+    if status_code in (408, 425, 429) or 500 <= status_code <= 599:
+        return RETRY
+    return FAILED
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); a date in the past is 0."""
+    value = (value or "").strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": a UTC time from a source that does not say where it is
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _is_public(ip: IPAddress) -> bool:
+    """`is_global` is the base; IPv6 forms that carry an IPv4 address are judged by that address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return _is_public(embedded)
+        if ip.is_site_local:
+            return False
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
+
+
+class _Guard:
+    """Resolves a host and admits its addresses only if every one of them is an allowed destination."""
+
+    def __init__(self, config: DeliveryConfig) -> None:
+        self.allow_private = config.allow_private
+        names, networks = set(), []
+        for entry in config.allowed_hosts:
+            entry = entry.strip().strip("[]").lower()
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                names.add(entry.rstrip("."))
+        self.names: frozenset[str] = frozenset(names)
+        self.networks: tuple[IPNetwork, ...] = tuple(networks)
+
+    def resolve(self, host: str, port: int | None) -> list[tuple]:
+        """getaddrinfo results, all checked; raises DestinationRefused or socket.gaierror."""
+        host = host.strip("[]")
+        infos = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
+        if self.allow_private or host.rstrip(".").lower() in self.names:
+            return infos
+        for info in infos:
+            ip = ipaddress.ip_address(info[4][0])
+            if not (_is_public(ip) or self._listed(ip)):
+                where = f"{ip} is" if host == str(ip) else f"{host} resolves to {ip}, which is"
+                raise DestinationRefused(f"{where} not a public address")
+        return infos
+
+    def _listed(self, ip: IPAddress) -> bool:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.networks)
+
+
+class _GuardedConnection:
+    """Resolves, checks and connects in one step, so the socket can only reach an address that was
+    checked (no DNS rebinding in between); TLS still uses the host name for SNI and certificates."""
+
+    guard: _Guard
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            infos = self.guard.resolve(self._dns_host, self.port)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        error: OSError = OSError(f"{self.host} resolves to no address")
+        for family, kind, proto, _, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                sock.settimeout(self.timeout)
+                if self.source_address:
+                    sock.bind(self.source_address)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+        if isinstance(error, TimeoutError):
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from error
+        raise NewConnectionError(self, f"Failed to establish a new connection: {error}") from error
+
+
+def _guarded_pool_classes(guard: _Guard) -> dict[str, type]:
+    """Pool classes whose connections all pass through `guard`; classes, because urllib3 builds
+    pools and connections itself from the classes it is given."""
+    classes: dict[str, type] = {}
+    for scheme, pool_cls, conn_cls in (("http", HTTPConnectionPool, HTTPConnection),
+                                       ("https", HTTPSConnectionPool, HTTPSConnection)):
+        guarded = type(f"Guarded{conn_cls.__name__}", (_GuardedConnection, conn_cls), {"guard": guard})
+        classes[scheme] = type(f"Guarded{pool_cls.__name__}", (pool_cls,), {"ConnectionCls": guarded})
+    return classes
+
+
+class _GuardedAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connection pools are made of guarded connections."""
+
+    def __init__(self, guard: _Guard, **kwargs) -> None:
+        self._pool_classes = _guarded_pool_classes(guard)  # before super(), which builds the pools
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+
+def _signing_key(secret: str) -> bytes | None:
+    if not secret:
+        return None
+    try:
+        return base64.b64decode(secret.removeprefix(SIGNATURE_PREFIX), validate=True)
+    except binascii.Error:
+        raise ValueError("the signing secret must be whsec_ followed by base64") from None
+
+
+def _elapsed_ms(start: float) -> int:
+    return round((time.monotonic() - start) * 1000)
+
+
+class Deliverer:
+    """One pooled requests.Session per instance (one instance per worker process); safe to call
+    from several threads at once. Every failure is reported in the Outcome, never raised."""
+
+    def __init__(self, config: DeliveryConfig) -> None:
+        self.config = config
+        self._key = _signing_key(config.signing_secret)
+        session = requests.Session()
+        # No proxies or .netrc from the environment (a proxy would dodge the guard), and no
+        # cookies carried from one target's answer into another caller's request.
+        session.trust_env = False
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        # identity: the stored body is exactly the bytes received, consistent with its headers.
+        session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+        adapter = _GuardedAdapter(_Guard(config), pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE,
+                                  max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self._session = session
+
+    def send(self, *, message_id: str, attempt: int, method: str, url: str,
+             headers: dict[str, str], body: bytes | None, timeout_s: float) -> Outcome:
+        """One attempt, bounded as a whole by `timeout_s` (connect, send, read the body)."""
+        start = time.monotonic()
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https"):
+            return self._refused(message_id, start, f"unsupported URL scheme {scheme!r}")
+        try:
+            response = self._session.request(
+                method.upper(), url, headers=self._headers(message_id, attempt, headers, body),
+                data=body, timeout=urllib3.Timeout(total=timeout_s), stream=True, allow_redirects=False)
+        except DestinationRefused as exc:
+            return self._refused(message_id, start, str(exc))
+        except requests.Timeout:
+            return Outcome(RETRY, elapsed_ms=_elapsed_ms(start), error=f"timeout after {timeout_s:g}s")
+        except _PERMANENT_REQUEST_ERRORS as exc:
+            return Outcome(FAILED, elapsed_ms=_elapsed_ms(start), error=f"invalid request: {exc}")
+        except requests.RequestException as exc:
+            return Outcome(RETRY, elapsed_ms=_elapsed_ms(start), error=f"connection error: {exc}")
+        try:
+            body_read, truncated, error = self._read_body(response, start + timeout_s, timeout_s)
+        finally:
+            response.close()  # a body left unread closes its connection instead of being drained
+        verdict = RETRY if error else classify(response.status_code)
+        outcome = Outcome(
+            verdict,
+            status_code=response.status_code,
+            reason=response.reason or "",
+            headers=dict(response.headers),
+            body=body_read,
+            truncated=truncated,
+            elapsed_ms=_elapsed_ms(start),
+            error=error,
+            retry_after_s=parse_retry_after(response.headers.get("Retry-After")) if verdict == RETRY else None,
+        )
+        logger.debug("request %s attempt %d: %s %s -> %s %s in %d ms", message_id, attempt, method,
+                     urlsplit(url).hostname, response.status_code, verdict, outcome.elapsed_ms)
+        return outcome
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _headers(self, message_id: str, attempt: int, headers: dict[str, str],
+                 body: bytes | None) -> CaseInsensitiveDict:
+        """The caller's headers, then ours, which win: the contract promises them on every attempt."""
+        # http.client would refuse a value beyond Latin-1; UTF-8 sends what the caller wrote.
+        merged: CaseInsensitiveDict = CaseInsensitiveDict(
+            {name: value if value.isascii() else value.encode() for name, value in headers.items()})
+        merged["Idempotency-Key"] = message_id
+        merged["Htq-Attempt"] = str(attempt)
+        if self._key is not None:
+            timestamp = str(int(time.time()))
+            signed = f"{message_id}.{timestamp}.".encode() + (body or b"")
+            digest = hmac.new(self._key, signed, hashlib.sha256).digest()
+            merged["webhook-id"] = message_id
+            merged["webhook-timestamp"] = timestamp
+            merged["webhook-signature"] = "v1," + base64.b64encode(digest).decode()
+        return merged
+
+    def _read_body(self, response: requests.Response, deadline: float,
+                   timeout_s: float) -> tuple[bytes, bool, str | None]:
+        """Reads at most response_max_bytes (+1 to know there was more), giving each read only the
+        time left, so a target that trickles bytes cannot stretch the attempt past its deadline."""
+        limit = self.config.response_max_bytes
+        raw = response.raw
+        chunks: list[bytes] = []
+        size = 0
+        error = None
+        try:
+            while size <= limit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                connection = raw.connection
+                if connection is not None and connection.sock is not None:
+                    connection.sock.settimeout(remaining)
+                chunk = raw.read1(min(CHUNK_BYTES, limit + 1 - size), decode_content=False)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+            error = f"timeout after {timeout_s:g}s"
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            error = f"connection error: {exc}"
+        body = b"".join(chunks)
+        return body[:limit], size > limit, error
+
+    def _refused(self, message_id: str, start: float, why: str) -> Outcome:
+        logger.warning("request %s: destination refused: %s", message_id, why)
+        return Outcome(FAILED, elapsed_ms=_elapsed_ms(start), error=f"destination refused: {why}")
