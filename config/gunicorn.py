@@ -1,0 +1,23 @@
+"""gunicorn settings for the web server (`gunicorn -c config/gunicorn.py "app:create_app()"`).
+
+gevent workers: every long poll (a queue receive, a response wait) is a parked greenlet, not a
+thread, so hundreds of waiting clients cost little while other requests keep being answered.
+"""
+import multiprocessing
+import os
+
+from config.settings import load_settings
+
+_settings = load_settings()
+
+bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{_settings.http_port}")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "gevent"
+worker_connections = 1000
+# Above the longest long poll (30 s response wait), so no waiting client is cut off.
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+accesslog = None
+errorlog = "-"
+loglevel = _settings.log_level.lower()
