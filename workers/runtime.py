@@ -13,7 +13,7 @@ from app.core.publish import DELIVERY_CHUNK, Publisher
 from app.core.scheduler import Scheduler
 from app.storage.client import Store
 from config import Settings
-from workers.delivery import DeliveryConfig, Deliverer
+from workers.delivery import Deliverer, DeliveryConfig
 
 
 @dataclass

@@ -6,8 +6,9 @@ its Celery client, the workers their own app, tests a recorder.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Protocol
 
 DELIVER_REQUESTS = "htq.deliver_requests"
 NOTIFY_CANCEL = "htq.notify_cancel"
@@ -26,7 +27,7 @@ class Publisher:
         self._sender = sender
 
     def send(self, name: str, args: list, eta_ms: int | None = None) -> None:
-        eta = None if eta_ms is None else datetime.fromtimestamp(eta_ms / 1000, tz=timezone.utc)
+        eta = None if eta_ms is None else datetime.fromtimestamp(eta_ms / 1000, tz=UTC)
         self._sender.send_task(name, args=args, eta=eta)
 
     def deliver(self, items: Iterable[tuple[str, int, int]], now_ms: int) -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from app.core import clock, ids
 from app.core.errors import Conflict, Gone, Invalid, NotFound, TooLarge

@@ -9,8 +9,8 @@ import base64
 import json
 import logging
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from app.core import clock
 from app.core.outcome import RETRY, SUCCEEDED, Outcome

@@ -65,5 +65,5 @@ class Store:
         return Scripts(self.redis)
 
     @classmethod
-    def from_url(cls, redis_url: str) -> "Store":
+    def from_url(cls, redis_url: str) -> Store:
         return cls(connect(redis_url))

@@ -11,7 +11,8 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 

@@ -7,8 +7,16 @@ from flask_smorest import Blueprint
 
 from app.api.common import require_json_body
 from app.api.requests.schemas import (
-    AttemptListSchema, ListArgsSchema, RequestBatchSchema, RequestCreateSchema, RequestItemsSchema,
-    RequestListSchema, RequestSchema, ResponseSchema, StatusSchema, WaitArgsSchema,
+    AttemptListSchema,
+    ListArgsSchema,
+    RequestBatchSchema,
+    RequestCreateSchema,
+    RequestItemsSchema,
+    RequestListSchema,
+    RequestSchema,
+    ResponseSchema,
+    StatusSchema,
+    WaitArgsSchema,
 )
 from app.core.errors import Invalid
 from app.extensions import services
