@@ -22,13 +22,23 @@ class Sender(Protocol):
     def send_task(self, name: str, args: list | None = None, eta: datetime | None = None, **options): ...
 
 
+class PublishFailed(Exception):
+    """The broker did not take a task. Stored work is not lost: the relay publishes it again."""
+
+
 class Publisher:
-    def __init__(self, sender: Sender):
+    def __init__(self, sender: Sender, transient_errors: tuple[type[BaseException], ...] = ()):
+        """`transient_errors` are the sender's exceptions for an unreachable broker; they become
+        PublishFailed so callers can rely on the relay instead of failing a stored request."""
         self._sender = sender
+        self._transient_errors = transient_errors
 
     def send(self, name: str, args: list, eta_ms: int | None = None) -> None:
         eta = None if eta_ms is None else datetime.fromtimestamp(eta_ms / 1000, tz=UTC)
-        self._sender.send_task(name, args=args, eta=eta)
+        try:
+            self._sender.send_task(name, args=args, eta=eta)
+        except self._transient_errors as exc:
+            raise PublishFailed(f"{name}: {exc}") from exc
 
     def deliver(self, items: Iterable[tuple[str, int, int]], now_ms: int) -> None:
         """Publish (id, attempt, due_ms) items: grouped by due time, each group one task per chunk.

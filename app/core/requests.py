@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.core import clock, ids
 from app.core.errors import Conflict, Gone, Invalid, NotFound, TooLarge
-from app.core.publish import NOTIFY_CANCEL, Publisher
+from app.core.publish import NOTIFY_CANCEL, PublishFailed, Publisher
 from app.storage import requests as store_requests
 from app.storage.client import Store
 from app.storage.keys import FINAL_STATUSES
 from app.storage.notify import Notifier
 from config import Settings
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 86400
 DEFAULT_RETRY = {"max_attempts": 10, "backoff_base": 1.0, "backoff_max": 3600.0}
@@ -55,7 +58,7 @@ class RequestService:
                               {"Idempotency-Key": ["already used with a different body"]})
             return Created(self.get(original_id), replayed=True)
         if result[1] == "queued":
-            self.publisher.deliver([(request_id, 1, due_ms)], now)
+            self._publish([(request_id, 1, due_ms)], now)
         return Created(self.get(request_id))
 
     def create_many(self, items: list[dict]) -> list[dict]:
@@ -70,10 +73,18 @@ class RequestService:
                                   **self._schedule_args(now, spec), client=pipe)
             created.append((request_id, due_ms))
         results = pipe.execute()
-        self.publisher.deliver(
-            [(request_id, 1, due_ms) for (request_id, due_ms), result in zip(created, results)
-             if result[1] == "queued"], now)
+        self._publish([(request_id, 1, due_ms) for (request_id, due_ms), result in zip(created, results)
+                       if result[1] == "queued"], now)
         return [to_resource(record) for record in store_requests.load_many(self.store, [c[0] for c in created])]
+
+    def _publish(self, items: list[tuple[str, int, int]], now: int) -> None:
+        """Hand stored requests to the workers; if the broker is down they are already safe in the
+        store, and the relay publishes them once the publish grace has passed."""
+        try:
+            self.publisher.deliver(items, now)
+        except PublishFailed as exc:
+            log.warning("publishing %d stored requests failed (%s); the relay will publish them in %ss",
+                        len(items), exc, self.settings.publish_grace_s)
 
     def _spec(self, request_id: str, fields: dict, now: int) -> tuple[dict, int]:
         self._check_body_size(fields)
@@ -171,7 +182,10 @@ class RequestService:
             previous, attempts = result[1], int(result[2])
             spec = json.loads(store_requests.load(self.store, request_id)["spec"])
             if spec.get("cancel_notify") and (previous == "running" or attempts > 0):
-                self.publisher.send(NOTIFY_CANCEL, [request_id])
+                try:
+                    self.publisher.send(NOTIFY_CANCEL, [request_id])
+                except PublishFailed as exc:
+                    log.warning("request %s: cancel notice not published: %s", request_id, exc)
 
     def delete_response(self, request_id: str) -> None:
         self._record(request_id)
@@ -188,7 +202,7 @@ class RequestService:
             raise NotFound(f"No request {request_id}")
         if result[0] == "conflict":
             raise Conflict(f"Only failed or canceled requests can be retried; this one is {result[1]}")
-        self.publisher.deliver([(request_id, int(result[1]), now)], now)
+        self._publish([(request_id, int(result[1]), now)], now)
         return self.get(request_id)
 
 

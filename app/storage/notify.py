@@ -78,8 +78,10 @@ class Notifier:
                     if message and message.get("type") == "pmessage":
                         self._wake(message["channel"])
             except redis.RedisError as exc:
+                # Warn once per outage; waiters keep re-checking every RECHECK_S meanwhile.
+                if self._subscribed.is_set():
+                    log.warning("notification subscriber lost its connection: %s", exc)
                 self._subscribed.clear()
-                log.warning("notification subscriber lost its connection: %s", exc)
                 time.sleep(0.5)
 
     def _wake(self, channel: str) -> None:

@@ -265,3 +265,12 @@ def test_tokens_guard_every_route_but_healthz(redis_url):
     assert client.get("/v1/requests", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/v1/requests", headers={"Authorization": "Bearer s3cret"}).status_code == 200
     assert json.loads(client.get("/openapi.json").data)["code"] == 401
+
+
+def test_broker_down_still_stores_the_request_for_the_relay(redis_url, store):
+    """The store answers but the broker does not: 201, and the request waits in flight for the relay."""
+    app = create_app(make_settings(redis_url, broker_url="redis://127.0.0.1:1/0"))
+    response = app.test_client().post("/v1/requests", json={"url": URL})
+    assert response.status_code == 201
+    request_id = response.get_json()["id"]
+    assert store.redis.zscore(keys.requests_inflight(), request_id) is not None
