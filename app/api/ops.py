@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import redis
 from flask import Blueprint, Response, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY as PROCESS_REGISTRY
 
 from app.extensions import services
+from app.metrics import StoreCollector
 
 blp = Blueprint("ops", __name__)
 
@@ -29,4 +31,8 @@ def readyz():
 
 @blp.get("/metrics")
 def metrics():
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    """Process metrics of this web process, plus store-wide gauges read from Redis now."""
+    store_registry = CollectorRegistry(auto_describe=False)
+    store_registry.register(StoreCollector(services().store))
+    body = generate_latest(PROCESS_REGISTRY) + generate_latest(store_registry)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)

@@ -274,3 +274,11 @@ def test_broker_down_still_stores_the_request_for_the_relay(redis_url, store):
     assert response.status_code == 201
     request_id = response.get_json()["id"]
     assert store.redis.zscore(keys.requests_inflight(), request_id) is not None
+
+
+def test_metrics_report_requests_by_status(client):
+    create(client, delay=600)
+    create(client)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'htq_requests{status="scheduled"} 1.0' in text and 'htq_requests{status="queued"} 1.0' in text
+    assert "htq_redis_up 1.0" in text and "process_cpu_seconds_total" in text
