@@ -8,6 +8,7 @@ from flask import Flask, current_app
 from flask_smorest import Api
 
 from app.core.publish import Publisher
+from app.core.queues import QueueService
 from app.core.requests import RequestService
 from app.storage.client import Store
 from app.storage.notify import Notifier
@@ -23,6 +24,7 @@ class Services:
     publisher: Publisher
     notifier: Notifier
     requests: RequestService
+    queues: QueueService
 
 
 def init_services(app: Flask, settings: Settings) -> None:
@@ -35,7 +37,8 @@ def init_services(app: Flask, settings: Settings) -> None:
     notifier = Notifier(settings.redis_url)
     app.extensions["htq"] = Services(
         settings=settings, store=store, publisher=publisher, notifier=notifier,
-        requests=RequestService(store, publisher, settings, notifier))
+        requests=RequestService(store, publisher, settings, notifier),
+        queues=QueueService(store, settings, notifier))
 
 
 def services() -> Services:

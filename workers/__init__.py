@@ -10,7 +10,7 @@ from workers.schedule import beat_schedule
 
 settings = load_settings()
 
-app = Celery("htq", include=["workers.tasks.requests"])
+app = Celery("htq", include=["workers.tasks.requests", "workers.tasks.queues"])
 app.conf.update(settings.celery_config())
 app.conf.beat_schedule = beat_schedule()
 celery = app

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 RELAY_EVERY_S = 1.0
 EXPIRE_EVERY_S = 60.0
+SWEEP_QUEUES_EVERY_S = 1.0
 
 
 def beat_schedule() -> dict:
@@ -13,4 +14,6 @@ def beat_schedule() -> dict:
                            "options": {"expires": 5 * RELAY_EVERY_S}},
         "expire-requests": {"task": "htq.expire_requests", "schedule": EXPIRE_EVERY_S,
                             "options": {"expires": EXPIRE_EVERY_S}},
+        "sweep-queues": {"task": "htq.sweep_queues", "schedule": SWEEP_QUEUES_EVERY_S,
+                         "options": {"expires": 5 * SWEEP_QUEUES_EVERY_S}},
     }

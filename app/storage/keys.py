@@ -19,8 +19,25 @@ Deferred requests
   P:requests:archive       string  Bloom filter bitmap of expired ids (GET answers 410, not 404)
   P:idem:{key}             string  ``{id} {sha1 of body}`` of an Idempotency-Key; TTL 24 h
 
+Message queues (``Q`` is a queue name, ``[A-Za-z0-9_-]{1,80}``, so it never contains ``:``)
+  P:queues                 set     the names of every queue (the registry)
+  P:queue:{Q}              hash    config: ``visibility_timeout_ms``, ``max_receives``,
+                                   ``retention_ms``, ``delay_ms``, ``created_ms``, ``updated_ms``,
+                                   ``seq`` (the push counter that prefixes message ids)
+  P:queue:{Q}:ready        zset    id -> time (ms) it becomes available: visible when <= now,
+                                   delayed when > now; equal times sort by id = push order
+  P:queue:{Q}:inflight     zset    id -> lock expiry (ms) of a received message
+  P:queue:{Q}:dead         zset    id -> time (ms) it was dead-lettered
+  P:queue:{Q}:bodies       hash    id -> ``j<JSON text>`` or ``t<text>``
+  P:queue:{Q}:meta         hash    id -> ``<available_ms> <enqueued_ms> <receive_count> <receipt>``
+                                   (available_ms is the score it returns to ``ready`` with)
+  P:queue:{Q}:ages         zset    id -> time (ms) it first became available; the sweep drops
+                                   messages older than the queue's retention from it
+  Every message is in exactly one of ready, inflight, dead; bodies, meta and ages hold all three.
+
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
-hears its final status when it ends (storage/notify.py wakes long polls with it).
+hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
+channel P:notify:queue:{Q} hears when messages may have become visible.
 """
 from __future__ import annotations
 
@@ -81,3 +98,41 @@ def notify_channel(topic: str, name: str) -> str:
 
 def notify_pattern() -> str:
     return f"{PREFIX}:notify:*"
+
+
+def queues() -> str:
+    return f"{PREFIX}:queues"
+
+
+def queue(name: str) -> str:
+    return f"{PREFIX}:queue:{name}"
+
+
+def queue_ready(name: str) -> str:
+    return f"{PREFIX}:queue:{name}:ready"
+
+
+def queue_inflight(name: str) -> str:
+    return f"{PREFIX}:queue:{name}:inflight"
+
+
+def queue_dead(name: str) -> str:
+    return f"{PREFIX}:queue:{name}:dead"
+
+
+def queue_bodies(name: str) -> str:
+    return f"{PREFIX}:queue:{name}:bodies"
+
+
+def queue_meta(name: str) -> str:
+    return f"{PREFIX}:queue:{name}:meta"
+
+
+def queue_ages(name: str) -> str:
+    return f"{PREFIX}:queue:{name}:ages"
+
+
+def queue_keys(name: str) -> list[str]:
+    """A queue's keys in the order the queue_*.lua scripts take them as KEYS[1..7]."""
+    return [queue(name), queue_ready(name), queue_inflight(name), queue_dead(name), queue_bodies(name),
+            queue_meta(name), queue_ages(name)]

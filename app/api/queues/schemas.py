@@ -1,0 +1,149 @@
+"""Schemas of /v1/queues: what a client may send, and what it gets back (for OpenAPI)."""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+MAX_BATCH = 100
+MAX_VISIBILITY_TIMEOUT_S = 43200
+MAX_WAIT_S = 20
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class QueueConfigSchema(StrictSchema):
+    visibility_timeout = fields.Float(validate=validate.Range(0, MAX_VISIBILITY_TIMEOUT_S),
+                                      metadata={"description": "seconds a received message stays invisible; "
+                                                               "default 30"})
+    max_receives = fields.Integer(strict=True, validate=validate.Range(0, 1000),
+                                  metadata={"description": "receives before a message moves to the dead letters; "
+                                                           "0 (default) never"})
+    retention = fields.Float(validate=validate.Range(60, 1209600),
+                             metadata={"description": "seconds a message is kept; default 345600 (4 days)"})
+    delay = fields.Float(validate=validate.Range(0, 900),
+                         metadata={"description": "seconds before a new message becomes visible; default 0"})
+
+
+def seconds() -> fields.Raw:
+    """A duration in seconds as stored: an integer when whole (30, not 30.0)."""
+    return fields.Raw(metadata={"type": "number"})
+
+
+class QueueSchema(Schema):
+    name = fields.String()
+    visibility_timeout = seconds()
+    max_receives = fields.Integer()
+    retention = seconds()
+    delay = seconds()
+    created_at = fields.String()
+    updated_at = fields.String()
+    visible = fields.Integer(metadata={"description": "messages that can be received now"})
+    in_flight = fields.Integer(metadata={"description": "received, not yet acknowledged, still locked"})
+    delayed = fields.Integer(metadata={"description": "messages not yet visible because of a delay"})
+    dead = fields.Integer(metadata={"description": "dead letters"})
+
+
+class QueueListSchema(Schema):
+    items = fields.List(fields.Nested(QueueSchema))
+
+
+class PushArgsSchema(Schema):
+    delay = fields.Float(validate=validate.Range(min=0),
+                         metadata={"description": "seconds before the message becomes visible; the queue's "
+                                                  "delay by default"})
+
+
+class IdSchema(Schema):
+    id = fields.String()
+
+
+class BatchMessageSchema(StrictSchema):
+    body = fields.Raw(required=True, allow_none=True, metadata={"description": "any JSON"})
+    delay = fields.Float(validate=validate.Range(min=0), metadata={"description": "seconds; the queue's by default"})
+
+
+class BatchPushSchema(StrictSchema):
+    messages = fields.List(fields.Nested(BatchMessageSchema), required=True,
+                           validate=validate.Length(1, MAX_BATCH))
+
+
+class IdsSchema(Schema):
+    ids = fields.List(fields.String())
+
+
+class ReceiveSchema(StrictSchema):
+    max = fields.Integer(strict=True, load_default=10, validate=validate.Range(1, MAX_BATCH))
+    visibility_timeout = fields.Float(validate=validate.Range(0, MAX_VISIBILITY_TIMEOUT_S),
+                                      metadata={"description": "seconds; the queue's by default"})
+    wait = fields.Float(load_default=0, validate=validate.Range(0, MAX_WAIT_S),
+                        metadata={"description": "seconds to long-poll for a message"})
+
+
+class MessageSchema(Schema):
+    id = fields.String()
+    receipt = fields.String()
+    body = fields.Raw(allow_none=True)
+    receive_count = fields.Integer()
+    enqueued_at = fields.String()
+
+
+class ReceivedSchema(Schema):
+    messages = fields.List(fields.Nested(MessageSchema))
+
+
+class ReceiptArgsSchema(Schema):
+    receipt = fields.String(validate=validate.Length(min=1))
+
+
+class AckItemSchema(StrictSchema):
+    id = fields.String(required=True, validate=validate.Length(1, 200))
+    receipt = fields.String(validate=validate.Length(min=1))
+
+
+class AckBatchSchema(StrictSchema):
+    messages = fields.List(fields.Nested(AckItemSchema), required=True, validate=validate.Length(1, MAX_BATCH))
+
+
+class AckFailureSchema(Schema):
+    id = fields.String()
+    reason = fields.String(metadata={"enum": ["not_found", "stale"]})
+
+
+class AckResultSchema(Schema):
+    acked = fields.Integer()
+    failed = fields.List(fields.Nested(AckFailureSchema))
+
+
+class VisibilitySchema(StrictSchema):
+    receipt = fields.String(required=True, validate=validate.Length(min=1))
+    visibility_timeout = fields.Float(required=True, validate=validate.Range(0, MAX_VISIBILITY_TIMEOUT_S))
+
+
+class VisibilityResultSchema(Schema):
+    id = fields.String()
+    receipt = fields.String()
+    visible_at = fields.String(allow_none=True,
+                               metadata={"description": "when the message becomes visible again"})
+    dead = fields.Boolean(metadata={"description": "released to the dead letters (max_receives reached)"})
+
+
+class DeadArgsSchema(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+
+
+class DeadMessageSchema(Schema):
+    id = fields.String()
+    body = fields.Raw(allow_none=True)
+    receive_count = fields.Integer()
+    enqueued_at = fields.String()
+    dead_at = fields.String()
+
+
+class DeadListSchema(Schema):
+    items = fields.List(fields.Nested(DeadMessageSchema))
+
+
+class MovedSchema(Schema):
+    moved = fields.Integer()

@@ -1,0 +1,57 @@
+-- Shared helpers of the queue_*.lua scripts (included with --#include, never run alone).
+-- A queue's keys come first in KEYS, in the order of keys.queue_keys(name):
+--   1 config hash, 2 ready zset (id -> available ms), 3 inflight zset (id -> lock expiry ms),
+--   4 dead zset (id -> dead-lettered ms), 5 bodies hash, 6 meta hash, 7 ages zset.
+-- meta[id] = "<available_ms> <enqueued_ms> <receive_count> <receipt>" (receipt may be empty);
+-- available_ms is the message's place in the queue, kept when its lock expires or is released.
+local Q_CFG, Q_READY, Q_INFLIGHT, Q_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local Q_BODIES, Q_META, Q_AGES = KEYS[5], KEYS[6], KEYS[7]
+
+local function meta_parse(raw)
+  local avail, enq, count, receipt = string.match(raw, '^(%d+) (%d+) (%d+) ?(.*)$')
+  return tonumber(avail), tonumber(enq), tonumber(count), receipt
+end
+
+local function meta_text(avail, enq, count, receipt)
+  return string.format('%d %d %d %s', avail, enq, count, receipt)
+end
+
+local function max_receives()
+  return tonumber(redis.call('HGET', Q_CFG, 'max_receives')) or 0
+end
+
+-- Every expired lock goes back to ready at its original place, or to the dead letters once it
+-- has been received max_receives times. Returns how many became visible again.
+local function reclaim(now, maxr)
+  local expired = redis.call('ZRANGEBYSCORE', Q_INFLIGHT, '-inf', now)
+  if #expired == 0 then return 0 end
+  local returned = 0
+  for _, id in ipairs(expired) do
+    local raw = redis.call('HGET', Q_META, id)
+    if raw then
+      local avail, enq, count = meta_parse(raw)
+      if maxr > 0 and count >= maxr then
+        redis.call('ZADD', Q_DEAD, now, id)
+        redis.call('HSET', Q_META, id, meta_text(avail, enq, count, ''))
+      else
+        redis.call('ZADD', Q_READY, avail, id)
+        returned = returned + 1
+      end
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', Q_INFLIGHT, '-inf', now)
+  return returned
+end
+
+-- Remove messages from every structure of the queue (ack, retention).
+local function forget(ids)
+  for start = 1, #ids, 1000 do
+    local chunk = {unpack(ids, start, math.min(start + 999, #ids))}
+    redis.call('ZREM', Q_READY, unpack(chunk))
+    redis.call('ZREM', Q_INFLIGHT, unpack(chunk))
+    redis.call('ZREM', Q_DEAD, unpack(chunk))
+    redis.call('ZREM', Q_AGES, unpack(chunk))
+    redis.call('HDEL', Q_BODIES, unpack(chunk))
+    redis.call('HDEL', Q_META, unpack(chunk))
+  end
+end

@@ -1,0 +1,27 @@
+-- Acknowledge (delete) messages. With a receipt, only if it is the message's current receipt
+-- (it was not received again since); without one ("" in ARGV), whatever state it is in.
+-- KEYS: 1-7 the queue's keys (see _queue_common.lua)
+-- ARGV: pairs of id, receipt ("" = none)
+-- Returns {"missing"} when there is no such queue, else {"ok", result per pair} with each result
+-- "acked", "not_found" (unknown or already acknowledged) or "stale" (received again since).
+--#include _queue_common.lua
+if redis.call('EXISTS', Q_CFG) == 0 then return {'missing'} end
+local out, acked, seen = {'ok'}, {}, {}
+for i = 1, #ARGV, 2 do
+  local id, receipt = ARGV[i], ARGV[i + 1]
+  local raw = redis.call('HGET', Q_META, id)
+  if not raw or seen[id] then
+    out[#out + 1] = 'not_found'
+  else
+    local _, _, _, current = meta_parse(raw)
+    if receipt ~= '' and receipt ~= current then
+      out[#out + 1] = 'stale'
+    else
+      out[#out + 1] = 'acked'
+      acked[#acked + 1] = id
+      seen[id] = true
+    end
+  end
+end
+if #acked > 0 then forget(acked) end
+return out

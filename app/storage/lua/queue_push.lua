@@ -1,0 +1,42 @@
+-- Push messages, creating the queue with the default config if it does not exist yet.
+-- Ids are the queue's push counter (12 hex digits) plus a random suffix, so messages that become
+-- available at the same millisecond sort in push order.
+-- KEYS: 1-7 the queue's keys (see _queue_common.lua), 8 registry set
+-- ARGV: 1 now_ms, 2 name, 3 notify channel, 4 id suffix, 5-8 defaults of a new queue:
+--       visibility_timeout_ms, max_receives, retention_ms, delay_ms;
+--       9.. one pair per message: delay_ms ("" = the queue's delay), stored body
+-- Returns the new ids in push order. PUBLISHes on the channel when one is visible at once.
+--#include _queue_common.lua
+local now = tonumber(ARGV[1])
+if redis.call('EXISTS', Q_CFG) == 0 then
+  redis.call('HSET', Q_CFG, 'visibility_timeout_ms', ARGV[5], 'max_receives', ARGV[6],
+             'retention_ms', ARGV[7], 'delay_ms', ARGV[8], 'created_ms', now, 'updated_ms', now, 'seq', 0)
+  redis.call('SADD', KEYS[8], ARGV[2])
+end
+local count = (#ARGV - 8) / 2
+if count < 1 then return {} end
+local queue_delay = tonumber(redis.call('HGET', Q_CFG, 'delay_ms')) or 0
+local seq = redis.call('HINCRBY', Q_CFG, 'seq', count) - count
+local ids, ready, bodies, metas, ages = {}, {}, {}, {}, {}
+local visible = false
+for i = 9, #ARGV, 2 do
+  seq = seq + 1
+  local id = string.format('%012x', seq) .. ARGV[4]
+  local delay = queue_delay
+  if ARGV[i] ~= '' then delay = tonumber(ARGV[i]) end
+  local avail = now + delay
+  if delay <= 0 then visible = true end
+  ids[#ids + 1] = id
+  ready[#ready + 1] = avail
+  ready[#ready + 1] = id
+  bodies[#bodies + 1] = id
+  bodies[#bodies + 1] = ARGV[i + 1]
+  metas[#metas + 1] = id
+  metas[#metas + 1] = meta_text(avail, now, 0, '')
+end
+redis.call('ZADD', Q_READY, unpack(ready))
+redis.call('ZADD', Q_AGES, unpack(ready))
+redis.call('HSET', Q_BODIES, unpack(bodies))
+redis.call('HSET', Q_META, unpack(metas))
+if visible then redis.call('PUBLISH', ARGV[3], count) end
+return ids

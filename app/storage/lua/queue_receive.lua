@@ -1,0 +1,66 @@
+-- Receive up to max visible messages, oldest available first, each locked with a fresh receipt.
+-- First every expired lock returns to its original place (or to the dead letters), so receiving
+-- never depends on the sweep; a visible message already received max_receives times (the
+-- limit was lowered) goes to the dead letters instead of being handed out.
+-- KEYS: 1-7 the queue's keys (see _queue_common.lua)
+-- ARGV: 1 now_ms, 2 max, 3 visibility timeout ms ("" = the queue's), 4 receipt token (random,
+--       from the caller; message i of this call gets receipt "<token>.<i>")
+-- Returns {"missing"} when there is no such queue, else {"ok", next_ms, id, receipt, body,
+-- receive_count, enqueued_ms, ...}; next_ms (only when nothing was received, else -1) is the
+-- earliest time a message may become visible (-1: none is waiting or locked).
+--#include _queue_common.lua
+if redis.call('EXISTS', Q_CFG) == 0 then return {'missing'} end
+local now, max, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
+local cfg = redis.call('HMGET', Q_CFG, 'visibility_timeout_ms', 'max_receives')
+local vt = tonumber(cfg[1]) or 0
+if ARGV[3] ~= '' then vt = tonumber(ARGV[3]) end
+local maxr = tonumber(cfg[2]) or 0
+reclaim(now, maxr)
+
+local out = {'ok', -1}
+local taken = 0
+local lock = now + vt
+while taken < max do
+  local ids = redis.call('ZRANGEBYSCORE', Q_READY, '-inf', now, 'LIMIT', 0, max - taken)
+  if #ids == 0 then break end
+  redis.call('ZREM', Q_READY, unpack(ids))
+  local metas = redis.call('HMGET', Q_META, unpack(ids))
+  local bodies = redis.call('HMGET', Q_BODIES, unpack(ids))
+  local locks, new_metas = {}, {}
+  for i, id in ipairs(ids) do
+    if metas[i] then
+      local avail, enq, count = meta_parse(metas[i])
+      if maxr > 0 and count >= maxr then
+        redis.call('ZADD', Q_DEAD, now, id)
+        redis.call('HSET', Q_META, id, meta_text(avail, enq, count, ''))
+      else
+        local receipt = token .. '.' .. taken
+        taken = taken + 1
+        count = count + 1
+        locks[#locks + 1] = lock
+        locks[#locks + 1] = id
+        new_metas[#new_metas + 1] = id
+        new_metas[#new_metas + 1] = meta_text(avail, enq, count, receipt)
+        out[#out + 1] = id
+        out[#out + 1] = receipt
+        out[#out + 1] = bodies[i]
+        out[#out + 1] = count
+        out[#out + 1] = enq
+      end
+    end
+  end
+  if #locks > 0 then
+    redis.call('ZADD', Q_INFLIGHT, unpack(locks))
+    redis.call('HSET', Q_META, unpack(new_metas))
+  end
+end
+
+if taken == 0 then
+  local next_ms = -1
+  local first = redis.call('ZRANGE', Q_READY, 0, 0, 'WITHSCORES')
+  if #first > 0 then next_ms = tonumber(first[2]) end
+  first = redis.call('ZRANGE', Q_INFLIGHT, 0, 0, 'WITHSCORES')
+  if #first > 0 and (next_ms < 0 or tonumber(first[2]) < next_ms) then next_ms = tonumber(first[2]) end
+  out[2] = next_ms
+end
+return out

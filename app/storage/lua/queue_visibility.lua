@@ -1,0 +1,30 @@
+-- Change the visibility timeout of a received message: lock it until now + timeout, or with 0
+-- release it to its original place (or to the dead letters once received max_receives times).
+-- The receipt must be the current one: the message was not received again since.
+-- KEYS: 1-7 the queue's keys (see _queue_common.lua)
+-- ARGV: 1 now_ms, 2 id, 3 receipt, 4 visibility timeout ms, 5 notify channel
+-- Returns {"missing"} (no queue), {"not_found"}, {"stale"}, or {"ok", visible_at_ms} where
+-- visible_at_ms is -1 when the release sent the message to the dead letters.
+--#include _queue_common.lua
+if redis.call('EXISTS', Q_CFG) == 0 then return {'missing'} end
+local now, id, vt = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[4])
+local raw = redis.call('HGET', Q_META, id)
+if not raw then return {'not_found'} end
+local avail, enq, count, receipt = meta_parse(raw)
+if receipt == '' or receipt ~= ARGV[3] or redis.call('ZSCORE', Q_DEAD, id) then return {'stale'} end
+if vt > 0 then
+  redis.call('ZREM', Q_READY, id)
+  redis.call('ZADD', Q_INFLIGHT, now + vt, id)
+  return {'ok', now + vt}
+end
+redis.call('ZREM', Q_INFLIGHT, id)
+local maxr = max_receives()
+if maxr > 0 and count >= maxr then
+  redis.call('ZREM', Q_READY, id)
+  redis.call('ZADD', Q_DEAD, now, id)
+  redis.call('HSET', Q_META, id, meta_text(avail, enq, count, ''))
+  return {'ok', -1}
+end
+redis.call('ZADD', Q_READY, avail, id)
+redis.call('PUBLISH', ARGV[5], 1)
+return {'ok', math.max(avail, now)}

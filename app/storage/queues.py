@@ -1,0 +1,183 @@
+"""Storage of message queues: each function is one Lua script or one read-only round trip.
+
+The layout (documented with the other keys in `keys.py`): per queue a config hash, a `ready`
+sorted set scored by the time each message becomes available, an `inflight` sorted set scored by
+lock expiry, a `dead` sorted set, and hashes of bodies and per-message metadata.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from app.storage import keys
+from app.storage.client import Store
+
+NO_NEXT = -1  # what the scripts answer for "no time" (nothing waiting, released to the dead letters)
+
+
+@dataclass(frozen=True)
+class Received:
+    id: str
+    receipt: str
+    body: str
+    receive_count: int
+    enqueued_ms: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    config: dict[str, str]
+    visible: int
+    in_flight: int
+    delayed: int
+    dead: int
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: str
+    body: str
+    receive_count: int
+    enqueued_ms: int
+    available_ms: int
+    receipt: str
+    dead_ms: int | None = None
+
+
+def channel(name: str) -> str:
+    """The pub/sub channel that wakes the long polls of a queue."""
+    return keys.notify_channel("queue", name)
+
+
+def parse_meta(raw: str) -> tuple[int, int, int, str]:
+    """(available_ms, enqueued_ms, receive_count, receipt) from a meta hash value."""
+    avail, enq, count, receipt = (raw.split(" ", 3) + [""])[:4]
+    return int(avail), int(enq), int(count), receipt
+
+
+def put(store: Store, name: str, *, now_ms: int, defaults: dict[str, int], updates: dict[str, int]) -> bool:
+    """Create or update a queue's config; True if it was created."""
+    args: list = [now_ms, name, len(defaults)]
+    for field, value in [*defaults.items(), *updates.items()]:
+        args += [field, value]
+    return bool(store.scripts.queue_put(keys=[keys.queue(name), keys.queues()], args=args))
+
+
+def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict[str, int],
+         messages: Iterable[tuple[str, int | None]], client=None) -> list[str]:
+    """Push (stored body, delay_ms or None for the queue's) pairs; the new ids in push order."""
+    args: list = [now_ms, name, channel(name), id_suffix, defaults["visibility_timeout_ms"],
+                  defaults["max_receives"], defaults["retention_ms"], defaults["delay_ms"]]
+    for body, delay_ms in messages:
+        args += ["" if delay_ms is None else delay_ms, body]
+    return store.scripts.queue_push(keys=[*keys.queue_keys(name), keys.queues()], args=args, client=client)
+
+
+def receive(store: Store, name: str, *, now_ms: int, max_messages: int, visibility_timeout_ms: int | None,
+            token: str) -> tuple[list[Received], int] | None:
+    """Lock up to max_messages visible messages: (messages, next_ms), or None without such a queue.
+
+    next_ms is, when nothing was received, the earliest time something may become visible
+    (NO_NEXT when nothing is waiting or locked).
+    """
+    flat = store.scripts.queue_receive(
+        keys=keys.queue_keys(name),
+        args=[now_ms, max_messages, "" if visibility_timeout_ms is None else visibility_timeout_ms, token])
+    if flat[0] == "missing":
+        return None
+    messages = [Received(flat[i], flat[i + 1], flat[i + 2], int(flat[i + 3]), int(flat[i + 4]))
+                for i in range(2, len(flat), 5)]
+    return messages, int(flat[1])
+
+
+def ack(store: Store, name: str, items: list[tuple[str, str | None]]) -> list[str] | None:
+    """Acknowledge (id, receipt or None) pairs: "acked", "not_found" or "stale" for each, or None
+    without such a queue."""
+    args: list = []
+    for message_id, receipt in items:
+        args += [message_id, receipt or ""]
+    result = store.scripts.queue_ack(keys=keys.queue_keys(name), args=args)
+    return None if result[0] == "missing" else result[1:]
+
+
+def change_visibility(store: Store, name: str, message_id: str, receipt: str, *, now_ms: int,
+                      visibility_timeout_ms: int) -> tuple[str, int | None]:
+    """("missing" | "not_found" | "stale", None) or ("ok", visible_at_ms or None if dead-lettered)."""
+    result = store.scripts.queue_visibility(
+        keys=keys.queue_keys(name), args=[now_ms, message_id, receipt, visibility_timeout_ms, channel(name)])
+    if result[0] != "ok":
+        return result[0], None
+    visible_at = int(result[1])
+    return "ok", None if visible_at == NO_NEXT else visible_at
+
+
+def stats(store: Store, name: str, *, now_ms: int) -> Stats | None:
+    """The queue's config and counts (expired locks returned first), or None without such a queue."""
+    return _to_stats(store.scripts.queue_stats(keys=keys.queue_keys(name), args=[now_ms]))
+
+
+def stats_many(store: Store, names: list[str], *, now_ms: int) -> list[Stats | None]:
+    pipe = store.redis.pipeline(transaction=False)
+    for name in names:
+        store.scripts.queue_stats(keys=keys.queue_keys(name), args=[now_ms], client=pipe)
+    return [_to_stats(result) for result in pipe.execute()]
+
+
+def _to_stats(result: list) -> Stats | None:
+    if not result:
+        return None
+    flat = result[0]
+    config = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+    return Stats(config, int(result[1]), int(result[2]), int(result[3]), int(result[4]))
+
+
+def names(store: Store) -> list[str]:
+    return sorted(store.redis.smembers(keys.queues()))
+
+
+def iter_names(store: Store, count: int = 500) -> Iterator[str]:
+    """Every queue name, without loading a huge registry at once."""
+    yield from store.redis.sscan_iter(keys.queues(), count=count)
+
+
+def delete(store: Store, name: str) -> bool:
+    return bool(store.scripts.queue_delete(keys=[*keys.queue_keys(name), keys.queues()],
+                                           args=[name, channel(name)]))
+
+
+def sweep_many(store: Store, names: list[str], *, now_ms: int, drop_limit: int) -> list[tuple[int, int]]:
+    """Sweep several queues in one round trip: (returned to ready, dropped by retention) each."""
+    pipe = store.redis.pipeline(transaction=False)
+    for name in names:
+        store.scripts.queue_sweep(keys=keys.queue_keys(name), args=[now_ms, channel(name), drop_limit],
+                                  client=pipe)
+    return [(int(returned), int(dropped)) for returned, dropped in pipe.execute()]
+
+
+def redrive(store: Store, name: str, *, now_ms: int, limit: int) -> int | None:
+    """Move up to `limit` dead letters back to the queue; None without such a queue."""
+    moved = int(store.scripts.queue_redrive(keys=keys.queue_keys(name), args=[now_ms, limit, channel(name)]))
+    return None if moved < 0 else moved
+
+
+def dead(store: Store, name: str, *, limit: int) -> list[StoredMessage]:
+    """The oldest dead letters, read-only (a message acknowledged meanwhile is left out)."""
+    entries = store.redis.zrange(keys.queue_dead(name), 0, limit - 1, withscores=True)
+    if not entries:
+        return []
+    ids = [message_id for message_id, _ in entries]
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.hmget(keys.queue_bodies(name), ids)
+    pipe.hmget(keys.queue_meta(name), ids)
+    bodies, metas = pipe.execute()
+    messages = []
+    for (message_id, dead_ms), body, meta in zip(entries, bodies, metas, strict=True):
+        if body is None or meta is None:
+            continue
+        avail, enq, count, receipt = parse_meta(meta)
+        messages.append(StoredMessage(message_id, body, count, enq, avail, receipt, int(dead_ms)))
+    return messages
+
+
+def exists(store: Store, name: str) -> bool:
+    return bool(store.redis.exists(keys.queue(name)))
