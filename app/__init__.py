@@ -64,8 +64,12 @@ def _register_blueprints(app: Flask) -> None:
     from app.api.ops import blp as ops_blp
     from app.api.queues.routes import blp as queues_blp
     from app.api.requests.routes import blp as requests_blp
+    from app.compat.htq import blp as compat_htq_blp
+    from app.compat.timers import blp as compat_timers_blp
     from app.extensions import api
 
     app.register_blueprint(ops_blp)
     api.register_blueprint(requests_blp)
     api.register_blueprint(queues_blp)
+    app.register_blueprint(compat_timers_blp)
+    app.register_blueprint(compat_htq_blp)

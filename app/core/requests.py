@@ -41,8 +41,11 @@ class RequestService:
 
     # -- creating ---------------------------------------------------------------------------
 
-    def create(self, fields: dict, idempotency_key: str | None = None) -> Created:
-        """Store and schedule one request (validated by the API schema) in one script."""
+    def create(self, fields: dict, idempotency_key: str | None = None,
+               alias: tuple[str, str] | None = None) -> Created:
+        """Store and schedule one request (validated by the API schema) in one script. A compat
+        profile passes `alias` (its namespace, its own id for the request): stored in the same
+        script, so the request is never there without it; `find` resolves it."""
         now = self.now_ms()
         request_id = ids.new_id(now)
         spec, due_ms = self._spec(request_id, fields, now)
@@ -50,7 +53,10 @@ class RequestService:
         result = store_requests.create(
             self.store, request_id=request_id, now_ms=now, due_ms=due_ms, spec=spec,
             **self._schedule_args(now, spec), idempotency_key=idempotency_key,
-            idempotency_value=f"{request_id} {fingerprint}", idempotency_ttl_s=IDEMPOTENCY_TTL_S)
+            idempotency_value=f"{request_id} {fingerprint}", idempotency_ttl_s=IDEMPOTENCY_TTL_S,
+            alias=alias)
+        if result[0] == "alias_taken":
+            raise Conflict(f"{alias[0]} id {alias[1]} is already taken")
         if result[0] == "exists":
             original_id, original_fingerprint = result[1].split(" ", 1)
             if original_fingerprint != fingerprint:
@@ -94,6 +100,10 @@ class RequestService:
         spec["timeout"] = fields.get("timeout", self.settings.default_timeout_s)
         spec["retry"] = {**DEFAULT_RETRY, **(fields.get("retry") or {})}
         spec["cancel_notify"] = bool(fields.get("cancel_notify", False))
+        if fields.get("success_on_any_status"):
+            # Any complete HTTP answer ends the request as succeeded (Scheduler.finish): the htq
+            # 2014 profile's rule. Not offered by /v1/requests.
+            spec["success_on_any_status"] = True
         if fields.get("eta_ms") is not None:
             due_ms = max(now, int(fields["eta_ms"]))
         else:
@@ -149,6 +159,20 @@ class RequestService:
         records = [r for r in store_requests.load_many(self.store, page[:limit]) if r]
         next_cursor = page[limit - 1] if len(page) > limit else None
         return [to_resource(r) for r in records], next_cursor
+
+    def find(self, namespace: str, alias: str) -> str:
+        """The id of the request created under `alias`; Gone once it expired, else NotFound."""
+        request_id = store_requests.resolve_alias(self.store, namespace, alias)
+        if request_id:
+            return request_id
+        if store_requests.alias_archived(self.store, namespace, alias):
+            raise Gone(f"{namespace} id {alias} expired after its retention period")
+        raise NotFound(f"No {namespace} id {alias}")
+
+    def list_aliased(self, namespace: str, statuses: tuple[str, ...]) -> list[tuple[str, dict]]:
+        """(alias, resource) of every live request of `namespace` in one of `statuses`, newest first."""
+        records = store_requests.load_many(self.store, store_requests.list_aliased_ids(self.store, namespace, statuses))
+        return [(record["alias"].split(":", 1)[1], to_resource(record)) for record in records if record]
 
     def response(self, request_id: str, wait_s: float = 0) -> tuple[bool, dict]:
         """(True, response) once the request ended; (False, status) if it has not after wait_s."""

@@ -10,7 +10,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.core import clock
 from app.core.outcome import RETRY, SUCCEEDED, Outcome
@@ -77,6 +77,14 @@ def response_document(attempt: int, outcome: Outcome, received_ms: int) -> dict:
         "attempt": attempt,
         "error": outcome.error,
     }
+
+
+def judged(spec: dict, outcome: Outcome) -> Outcome:
+    """The outcome under the request's own rule: with `success_on_any_status` (the htq 2014
+    profile) any complete HTTP answer succeeds; network errors and timeouts keep their verdict."""
+    if spec.get("success_on_any_status") and outcome.status_code is not None and not outcome.error:
+        return replace(outcome, verdict=SUCCEEDED, retry_after_s=None)
+    return outcome
 
 
 def error_text(outcome: Outcome) -> str | None:
@@ -149,7 +157,7 @@ class Scheduler:
 
     def finish(self, results: Iterable[tuple[Attempt, Outcome]]) -> None:
         """Store each attempt's outcome and publish what follows, in one round trip."""
-        results = list(results)
+        results = [(attempt, judged(attempt.spec, outcome)) for attempt, outcome in results]
         now = self.now_ms()
         pipe = self.store.redis.pipeline(transaction=False)
         next_due = []

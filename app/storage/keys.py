@@ -18,6 +18,13 @@ Deferred requests
   P:requests:ended         zset    id -> time it ended (ms); the expiry sweep reads it
   P:requests:archive       string  Bloom filter bitmap of expired ids (GET answers 410, not 404)
   P:idem:{key}             string  ``{id} {sha1 of body}`` of an Idempotency-Key; TTL 24 h
+  P:compat:{N}:{A}         string  the id of the request a compat profile ``N`` (``timers``, ``htq``)
+                                   created under its own id ``A`` (a uuid4); written by the same
+                                   script as the request, deleted by the expiry sweep, which puts
+                                   this key's name into the archive (``A`` then answers as expired)
+  P:compat:{N}:requests    zset    the ids of profile ``N``'s live requests, scores 0 (sorted by
+                                   creation time, like P:requests:all); the hash field ``alias``
+                                   (``N:A``) links a request back to its alias
 
 Message queues (``Q`` is a queue name, ``[A-Za-z0-9_-]{1,80}``, so it never contains ``:``)
   P:queues                 set     the names of every queue (the registry)
@@ -90,6 +97,14 @@ def requests_archive() -> str:
 
 def idempotency(key: str) -> str:
     return f"{PREFIX}:idem:{key}"
+
+
+def request_alias(namespace: str, alias: str) -> str:
+    return f"{PREFIX}:compat:{namespace}:{alias}"
+
+
+def request_aliases(namespace: str) -> str:
+    return f"{PREFIX}:compat:{namespace}:requests"
 
 
 def notify_channel(topic: str, name: str) -> str:

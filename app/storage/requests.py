@@ -21,16 +21,45 @@ def ended_channel(request_id: str) -> str:
 def create(store: Store, *, request_id: str, now_ms: int, due_ms: int, horizon_end_ms: int,
            grace_ms: int, spec: dict, attempt_limit: int, timeout_ms: int,
            idempotency_key: str | None = None, idempotency_value: str = "",
-           idempotency_ttl_s: int = 86400, client=None) -> list:
-    """Run request_create.lua; with `client` a pipeline, the call is queued in it."""
+           idempotency_ttl_s: int = 86400, alias: tuple[str, str] | None = None, client=None) -> list:
+    """Run request_create.lua; with `client` a pipeline, the call is queued in it.
+
+    `alias` (namespace, alias) also stores the alias key that finds the request by that name."""
+    alias_text = ":".join(alias) if alias else ""
     return store.scripts.request_create(
         keys=[*keys.requests_status_indexes(), keys.request(request_id), keys.requests_due(),
               keys.requests_inflight(), keys.requests_all(),
-              keys.idempotency(idempotency_key) if idempotency_key else UNUSED_KEY],
+              keys.idempotency(idempotency_key) if idempotency_key else UNUSED_KEY,
+              *_alias_keys(alias_text)],
         args=[request_id, now_ms, due_ms, horizon_end_ms, grace_ms, json.dumps(spec),
               attempt_limit, timeout_ms, idempotency_value if idempotency_key else "",
-              idempotency_ttl_s],
+              idempotency_ttl_s, alias_text],
         client=client)
+
+
+def _alias_keys(alias: str | None) -> list[str]:
+    """The alias key and its namespace's index for a stored ``namespace:alias``, or stand-ins."""
+    if not alias:
+        return [UNUSED_KEY, UNUSED_KEY]
+    namespace, name = alias.split(":", 1)
+    return [keys.request_alias(namespace, name), keys.request_aliases(namespace)]
+
+
+def resolve_alias(store: Store, namespace: str, alias: str) -> str | None:
+    return store.redis.get(keys.request_alias(namespace, alias))
+
+
+def alias_archived(store: Store, namespace: str, alias: str) -> bool:
+    """Whether the request of this alias expired (request_expire.lua archives the alias key's name)."""
+    return was_archived(store, keys.request_alias(namespace, alias))
+
+
+def list_aliased_ids(store: Store, namespace: str, statuses: Iterable[str]) -> list[str]:
+    """Ids of the namespace's live requests in one of `statuses`, newest first."""
+    pipe = store.redis.pipeline(transaction=False)
+    for status in statuses:
+        pipe.zinter([keys.requests_by_status(status), keys.request_aliases(namespace)])
+    return sorted((i for found in pipe.execute() for i in found), reverse=True)
 
 
 def load(store: Store, request_id: str) -> dict:
@@ -135,22 +164,26 @@ def expire_ended(store: Store, *, cutoff_ms: int, limit: int) -> int:
     ids = store.redis.zrangebyscore(keys.requests_ended(), "-inf", cutoff_ms, start=0, num=limit)
     if not ids:
         return 0
-    per_id = [[keys.request(i), keys.request_attempts(i), keys.request_response(i)] for i in ids]
+    pipe = store.redis.pipeline(transaction=False)
+    for i in ids:
+        pipe.hget(keys.request(i), "alias")
+    per_id = [[keys.request(i), keys.request_attempts(i), keys.request_response(i), *_alias_keys(alias)]
+              for i, alias in zip(ids, pipe.execute())]
     return store.scripts.request_expire(
         keys=[*keys.requests_status_indexes(), keys.requests_ended(), keys.requests_all(),
-              keys.requests_archive(), *(key for triple in per_id for key in triple)],
+              keys.requests_archive(), *(key for five in per_id for key in five)],
         args=[cutoff_ms, ARCHIVE_BITS, ARCHIVE_HASHES, *ids])
 
 
-def archive_positions(request_id: str) -> list[int]:
-    """The Bloom filter bits of an id, the same as request_expire.lua sets."""
-    digest = hashlib.sha1(request_id.encode()).hexdigest()
+def archive_positions(member: str) -> list[int]:
+    """The Bloom filter bits of an id (or alias key name), the same as request_expire.lua sets."""
+    digest = hashlib.sha1(member.encode()).hexdigest()
     h1, h2 = int(digest[0:8], 16), int(digest[8:16], 16)
     return [(h1 + h * h2) % ARCHIVE_BITS for h in range(ARCHIVE_HASHES)]
 
 
-def was_archived(store: Store, request_id: str) -> bool:
+def was_archived(store: Store, member: str) -> bool:
     pipe = store.redis.pipeline(transaction=False)
-    for position in archive_positions(request_id):
+    for position in archive_positions(member):
         pipe.getbit(keys.requests_archive(), position)
     return all(pipe.execute())
