@@ -12,6 +12,10 @@ LUA_DIR = Path(__file__).with_name("lua")
 # No htq command blocks inside Redis: long polls wait on pub/sub (storage/notify.py).
 SOCKET_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
+# Connections per process. Past this, callers wait (up to SOCKET_TIMEOUT_S) for a free one instead
+# of failing: hundreds of long polls in one gevent web worker may wake and query at the same moment
+# (redis-py's default pool raises "Too many connections" past 100).
+MAX_CONNECTIONS = 64
 
 
 def connect(redis_url: str, **options) -> redis.Redis:
@@ -19,7 +23,10 @@ def connect(redis_url: str, **options) -> redis.Redis:
     options.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
     options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
     options.setdefault("health_check_interval", 30)
-    return redis.Redis.from_url(redis_url, decode_responses=True, **options)
+    options.setdefault("max_connections", MAX_CONNECTIONS)
+    options.setdefault("timeout", SOCKET_TIMEOUT_S)  # the wait for a free connection
+    return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+        redis_url, decode_responses=True, **options))
 
 
 class Scripts:

@@ -2,12 +2,18 @@
 
 A long poll (a response wait, a queue receive) registers an event for a channel, checks its
 condition, and sleeps on the event until a script PUBLISHes on that channel. Registering before
-checking means no wake-up is lost; the waiter also re-checks at least once a second, so a
-dropped subscription (a Redis restart) only delays it and never strands it.
+checking means no wake-up is lost; the waiter also re-checks at least once a second (or every
+`recheck_s` it asks for), so a dropped subscription (a Redis restart) only delays it and never
+strands it, and every waiter is woken once the subscription is back. Re-checks are jittered, so
+hundreds of waiters that started together do not all query Redis at the same instant. The
+subscriber pings Redis when the channel is quiet and reconnects when no answer comes, so a
+connection that died silently is noticed too. Works the same under gevent (gunicorn's gevent
+workers patch threading, so the subscriber thread is a greenlet and waiters park cheaply).
 """
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import defaultdict
@@ -22,18 +28,32 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RECHECK_S = 1.0
+PING_EVERY_S = 5.0  # the subscriber pings Redis when it has heard nothing for this long
+DEAD_AFTER_S = 3 * PING_EVERY_S  # and reconnects when it has heard nothing at all for this long
 
 
 class Notifier:
     def __init__(self, redis_url: str):
         self._redis_url = redis_url
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[threading.Event]] = defaultdict(set)
+        # channel -> {event: shares}, oldest waiter first (dicts keep insertion order)
+        self._waiters: dict[str, dict[threading.Event, bool]] = defaultdict(dict)
         self._subscribed = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def wait_for(self, channel: str, timeout_s: float, check: Callable[[], T | None]) -> T | None:
-        """Return check()'s first non-None result, or None once timeout_s has passed."""
+    def wait_for(self, channel: str, timeout_s: float, check: Callable[[], T | None],
+                 recheck_s: float = RECHECK_S, share: bool = False) -> T | None:
+        """Return check()'s first non-None result, or None once timeout_s has passed.
+
+        check() runs again each time the channel is published on, and at the latest after a
+        random pause between recheck_s / 2 and recheck_s. A caller whose condition only changes
+        with a publish (or at times it computes itself) may ask for a longer recheck_s.
+
+        Waiters that `share` compete for what a publish announces: a message whose data is a
+        count n (a queue push of n messages) wakes only the n oldest sleeping ones, not all of
+        them; any other message wakes them all. A shared wake-up that reaches a waiter which is
+        already done is handed on to the next sleeping one, so none is lost.
+        """
         deadline = time.monotonic() + timeout_s
         result = check()
         if result is not None or timeout_s <= 0:
@@ -41,7 +61,7 @@ class Notifier:
         self._ensure_listening()
         event = threading.Event()
         with self._lock:
-            self._waiters[channel].add(event)
+            self._waiters[channel][event] = share
         try:
             while True:
                 event.clear()
@@ -49,12 +69,14 @@ class Notifier:
                 remaining = deadline - time.monotonic()
                 if result is not None or remaining <= 0:
                     return result
-                event.wait(min(remaining, RECHECK_S))
+                event.wait(min(remaining, recheck_s * (0.5 + random.random() / 2)))
         finally:
             with self._lock:
                 waiters = self._waiters.get(channel)
                 if waiters is not None:
-                    waiters.discard(event)
+                    waiters.pop(event, None)
+                    if share and event.is_set():
+                        self._wake_sharing(waiters, 1)
                     if not waiters:
                         del self._waiters[channel]
 
@@ -68,24 +90,74 @@ class Notifier:
 
     def _listen(self) -> None:
         while True:
+            pubsub = None
             try:
                 client = redis.Redis.from_url(self._redis_url, decode_responses=True,
-                                              socket_connect_timeout=2, health_check_interval=10)
+                                              socket_connect_timeout=2, socket_timeout=PING_EVERY_S)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(keys.notify_pattern())
                 self._subscribed.set()
-                for message in pubsub.listen():
-                    if message and message.get("type") == "pmessage":
-                        self._wake(message["channel"])
+                self._wake_all()  # what was published while nobody listened is checked now
+                self._relay(pubsub)
             except redis.RedisError as exc:
-                # Warn once per outage; waiters keep re-checking every RECHECK_S meanwhile.
+                # Warn once per outage; waiters keep re-checking meanwhile.
                 if self._subscribed.is_set():
                     log.warning("notification subscriber lost its connection: %s", exc)
                 self._subscribed.clear()
                 time.sleep(0.5)
+            finally:
+                if pubsub is not None:
+                    pubsub.close()
 
-    def _wake(self, channel: str) -> None:
+    def _relay(self, pubsub) -> None:
+        """Wake the waiters of each channel published on, until the connection fails or goes silent."""
+        heard = pinged = time.monotonic()
+        while True:
+            message = pubsub.get_message(timeout=1.0)
+            now = time.monotonic()
+            if message is not None:
+                heard = now
+                if message.get("type") == "pmessage":
+                    self._wake(message["channel"], message["data"])
+            elif now - heard > DEAD_AFTER_S:
+                raise redis.ConnectionError(f"no answer from Redis for {DEAD_AFTER_S:.0f} s")
+            if now - max(heard, pinged) >= PING_EVERY_S:
+                pubsub.ping()
+                pinged = now
+
+    def _wake(self, channel: str, data: str = "") -> None:
+        count = _count(data)
         with self._lock:
-            events = list(self._waiters.get(channel, ()))
-        for event in events:
-            event.set()
+            waiters = self._waiters.get(channel)
+            if not waiters:
+                return
+            for event, shares in waiters.items():
+                if not shares or count is None:
+                    event.set()
+            if count is not None:
+                self._wake_sharing(waiters, count)
+
+    @staticmethod
+    def _wake_sharing(waiters: dict[threading.Event, bool], count: int) -> None:
+        """Wake the `count` oldest sharing waiters that are asleep (the lock is held)."""
+        for event, shares in waiters.items():
+            if count <= 0:
+                return
+            if shares and not event.is_set():
+                event.set()
+                count -= 1
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            for waiters in self._waiters.values():
+                for event in waiters:
+                    event.set()
+
+
+def _count(data: str) -> int | None:
+    """The n of a message announcing n new things, else None (a message for every waiter)."""
+    try:
+        count = int(data)
+    except (TypeError, ValueError):
+        return None
+    return count if count > 0 else None

@@ -1,4 +1,5 @@
--- Delete a queue with all its messages; long polls on it are woken (and then answer 404).
+-- Delete a queue with all its messages; every long poll on it is woken (a count of 0 wakes
+-- them all) and answers 404.
 -- KEYS: 1-7 the queue's keys (see _queue_common.lua), 8 registry set
 -- ARGV: 1 name, 2 notify channel
 -- Returns 1 if the queue existed, else 0.

@@ -5,7 +5,8 @@
 -- ARGV: 1 now_ms, 2 name, 3 notify channel, 4 id suffix, 5-8 defaults of a new queue:
 --       visibility_timeout_ms, max_receives, retention_ms, delay_ms;
 --       9.. one pair per message: delay_ms ("" = the queue's delay), stored body
--- Returns the new ids in push order. PUBLISHes on the channel when one is visible at once.
+-- Returns the new ids in push order. PUBLISHes their number on the channel (delayed ones too:
+-- a long poll then learns when they become visible).
 --#include _queue_common.lua
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', Q_CFG) == 0 then
@@ -17,15 +18,13 @@ local count = (#ARGV - 8) / 2
 if count < 1 then return {} end
 local queue_delay = tonumber(redis.call('HGET', Q_CFG, 'delay_ms')) or 0
 local seq = redis.call('HINCRBY', Q_CFG, 'seq', count) - count
-local ids, ready, bodies, metas, ages = {}, {}, {}, {}, {}
-local visible = false
+local ids, ready, bodies, metas = {}, {}, {}, {}
 for i = 9, #ARGV, 2 do
   seq = seq + 1
   local id = string.format('%012x', seq) .. ARGV[4]
   local delay = queue_delay
   if ARGV[i] ~= '' then delay = tonumber(ARGV[i]) end
   local avail = now + delay
-  if delay <= 0 then visible = true end
   ids[#ids + 1] = id
   ready[#ready + 1] = avail
   ready[#ready + 1] = id
@@ -38,5 +37,5 @@ redis.call('ZADD', Q_READY, unpack(ready))
 redis.call('ZADD', Q_AGES, unpack(ready))
 redis.call('HSET', Q_BODIES, unpack(bodies))
 redis.call('HSET', Q_META, unpack(metas))
-if visible then redis.call('PUBLISH', ARGV[3], count) end
+redis.call('PUBLISH', ARGV[3], count)
 return ids

@@ -1,0 +1,178 @@
+"""Message queues end to end: real Celery worker and beat (the sweep), and a real gunicorn server
+(config/gunicorn.py, gevent) holding 500 long polls while it keeps answering other requests."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from app import create_app
+from app.storage import keys
+from app.storage.client import Store
+from tests.conftest import REPO, free_port, make_settings, service_env, wait_until
+
+LONG_POLLS = 500
+
+
+@pytest.fixture
+def client(redis_url):
+    return create_app(make_settings(redis_url)).test_client()
+
+
+def test_beat_sweep_returns_expired_locks_and_dead_letters_on_idle_queues(client, store, services_factory):
+    services = services_factory()
+    services.start_worker(concurrency=1)
+    services.start_beat()
+    client.put("/v1/queues/retry", json={"visibility_timeout": 1})
+    client.put("/v1/queues/poison", json={"visibility_timeout": 1, "max_receives": 1})
+    retry_id = client.post("/v1/queues/retry/messages", json="again").get_json()["id"]
+    poison_id = client.post("/v1/queues/poison/messages", json="bad").get_json()["id"]
+    for name in ("retry", "poison"):
+        assert len(client.post(f"/v1/queues/{name}/messages/receive", json={}).get_json()["messages"]) == 1
+    # Nobody receives or reads the queues again: only the beat sweep can move these messages.
+    wait_until(lambda: store.redis.zscore(keys.queue_ready("retry"), retry_id) is not None, 30, 0.1)
+    wait_until(lambda: store.redis.zscore(keys.queue_dead("poison"), poison_id) is not None, 30, 0.1)
+    assert store.redis.zcard(keys.queue_inflight("retry")) == store.redis.zcard(keys.queue_inflight("poison")) == 0
+    assert "htq.sweep_queues" in services.log("worker")
+    assert client.get("/v1/queues/poison").get_json()["dead"] == 1
+    received = client.post("/v1/queues/retry/messages/receive", json={}).get_json()["messages"]
+    assert [(m["id"], m["receive_count"]) for m in received] == [(retry_id, 2)]
+
+
+def test_beat_sweep_drops_messages_past_retention(client, store, services_factory):
+    services = services_factory()
+    services.start_worker(concurrency=1)
+    services.start_beat()
+    client.put("/v1/queues/old", json={"retention": 60})
+    message_id = client.post("/v1/queues/old/messages", json=1).get_json()["id"]
+    # Age the message by rewriting its first-available time, as if it had been pushed 61 s ago.
+    store.redis.zadd(keys.queue_ages("old"), {message_id: int(time.time() * 1000) - 61_000})
+    wait_until(lambda: not store.redis.hexists(keys.queue_meta("old"), message_id), 30, 0.1)
+    assert client.get("/v1/queues/old").get_json()["visible"] == 0
+
+
+# -- a real gunicorn server ---------------------------------------------------------------------
+
+
+class Web:
+    """gunicorn -c config/gunicorn.py "app:create_app()" against the test Redis."""
+
+    def __init__(self, redis_url: str, logdir):
+        self.port = free_port()
+        self.log = open(logdir / "web.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "app:create_app()"],
+            cwd=REPO, env=service_env(redis_url, PORT=str(self.port), LOG_LEVEL="WARNING"),
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self._healthy, 30, 0.1)
+
+    def _healthy(self) -> bool:
+        try:
+            return self.request("GET", "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def request(self, method: str, path: str, body=None) -> tuple[int, dict | str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=None if body is None else json.dumps(body),
+                         headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            data = response.read().decode()
+            return response.status, json.loads(data) if data.startswith(("{", "[")) else data
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def web(redis_url, tmp_path):
+    server = Web(redis_url, tmp_path)
+    yield server
+    server.stop()
+
+
+def open_long_polls(port: int, count: int, body: dict) -> selectors.BaseSelector:
+    """`count` raw HTTP receive requests left waiting; each socket's data collects its answer."""
+    payload = json.dumps(body).encode()
+    request = (b"POST /v1/queues/q/messages/receive HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(payload), payload))
+    selector = selectors.DefaultSelector()
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(request)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ, bytearray())
+    return selector
+
+
+def collect(selector: selectors.BaseSelector, count: int, timeout_s: float) -> list[bytes]:
+    answers: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while len(answers) < count and time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=0.5):
+            chunk = key.fileobj.recv(65536)
+            if chunk:
+                key.data.extend(chunk)
+            else:
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
+                answers.append(bytes(key.data))
+    return answers
+
+
+def test_gunicorn_holds_500_long_polls_while_other_requests_answer_quickly(web):
+    assert web.request("PUT", "/v1/queues/q", {})[0] == 201
+    polls = open_long_polls(web.port, LONG_POLLS, {"wait": 20, "max": 1})
+    time.sleep(1.5)  # every poll has checked the queue and is parked
+    latencies = []
+    for _ in range(100):
+        started = time.perf_counter()
+        status, _ = web.request("GET", "/v1/queues/q")
+        latencies.append(time.perf_counter() - started)
+        assert status == 200
+    latencies.sort()
+    assert latencies[98] < 0.1, f"p99 {latencies[98] * 1000:.1f} ms with {LONG_POLLS} long polls waiting"
+    assert collect(polls, 1, 0) == []  # none has answered yet: all are still waiting
+
+    pushed_at = time.monotonic()
+    for start in range(0, LONG_POLLS, 100):
+        status, _ = web.request("POST", "/v1/queues/q/messages/batch",
+                                {"messages": [{"body": i} for i in range(start, start + 100)]})
+        assert status == 201
+    answers = collect(polls, LONG_POLLS, 15)
+    assert len(answers) == LONG_POLLS and time.monotonic() - pushed_at < 10
+    bodies = []
+    for answer in answers:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), answer[:300]
+        bodies += [m["body"] for m in json.loads(body)["messages"]]
+    assert sorted(bodies) == list(range(LONG_POLLS))  # each message to exactly one poll
+
+
+def test_gunicorn_serves_a_full_queue_cycle(web, redis_url):
+    status, pushed = web.request("POST", "/v1/queues/jobs/messages/batch",
+                                 {"messages": [{"body": {"n": i}} for i in range(5)]})
+    assert status == 201
+    status, received = web.request("POST", "/v1/queues/jobs/messages/receive", {"max": 10, "wait": 1})
+    assert [m["id"] for m in received["messages"]] == pushed["ids"]
+    status, acked = web.request("POST", "/v1/queues/jobs/messages/ack", {"messages": [
+        {"id": m["id"], "receipt": m["receipt"]} for m in received["messages"]]})
+    assert acked == {"acked": 5, "failed": []}
+    assert Store.from_url(redis_url).redis.hlen(keys.queue_meta("jobs")) == 0
