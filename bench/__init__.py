@@ -1,0 +1,1 @@
+"""Benchmark scripts that start what they measure and print figures (run with `python -m bench.<name>`)."""
