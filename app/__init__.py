@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_errors(app)
     _register_auth(app, settings)
     _register_blueprints(app)
+    _register_env_batch(app)
     return app
 
 
@@ -61,6 +62,7 @@ def _register_auth(app: Flask, settings: Settings) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.api.batches.routes import blp as batches_blp
     from app.api.ops import blp as ops_blp
     from app.api.queues.routes import blp as queues_blp
     from app.api.requests.routes import blp as requests_blp
@@ -71,5 +73,23 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops_blp)
     api.register_blueprint(requests_blp)
     api.register_blueprint(queues_blp)
+    api.register_blueprint(batches_blp)
     app.register_blueprint(compat_timers_blp)
     app.register_blueprint(compat_htq_blp)
+
+
+def _register_env_batch(app: Flask) -> None:
+    """Configure the `log` batch from WEBHOOK_* when set. Redis being down is not fatal here: the
+    batch is also configured by the workers, and by the first request that needs it."""
+    import logging
+
+    import redis
+
+    from app.core.publish import PublishFailed
+    from app.extensions import services
+
+    with app.app_context():
+        try:
+            services().batches.ensure_env_batch()
+        except (redis.RedisError, PublishFailed) as exc:
+            logging.getLogger(__name__).warning("batch log: not configured from WEBHOOK_* yet (%s)", exc)

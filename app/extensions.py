@@ -7,6 +7,7 @@ from celery import Celery
 from flask import Flask, current_app
 from flask_smorest import Api
 
+from app.core.batches import BatchService
 from app.core.publish import Publisher
 from app.core.queues import QueueService
 from app.core.requests import RequestService
@@ -25,6 +26,7 @@ class Services:
     notifier: Notifier
     requests: RequestService
     queues: QueueService
+    batches: BatchService
 
 
 def init_services(app: Flask, settings: Settings) -> None:
@@ -38,7 +40,8 @@ def init_services(app: Flask, settings: Settings) -> None:
     app.extensions["htq"] = Services(
         settings=settings, store=store, publisher=publisher, notifier=notifier,
         requests=RequestService(store, publisher, settings, notifier),
-        queues=QueueService(store, settings, notifier))
+        queues=QueueService(store, settings, notifier),
+        batches=BatchService(store, publisher, settings))
 
 
 def services() -> Services:

@@ -5,6 +5,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 DAY_S = 86400
 
@@ -60,6 +61,33 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _duration(env: Mapping[str, str], name: str, default: float, high: float) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = parse_duration_s(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    if value > high:
+        raise ConfigError(f"{name} must be at most {high:g} seconds, got {raw!r}")
+    return value
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL: {raw!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c in raw for c in " \t\r\n"):
+        raise ConfigError(f"{name} must be an absolute http or https URL, got {raw!r}")
+    return raw
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -136,7 +164,6 @@ class Settings:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the environment; a bad value raises ConfigError naming the variable."""
     env = os.environ if env is None else env
-    interval_raw = env.get("WEBHOOK_BATCH_INTERVAL", "")
     log_format = env.get("LOG_FORMAT", "text").lower()
     if log_format not in {"text", "json"}:
         raise ConfigError(f"LOG_FORMAT must be text or json, got {log_format!r}")
@@ -162,9 +189,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         publish_grace_s=_float(env, "HTQ_PUBLISH_GRACE", 120.0, 0.1, 3600),
         lease_margin_s=_float(env, "HTQ_LEASE_MARGIN", 30.0, 0.1, 3600),
         long_poll_timeout_s=_float(env, "HTQ_LONG_POLL_TIMEOUT", 10.0, 0, 300),
-        webhook_post_endpoint=env.get("WEBHOOK_POST_ENDPOINT", ""),
+        webhook_post_endpoint=_http_url(env, "WEBHOOK_POST_ENDPOINT"),
         webhook_batch_size=_int(env, "WEBHOOK_BATCH_SIZE", 10, 1, 10000),
-        webhook_batch_interval_s=parse_duration_s(interval_raw) if interval_raw else 10.0,
+        webhook_batch_interval_s=_duration(env, "WEBHOOK_BATCH_INTERVAL", 10.0, DAY_S),
         wq_visibility_timeout_ms=_int(env, "WQ_VISIBILITY_TIMEOUT_MS", 1000, 0, 43200 * 1000),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         log_format=log_format,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_process_init, worker_ready
 
 from app.log import configure_logging
 from config import load_settings
@@ -10,7 +10,7 @@ from workers.schedule import beat_schedule
 
 settings = load_settings()
 
-app = Celery("htq", include=["workers.tasks.requests", "workers.tasks.queues"])
+app = Celery("htq", include=["workers.tasks.requests", "workers.tasks.queues", "workers.tasks.batches"])
 app.conf.update(settings.celery_config())
 app.conf.beat_schedule = beat_schedule()
 celery = app
@@ -27,3 +27,11 @@ def _fresh_runtime(**_):
     from workers import runtime
 
     runtime.reset()
+
+
+@worker_ready.connect
+def _configure_env_batch(**_):
+    # The `log` batch from WEBHOOK_*, so records can be added before any PUT (the web side does too).
+    from workers.tasks.batches import configure_env_batch
+
+    configure_env_batch(settings, app)

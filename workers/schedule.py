@@ -4,6 +4,7 @@ from __future__ import annotations
 RELAY_EVERY_S = 1.0
 EXPIRE_EVERY_S = 60.0
 SWEEP_QUEUES_EVERY_S = 1.0
+FLUSH_BATCHES_EVERY_S = 1.0
 
 
 def beat_schedule() -> dict:
@@ -16,4 +17,6 @@ def beat_schedule() -> dict:
                             "options": {"expires": EXPIRE_EVERY_S}},
         "sweep-queues": {"task": "htq.sweep_queues", "schedule": SWEEP_QUEUES_EVERY_S,
                          "options": {"expires": 5 * SWEEP_QUEUES_EVERY_S}},
+        "flush-batches": {"task": "htq.flush_batches", "schedule": FLUSH_BATCHES_EVERY_S,
+                          "options": {"expires": 5 * FLUSH_BATCHES_EVERY_S}},
     }

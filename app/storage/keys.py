@@ -42,6 +42,28 @@ Message queues (``Q`` is a queue name, ``[A-Za-z0-9_-]{1,80}``, so it never cont
                                    messages older than the queue's retention from it
   Every message is in exactly one of ready, inflight, dead; bodies, meta and ages hold all three.
 
+Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
+  P:batches                set     the names of every configured batch
+  P:batches:due            zset    B -> the next time (ms) beat has work for it: its oldest pending
+                                   record reaches ``interval``, or a taken batch's deadline passes
+  P:batch:{B}              hash    config (``endpoint``, ``max_records``, ``max_bytes``,
+                                   ``interval_ms``, ``headers``, ``max_attempts``,
+                                   ``backoff_base_ms``, ``timeout_ms``, ``epoch``, ``created_ms``),
+                                   pending state (``pending_bytes``: sum of the pending records'
+                                   sizes, ``oldest_ms``: arrival of the oldest pending record),
+                                   counters (``batch_seq``, ``record_seq``, ``sent_batches``,
+                                   ``sent_records``) and ``last_sent_ms``, ``last_status_code``,
+                                   ``last_error`` of the latest POST
+  P:batch:{B}:pending      list    pending records (compact JSON text), oldest first
+  P:batch:{B}:bodies       hash    batch id -> the JSON array POSTed (taken and dead batches)
+  P:batch:{B}:meta         hash    batch id -> JSON ``{state, attempts, records, bytes,
+                                   taken_ms, last_status_code, error}``; state ``queued`` (attempt
+                                   ``attempts + 1`` waits to start), ``sending`` or ``dead``
+  P:batch:{B}:taken        zset    batch id -> deadline (ms): for ``queued`` the time after which
+                                   the sweep publishes it again, for ``sending`` the lease expiry
+  P:batch:{B}:dead         zset    batch id -> time (ms) it exhausted its attempts
+  Every taken batch is in exactly one of taken, dead; bodies and meta hold both.
+
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
 hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
 channel P:notify:queue:{Q} hears when messages may have become visible.
@@ -151,3 +173,22 @@ def queue_keys(name: str) -> list[str]:
     """A queue's keys in the order the queue_*.lua scripts take them as KEYS[1..7]."""
     return [queue(name), queue_ready(name), queue_inflight(name), queue_dead(name), queue_bodies(name),
             queue_meta(name), queue_ages(name)]
+
+
+def batches() -> str:
+    return f"{PREFIX}:batches"
+
+
+def batches_due() -> str:
+    return f"{PREFIX}:batches:due"
+
+
+def batch(name: str) -> str:
+    return f"{PREFIX}:batch:{name}"
+
+
+def batch_keys(name: str) -> list[str]:
+    """A batch's keys in the order the batch_*.lua scripts take them as KEYS[1..6]:
+    config, pending, bodies, meta, taken, dead."""
+    base = batch(name)
+    return [base, f"{base}:pending", f"{base}:bodies", f"{base}:meta", f"{base}:taken", f"{base}:dead"]

@@ -1,0 +1,115 @@
+"""Routes of /v1/batches: JSON records forwarded to an endpoint in batches, by size or by age.
+
+A bad batch name is 422 on PUT and 404 elsewhere (no batch can have it).
+"""
+from __future__ import annotations
+
+import json
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from app.api.batches.schemas import (
+    BatchConfigSchema,
+    BatchDeadArgsSchema,
+    BatchDeadListSchema,
+    BatchListSchema,
+    BatchMovedSchema,
+    BatchSchema,
+    RecordBatchSchema,
+    RecordError,
+    RecordIdSchema,
+    RecordIdsSchema,
+    one_record,
+    record_batch,
+)
+from app.api.common import require_json_body
+from app.extensions import services
+
+blp = Blueprint("batches", __name__, url_prefix="/v1/batches",
+                description="Batch forwarding: records POSTed to an endpoint as JSON arrays.")
+require_json_body(blp)
+
+RECORD_BODY_DOC = {"required": True, "description": "One record: any JSON value.",
+                   "content": {"application/json": {"schema": {}}}}
+RECORD_BATCH_DOC = {"required": True, "content": {"application/json": {"schema": RecordBatchSchema}}}
+
+
+@blp.route("")
+@blp.response(200, BatchListSchema)
+def list_batches():
+    """Every batch with its configuration and counts, by name."""
+    return {"items": services().batches.list()}
+
+
+@blp.route("/<name>")
+class BatchItem(MethodView):
+    @blp.arguments(BatchConfigSchema)
+    @blp.response(200, BatchSchema)
+    @blp.alt_response(201, schema=BatchSchema, description="Created")
+    def put(self, fields, name):
+        """Create (201) or replace (200) a batch's configuration; omitted fields take their defaults.
+
+        Records are POSTed to `endpoint` as one JSON array as soon as `max_records` or `max_bytes`
+        is reached, or when the oldest pending record is `interval` seconds old."""
+        resource, created = services().batches.configure(name, fields)
+        return resource, 201 if created else 200
+
+    @blp.response(200, BatchSchema)
+    def get(self, name):
+        """The configuration, pending records, batches sent and dead, and the latest POST's result."""
+        return services().batches.get(name)
+
+    @blp.response(204)
+    def delete(self, name):
+        """Delete the batch with its pending records and its undelivered and dead batches."""
+        services().batches.delete(name)
+
+
+def _records(parse):
+    """The record texts of the body as `parse` finds them: 400 if it is not JSON, 422 if invalid."""
+    try:
+        parsed = parse(request.get_data().decode("utf-8"))
+    except UnicodeDecodeError:
+        abort(400, message="Malformed JSON body: not UTF-8")
+    except json.JSONDecodeError as exc:
+        abort(400, message=f"Malformed JSON body: {exc}")
+    except RecordError as exc:
+        abort(422, messages={"json": {"records": {str(exc.index): [exc.message]}}})
+    return parsed
+
+
+@blp.route("/<name>/records", methods=["POST"])
+@blp.doc(requestBody=RECORD_BODY_DOC)
+@blp.response(202, RecordIdSchema)
+def add_record(name):
+    """Add one record (the body, any JSON); it is stored before the answer, and forwarded as sent.
+    404 if the batch is unknown, 413 if the record cannot fit in a batch by itself."""
+    return {"id": services().batches.add_texts(name, [_records(one_record)])[0]}
+
+
+@blp.route("/<name>/records/batch", methods=["POST"])
+@blp.doc(requestBody=RECORD_BATCH_DOC)
+@blp.response(202, RecordIdsSchema)
+def add_records(name):
+    """Add up to 1000 records at once, in order; none is stored if one is refused."""
+    records, errors = _records(record_batch)
+    if errors:
+        abort(422, messages={"json": errors})
+    return {"ids": services().batches.add_texts(name, records)}
+
+
+@blp.route("/<name>/dead")
+@blp.arguments(BatchDeadArgsSchema, location="query")
+@blp.response(200, BatchDeadListSchema)
+def dead_batches(args, name):
+    """Batches that ran out of attempts, oldest first, with their records and last error."""
+    return {"items": services().batches.dead(name, args["limit"])}
+
+
+@blp.route("/<name>/dead/redrive", methods=["POST"])
+@blp.response(200, BatchMovedSchema)
+def redrive_dead(name):
+    """Send every dead batch again, with a fresh budget of attempts, to the current endpoint."""
+    return {"moved": services().batches.redrive(name)}

@@ -1,0 +1,313 @@
+"""Batch forwarding: JSON records collected per named batch and POSTed to its endpoint as arrays.
+
+Records wait in the batch's pending list. A batch is *taken* (its records moved into a numbered
+batch, atomically) as soon as `max_records` or `max_bytes` is reached, by the call that added
+the last record, or by beat once the oldest pending record is `interval` old. A taken batch is
+then POSTed by a worker, with the same `Htq-Batch-Id` on every attempt, until it succeeds or runs
+out of attempts and becomes dead; dead batches are kept until redriven or deleted. A worker that
+dies mid-send holds an expiring lease, so the sweep sends its batch again: delivery is
+at-least-once and no record is ever dropped.
+
+`BatchService` is what the API (and the forwarder compat layer) call; `BatchForwarder` is the
+worker side: beat's flush and sweep, and the claim and settlement of each attempt.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.core import clock, ids
+from app.core.errors import Invalid, NotFound, TooLarge
+from app.core.outcome import FAILED, SUCCEEDED, Outcome
+from app.core.publish import Publisher, PublishFailed
+from app.storage import batches as store_batches
+from app.storage.batches import BatchConfig, Claimed
+from app.storage.client import Store
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH = "htq.send_batch"
+ENV_BATCH = "log"  # the batch configured from WEBHOOK_POST_ENDPOINT / _SIZE / _INTERVAL
+MAX_RECORDS_PER_CALL = 1000
+DEFAULTS: dict[str, Any] = {"max_records": 10, "max_bytes": 1024 * 1024, "interval": 10.0, "headers": {},
+                            "timeout": 30.0}
+DEFAULT_RETRY: dict[str, Any] = {"max_attempts": 3, "backoff_base": 2.0}
+MAX_RETRY_DELAY_S = 3600.0
+SWEEP_NAMES = 1000  # batches handled per beat tick
+SWEEP_LIMIT = 500  # expired taken batches handled per batch and tick
+REDRIVE_CHUNK = 500
+NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+def encode_record(record: Any) -> str:
+    """Compact JSON text of one record. NaN and Infinity are refused: the endpoint gets valid JSON."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a worker does after an attempt: nothing more, or retry attempt `next_attempt`
+    after `countdown_s` (None when the delay is beyond the horizon: the sweep publishes it)."""
+
+    result: str
+    next_attempt: int | None = None
+    countdown_s: float | None = None
+
+
+class BatchService:
+    """The API side; one per process, cheap to share between threads."""
+
+    def __init__(self, store: Store, publisher: Publisher, settings: Settings,
+                 clock_ms: Callable[[], int] = clock.now_ms):
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+        self.now_ms = clock_ms
+
+    @property
+    def grace_ms(self) -> int:
+        return int(self.settings.publish_grace_s * 1000)
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def configure(self, name: str, fields: dict) -> tuple[dict, bool]:
+        """Create or replace a batch's configuration (omitted fields take their defaults).
+
+        Lowering the limits below what is pending sends the full batches at once."""
+        if not NAME.fullmatch(name):
+            raise Invalid("Bad batch name", {"name": ["Must match [A-Za-z0-9_-]{1,80}."]})
+        retry = {**DEFAULT_RETRY, **(fields.get("retry") or {})}
+        values = {**DEFAULTS, **{key: value for key, value in fields.items() if key != "retry"}}
+        config = BatchConfig(
+            endpoint=values["endpoint"], max_records=int(values["max_records"]), max_bytes=int(values["max_bytes"]),
+            interval_ms=round(float(values["interval"]) * 1000), headers=dict(values["headers"]),
+            max_attempts=int(retry["max_attempts"]), backoff_base_ms=round(float(retry["backoff_base"]) * 1000),
+            timeout_ms=round(float(values["timeout"]) * 1000))
+        created = self._configure(name, config, "replace")
+        return self.get(name), created
+
+    def ensure_env_batch(self) -> bool:
+        """Configure the `log` batch from WEBHOOK_* (when WEBHOOK_POST_ENDPOINT is set); idempotent.
+
+        The environment sets its endpoint, max_records and interval, so a restart with new values
+        applies them; other fields keep what a PUT gave them. Returns whether it is configured."""
+        if not self.settings.webhook_post_endpoint:
+            return False
+        config = BatchConfig(
+            endpoint=self.settings.webhook_post_endpoint, max_records=self.settings.webhook_batch_size,
+            max_bytes=DEFAULTS["max_bytes"], interval_ms=round(self.settings.webhook_batch_interval_s * 1000),
+            headers={}, max_attempts=DEFAULT_RETRY["max_attempts"],
+            backoff_base_ms=round(DEFAULT_RETRY["backoff_base"] * 1000), timeout_ms=round(DEFAULTS["timeout"] * 1000))
+        self._configure(ENV_BATCH, config, "env")
+        return True
+
+    def _configure(self, name: str, config: BatchConfig, mode: str) -> bool:
+        now = self.now_ms()
+        created, taken = store_batches.configure(self.store, name, config, now_ms=now, grace_ms=self.grace_ms,
+                                                 epoch=ids.new_id(now), mode=mode)
+        self._publish(name, taken)
+        return created
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _load(self, name: str) -> dict:
+        if not NAME.fullmatch(name):
+            raise NotFound(f"No batch {name}")
+        loaded = store_batches.load(self.store, name)
+        if loaded is None and name == ENV_BATCH and self.ensure_env_batch():
+            loaded = store_batches.load(self.store, name)
+        if loaded is None:
+            raise NotFound(f"No batch {name}")
+        return loaded
+
+    def get(self, name: str) -> dict:
+        return to_resource(name, self._load(name))
+
+    def list(self) -> list[dict]:
+        found = ((name, store_batches.load(self.store, name)) for name in store_batches.names(self.store))
+        return [to_resource(name, loaded) for name, loaded in found if loaded is not None]
+
+    def dead(self, name: str, limit: int = 100) -> list[dict]:
+        self._load(name)
+        return [{"id": batch_id, "records": json.loads(body), "attempts": meta.get("attempts", 0),
+                 "last_status_code": meta.get("last_status_code"), "error": meta.get("error") or None}
+                for batch_id, body, meta in store_batches.dead(self.store, name, limit=limit)]
+
+    # -- changing -----------------------------------------------------------------------------
+
+    def add(self, name: str, records: list) -> list[str]:
+        """Store records (in order) in the batch's pending list before answering; returns their ids.
+
+        A record must fit in a batch alone (its JSON plus 2 bytes within max_bytes) and within
+        the record size limit: otherwise 413 and none of the records is stored."""
+        return self.add_texts(name, self._encode(name, records))
+
+    def add_texts(self, name: str, texts: list[str]) -> list[str]:
+        """`add` for records that are JSON texts already (checked by the caller: valid JSON, no NaN)."""
+        if not NAME.fullmatch(name):
+            raise NotFound(f"No batch {name}")
+        self._check_sizes(name, texts)
+        now = self.now_ms()
+        result = store_batches.add(self.store, name, texts, now_ms=now, grace_ms=self.grace_ms)
+        if result[0] == "missing" and name == ENV_BATCH and self.ensure_env_batch():
+            result = store_batches.add(self.store, name, texts, now_ms=now, grace_ms=self.grace_ms)
+        if result[0] == "missing":
+            raise NotFound(f"No batch {name}")
+        if result[0] == "too_large":
+            index, max_bytes = int(result[1]) - 1, int(result[2])
+            raise TooLarge(f"Record {index} does not fit in one batch of at most {max_bytes} bytes",
+                           {"records": {str(index): [f"at most {max_bytes - 2} bytes of JSON"]}})
+        _, epoch, first, *taken = result
+        self._publish(name, taken)
+        return [f"{epoch}.{int(first) + offset}" for offset in range(len(texts))]
+
+    def _encode(self, name: str, records: list) -> list[str]:
+        texts = []
+        for index, record in enumerate(records):
+            try:
+                texts.append(encode_record(record))
+            except ValueError:
+                self._load(name)
+                raise Invalid("Records must be valid JSON",
+                              {"records": {str(index): ["NaN and Infinity are not JSON"]}}) from None
+        return texts
+
+    def _check_sizes(self, name: str, texts: list[str]) -> None:
+        limit = self.settings.max_body_bytes
+        for index, text in enumerate(texts):
+            if len(text) > limit // 4 and len(text.encode()) > limit:
+                self._load(name)
+                raise TooLarge(f"Record {index} is over the limit of {limit} bytes",
+                               {"records": {str(index): [f"at most {limit} bytes"]}})
+
+    def delete(self, name: str) -> None:
+        if not NAME.fullmatch(name) or not store_batches.delete(self.store, name):
+            raise NotFound(f"No batch {name}")
+
+    def redrive(self, name: str) -> int:
+        """Send every dead batch again, with a fresh budget of attempts, to the current endpoint."""
+        self._load(name)
+        moved = 0
+        while True:
+            ids_moved = store_batches.redrive(self.store, name, now_ms=self.now_ms(), grace_ms=self.grace_ms,
+                                              limit=REDRIVE_CHUNK)
+            self._publish(name, ids_moved)
+            moved += len(ids_moved)
+            if len(ids_moved) < REDRIVE_CHUNK:
+                return moved
+
+    def _publish(self, name: str, batch_ids: list[str]) -> None:
+        for batch_id in batch_ids:
+            try:
+                self.publisher.send(SEND_BATCH, [name, batch_id, 1])
+            except PublishFailed as exc:
+                # The batch is stored and taken: the sweep publishes it once its grace has passed.
+                log.warning("batch %s/%s: not published (%s); the sweep will send it", name, batch_id, exc)
+
+
+class BatchForwarder:
+    """The worker side: beat's flush and sweep, claiming and settling attempts."""
+
+    def __init__(self, store: Store, publisher: Publisher, settings: Settings,
+                 clock_ms: Callable[[], int] = clock.now_ms):
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+        self.now_ms = clock_ms
+
+    @property
+    def grace_ms(self) -> int:
+        return int(self.settings.publish_grace_s * 1000)
+
+    def flush(self) -> dict[str, int]:
+        """Beat, every second: take batches whose oldest record is `interval` old, publish again
+        taken batches nobody claimed in time, and settle attempts whose worker died."""
+        counts = {"taken": 0, "republish": 0, "lost": 0, "dead": 0}
+        now = self.now_ms()
+        names = store_batches.due_names(self.store, now_ms=now, limit=SWEEP_NAMES)
+        if not names:
+            return counts
+        for kind, name, batch_id, attempt in store_batches.flush(self.store, names, now_ms=now,
+                                                                 grace_ms=self.grace_ms, limit=SWEEP_LIMIT):
+            counts[kind] += 1
+            if kind == "dead":
+                log.warning("batch %s/%s: worker lost during attempt %d, no attempts left: dead", name, batch_id,
+                            attempt)
+                continue
+            if kind == "lost":
+                log.warning("batch %s/%s: worker lost during attempt %d (lease expired), sending again", name,
+                            batch_id, attempt - 1)
+            self.publisher.send(SEND_BATCH, [name, batch_id, attempt])
+        return counts
+
+    def claim(self, name: str, batch_id: str, attempt: int) -> Claimed | None:
+        """The batch to POST, or None when this message is a duplicate, stale, or the batch is gone."""
+        result = store_batches.claim(self.store, name, batch_id, attempt, now_ms=self.now_ms(),
+                                     lease_margin_ms=int(self.settings.lease_margin_s * 1000))
+        if isinstance(result, Claimed):
+            return result
+        log.info("batch %s/%s: attempt %d not started (%s)", name, batch_id, attempt, " ".join(result))
+        return None
+
+    def request_headers(self, claimed: Claimed) -> dict[str, str]:
+        headers = dict(claimed.headers)
+        if not any(key.lower() == "content-type" for key in headers):
+            headers["Content-Type"] = "application/json"
+        headers["Htq-Batch-Id"] = claimed.batch_id
+        return headers
+
+    def finish(self, claimed: Claimed, outcome: Outcome) -> Settled:
+        """Store the attempt's outcome: delete the batch once sent, queue a retry, or make it dead."""
+        now = self.now_ms()
+        delay_s = min(MAX_RETRY_DELAY_S, claimed.backoff_base_ms / 1000 if outcome.retry_after_s is None
+                      else outcome.retry_after_s)
+        countdown_s: float | None = delay_s
+        deadline_ms = now + round(delay_s * 1000) + self.grace_ms
+        if delay_s > self.settings.horizon_s:
+            countdown_s, deadline_ms = None, now + round(delay_s * 1000)
+        error = outcome.error or (None if outcome.verdict == SUCCEEDED else f"HTTP {outcome.status_code}")
+        result = store_batches.finish(self.store, claimed.name, claimed.batch_id, claimed.attempt, now_ms=now,
+                                      verdict=outcome.verdict, status_code=outcome.status_code, error=error,
+                                      deadline_ms=deadline_ms)
+        log.info("batch %s/%s: POST %d records (%d bytes), attempt %d -> %s in %d ms: %s", claimed.name,
+                 claimed.batch_id, claimed.records, len(claimed.body), claimed.attempt,
+                 outcome.status_code if outcome.status_code is not None else outcome.error, outcome.elapsed_ms,
+                 result[0])
+        if result[0] == "dead":
+            why = "a permanent failure" if outcome.verdict == FAILED else f"{claimed.attempt} attempts"
+            log.warning("batch %s/%s: dead after %s (%s)", claimed.name, claimed.batch_id, why, error)
+        if result[0] == "retry":
+            return Settled("retry", int(result[1]), countdown_s)
+        return Settled(result[0])
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def to_resource(name: str, loaded: dict) -> dict:
+    """The contract's batch resource: configuration plus counts, from a stored config hash."""
+    return {
+        "name": name,
+        "endpoint": loaded["endpoint"],
+        "max_records": int(loaded["max_records"]),
+        "max_bytes": int(loaded["max_bytes"]),
+        "interval": int(loaded["interval_ms"]) / 1000,
+        "headers": json.loads(loaded.get("headers") or "{}"),
+        "retry": {"max_attempts": int(loaded["max_attempts"]), "backoff_base": int(loaded["backoff_base_ms"]) / 1000},
+        "timeout": int(loaded["timeout_ms"]) / 1000,
+        "created_at": clock.to_rfc3339(_int_or_none(loaded.get("created_ms"))),
+        "pending": int(loaded["pending"]),
+        "in_flight": int(loaded["in_flight"]),
+        "sent_batches": int(loaded.get("sent_batches") or 0),
+        "sent_records": int(loaded.get("sent_records") or 0),
+        "dead_batches": int(loaded["dead_batches"]),
+        "last_sent_at": clock.to_rfc3339(_int_or_none(loaded.get("last_sent_ms"))),
+        "last_status_code": _int_or_none(loaded.get("last_status_code")),
+        "last_error": loaded.get("last_error") or None,
+    }

@@ -1,0 +1,47 @@
+-- Beat's work on one batch: take the pending records once the oldest is `interval` old, and
+-- handle taken batches whose deadline passed: a "queued" one was published but never claimed
+-- (a lost publish or retry message), so it is published again; a "sending" one lost its worker
+-- (lease expired): the attempt counts as failed, and the batch is published again or, with no
+-- attempts left, becomes dead.
+-- KEYS: 1-6 the batch's keys, 7 global due zset
+-- ARGV: 1 name, 2 now_ms, 3 publish grace ms, 4 most expired batches handled per call
+-- Returns a flat list {kind, id, attempt, ...}: kind "taken" (attempt 1), "republish", "lost"
+-- (the caller publishes attempt `attempt` of each) or "dead".
+--#include _batch_common.lua
+local name, now, grace, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local cfg = redis.call('HMGET', B_CFG, 'interval_ms', 'oldest_ms', 'max_attempts')
+if not cfg[1] then
+  redis.call('ZREM', B_DUE, name)
+  return {}
+end
+local out = {}
+local function emit(kind, id, attempt)
+  out[#out + 1] = kind; out[#out + 1] = id; out[#out + 1] = attempt
+end
+if cfg[2] and tonumber(cfg[2]) + tonumber(cfg[1]) <= now and redis.call('LLEN', B_PENDING) > 0 then
+  emit('taken', take_pending({}, now, grace), 1)
+end
+local expired = redis.call('ZRANGEBYSCORE', B_TAKEN, '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(expired) do
+  local meta = load_meta(id)
+  if not meta or meta.state == 'dead' then
+    redis.call('ZREM', B_TAKEN, id)
+  elseif meta.state == 'queued' then
+    redis.call('ZADD', B_TAKEN, now + grace, id)
+    emit('republish', id, meta.attempts + 1)
+  else
+    meta.error = 'worker lost during the attempt (lease expired)'
+    meta.last_status_code = nil
+    if meta.attempts >= tonumber(cfg[3]) then
+      make_dead(id, meta, now)
+      emit('dead', id, meta.attempts)
+    else
+      meta.state = 'queued'
+      save_meta(id, meta)
+      redis.call('ZADD', B_TAKEN, now + grace, id)
+      emit('lost', id, meta.attempts + 1)
+    end
+  end
+end
+update_due(name)
+return out

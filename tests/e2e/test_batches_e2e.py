@@ -1,0 +1,120 @@
+"""Batch forwarding through real Celery worker and beat processes, a real Redis and a real endpoint."""
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+from app import create_app
+from tests.conftest import make_settings, wait_until
+from tests.support.http_target import Reply
+
+FAST = {"HTQ_LEASE_MARGIN": "1", "HTQ_PUBLISH_GRACE": "3"}
+
+
+def api(redis_url, **overrides):
+    return create_app(make_settings(redis_url, publish_grace_s=3, **overrides)).test_client()
+
+
+def batch_number(received) -> int:
+    return int(received.headers["Htq-Batch-Id"].rsplit("-", 1)[1])
+
+
+def stats(client, name="events") -> dict:
+    return client.get(f"/v1/batches/{name}").get_json()
+
+
+def test_full_batches_leave_at_once_and_the_rest_after_the_interval_in_order(redis_url, services_factory,
+                                                                             http_target):
+    procs = services_factory(**FAST)
+    procs.start_worker(concurrency=2)
+    procs.start_beat()
+    client = api(redis_url)
+    assert client.put("/v1/batches/events", json={"endpoint": http_target.url + "/in", "max_records": 10,
+                                                   "interval": 1}).status_code == 201
+    posted_at = time.time()
+    response = client.post("/v1/batches/events/records/batch", json={"records": [{"n": n} for n in range(25)]})
+    assert response.status_code == 202 and len(response.get_json()["ids"]) == 25
+    received = sorted(http_target.wait_for(3, "/in", timeout_s=30), key=batch_number)
+    assert [len(json.loads(r.body)) for r in received] == [10, 10, 5]
+    assert [record["n"] for r in received for record in json.loads(r.body)] == list(range(25))
+    assert received[2].at >= posted_at + 1  # the partial batch waited for its interval
+    assert max(received[0].at, received[1].at) < received[2].at
+    final = wait_until(lambda: (s := stats(client))["sent_batches"] == 3 and s, 10)
+    assert (final["sent_records"], final["pending"], final["in_flight"], final["last_status_code"]) == (25, 0, 0, 200)
+    time.sleep(1.5)  # beat keeps running: no empty batch is ever sent
+    assert len(http_target.requests_to("/in")) == 3
+    assert "batch events/" in procs.log("worker") and "POST 10 records" in procs.log("worker")
+
+
+def test_a_failing_endpoint_gets_retries_with_the_same_id_then_dead_batches_are_redriven(redis_url, services_factory,
+                                                                                         http_target):
+    procs = services_factory(**FAST)
+    procs.start_worker(concurrency=2)
+    procs.start_beat()
+    client = api(redis_url)
+    client.put("/v1/batches/events", json={"endpoint": http_target.url + "/in", "max_records": 2,
+                                           "retry": {"max_attempts": 2, "backoff_base": 0.2}})
+    # First batch: 500 then 200. Second batch: 503 twice, so it runs out of attempts.
+    http_target.reply("/in", Reply(500), Reply(200))
+    client.post("/v1/batches/events/records/batch", json={"records": ["a", "b"]})
+    first, second = http_target.wait_for(2, "/in", timeout_s=20)
+    assert first.headers["Htq-Batch-Id"] == second.headers["Htq-Batch-Id"]
+    assert (first.headers["Htq-Attempt"], second.headers["Htq-Attempt"]) == ("1", "2")
+    assert second.at - first.at >= 0.2 and first.body == second.body == b'["a","b"]'
+    wait_until(lambda: stats(client)["sent_batches"] == 1, 10)
+
+    http_target.reply("/in", Reply(503), Reply(503))
+    client.post("/v1/batches/events/records/batch", json={"records": ["c", "d"]})
+    dead = wait_until(lambda: client.get("/v1/batches/events/dead").get_json()["items"], 20)
+    assert [(d["records"], d["attempts"], d["last_status_code"]) for d in dead] == [(["c", "d"], 2, 503)]
+    # The service goes on accepting and forwarding while a batch is dead.
+    client.post("/v1/batches/events/records/batch", json={"records": ["e", "f"]})
+    wait_until(lambda: stats(client)["sent_batches"] == 2, 10)
+    assert client.post("/v1/batches/events/dead/redrive").get_json() == {"moved": 1}
+    wait_until(lambda: stats(client)["sent_batches"] == 3, 10)
+    redriven = http_target.requests_to("/in")[-1]
+    assert redriven.headers["Htq-Batch-Id"] == dead[0]["id"] and redriven.body == b'["c","d"]'
+    assert stats(client)["dead_batches"] == 0
+
+
+def test_a_worker_killed_mid_send_loses_and_duplicates_no_record(redis_url, services_factory, http_target):
+    """SIGKILL the whole worker while the endpoint holds its POST: the lease expires, another worker
+    sends the same batch (same Htq-Batch-Id), and every record arrives exactly once among the
+    deliveries that succeeded."""
+    procs = services_factory(**FAST)
+    procs.start_worker("victim", concurrency=1)
+    procs.start_beat()
+    client = api(redis_url)
+    client.put("/v1/batches/events", json={"endpoint": http_target.url + "/in", "max_records": 5, "interval": 1,
+                                           "timeout": 2})
+    http_target.reply("/in", Reply(200, delay_s=30))  # the first POST hangs
+    client.post("/v1/batches/events/records/batch", json={"records": list(range(12))})
+    [hung] = http_target.wait_for(1, "/in", timeout_s=30)
+    procs.kill("victim", signal.SIGKILL)
+    procs.start_worker("rescuer", concurrency=2)
+    wait_until(lambda: (s := stats(client))["sent_records"] == 12 and s["in_flight"] == 0, 40, 0.1)
+    delivered = http_target.requests_to("/in")[1:]  # every request after the hung one got its 200
+    records = [record for r in delivered for record in json.loads(r.body)]
+    assert sorted(records) == list(range(12))
+    again = [r for r in delivered if r.headers["Htq-Batch-Id"] == hung.headers["Htq-Batch-Id"]]
+    assert len(again) == 1 and again[0].body == hung.body
+    assert again[0].headers["Htq-Attempt"] == "2"
+    assert f"batch events/{hung.headers['Htq-Batch-Id']}: worker lost during attempt 1" in procs.log("rescuer")
+
+
+def test_the_env_batch_is_configured_by_the_worker_and_forwards_records_posted_without_a_put(
+        redis_url, services_factory, http_target):
+    procs = services_factory(WEBHOOK_POST_ENDPOINT=http_target.url + "/log", WEBHOOK_BATCH_SIZE="3",
+                             WEBHOOK_BATCH_INTERVAL="1s", **FAST)
+    procs.start_worker(concurrency=2)
+    procs.start_beat()
+    client = api(redis_url)  # this web side has no WEBHOOK_* of its own: the worker configured `log`
+    log_batch = wait_until(lambda: (r := client.get("/v1/batches/log")).status_code == 200 and r.get_json(), 30)
+    assert (log_batch["endpoint"], log_batch["max_records"], log_batch["interval"]) == (http_target.url + "/log", 3,
+                                                                                        1.0)
+    for n in range(4):
+        assert client.post("/v1/batches/log/records", json={"user_id": n + 1}).status_code == 202
+    received = sorted(http_target.wait_for(2, "/log", timeout_s=20), key=batch_number)
+    assert [json.loads(r.body) for r in received] == [[{"user_id": 1}, {"user_id": 2}, {"user_id": 3}],
+                                                      [{"user_id": 4}]]

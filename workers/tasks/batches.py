@@ -1,0 +1,67 @@
+"""Tasks of batch forwarding: POST one taken batch, and beat's flush of due and lost batches."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from celery import shared_task
+
+from app.core.batches import SEND_BATCH, BatchForwarder, BatchService, Settled
+from app.core.publish import Publisher
+from app.storage.client import Store
+from config import Settings
+from workers import runtime
+
+log = logging.getLogger(__name__)
+
+# Above the longest batch timeout (1800 s) plus the two store round trips.
+SEND_TIME_LIMIT_S = 1800 + 120
+
+
+def forwarder(rt: runtime.Runtime) -> BatchForwarder:
+    return BatchForwarder(rt.store, rt.publisher, rt.settings)
+
+
+@shared_task(name=SEND_BATCH, bind=True, ignore_result=True, max_retries=None, time_limit=SEND_TIME_LIMIT_S)
+def send_batch(self, name: str, batch_id: str, attempt: int) -> None:
+    """POST the batch; on a retryable failure retry it (same task, next attempt) after its backoff.
+
+    Should the retry message be lost, the sweep publishes the attempt again once its deadline
+    passes; a retry beyond the horizon is left to the sweep altogether."""
+    settled = run_send(runtime.current(), name, batch_id, int(attempt))
+    if settled.result == "retry" and settled.countdown_s is not None:
+        raise self.retry(args=[name, batch_id, settled.next_attempt], countdown=settled.countdown_s)
+
+
+def run_send(rt: runtime.Runtime, name: str, batch_id: str, attempt: int) -> Settled:
+    """Claim the attempt, POST the JSON array, settle the outcome: the task's logic as a plain function."""
+    batches = forwarder(rt)
+    claimed = batches.claim(name, batch_id, attempt)
+    if claimed is None:
+        return Settled("skip")
+    outcome = rt.deliverer.send(message_id=batch_id, attempt=attempt, method="POST", url=claimed.endpoint,
+                                headers=batches.request_headers(claimed), body=claimed.body,
+                                timeout_s=claimed.timeout_ms / 1000)
+    return batches.finish(claimed, outcome)
+
+
+@shared_task(name="htq.flush_batches", ignore_result=True)
+def flush_batches() -> dict:
+    """Beat, every second: send batches whose oldest record is `interval` old; recover lost ones."""
+    counts = forwarder(runtime.current()).flush()
+    if any(counts.values()):
+        log.info("flush batches: %s", counts)
+    return counts
+
+
+def configure_env_batch(settings: Settings, sender) -> bool:
+    """Configure the `log` batch from WEBHOOK_* at worker start (idempotent). Redis being down is
+    not fatal: the API configures it too, at start-up and when the first record arrives."""
+    store = Store.from_url(settings.redis_url)
+    try:
+        return BatchService(store, Publisher(sender), settings).ensure_env_batch()
+    except redis.RedisError as exc:
+        log.warning("batch log: not configured from WEBHOOK_* yet (%s)", exc)
+        return False
+    finally:
+        store.redis.close()
