@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from celery import Celery
 from flask import Flask, current_app
 from flask_smorest import Api
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from app.core.batches import BatchService
 from app.core.publish import Publisher
@@ -35,7 +37,7 @@ def init_services(app: Flask, settings: Settings) -> None:
     # A publishing-only Celery client: the web side sends tasks by name, it never imports workers.
     celery_client = Celery("htq-web", set_as_current=False)
     celery_client.conf.update(settings.celery_config())
-    publisher = Publisher(celery_client)
+    publisher = Publisher(celery_client, transient_errors=(OperationalError, RedisError, OSError))
     notifier = Notifier(settings.redis_url)
     app.extensions["htq"] = Services(
         settings=settings, store=store, publisher=publisher, notifier=notifier,

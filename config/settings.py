@@ -146,6 +146,10 @@ class Settings:
             # hold ETA tasks for at most `horizon_s`, and anything later waits in the store.
             "broker_transport_options": {"visibility_timeout": 900, "socket_connect_timeout": 5},
             "broker_connection_retry_on_startup": True,
+            # A publish gives up within about a second when the broker is down: what was stored is
+            # published again by the relay, and an API call must not hang.
+            "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.3,
+                                          "interval_max": 0.5},
             "task_default_queue": "htq",
             "task_serializer": "json",
             "accept_content": ["json"],

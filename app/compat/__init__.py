@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 
 def new_public_id() -> str:
@@ -17,7 +16,3 @@ def is_public_id(text: str) -> bool:
     except ValueError:
         return False
 
-
-def epoch_ms(rfc3339: str) -> int:
-    """Milliseconds since the epoch of a core resource's time: the earlier systems spoke epoch ms."""
-    return round(datetime.fromisoformat(rfc3339).timestamp() * 1000)

@@ -13,7 +13,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from app.api.requests.schemas import METHODS
 from app.api.validators import HeaderMap, TargetUrl
-from app.compat import epoch_ms, is_public_id, new_public_id
+from app.compat import is_public_id, new_public_id
+from app.core import clock
 from app.core.errors import Conflict, Gone, Invalid, NotFound
 from app.errors import error_response
 from app.extensions import services
@@ -154,7 +155,7 @@ def htq_status(resource: dict) -> str:
 
 
 def request_document(public_id: str, resource: dict) -> dict:
-    return {"uuid": public_id, "status": htq_status(resource), "time": epoch_ms(resource["created_at"]),
+    return {"uuid": public_id, "status": htq_status(resource), "time": clock.from_rfc3339(resource["created_at"]),
             "url": resource["url"], "method": resource["method"].lower(), "headers": resource["headers"],
             "timeout": resource["timeout"], "data": resource.get("body", resource.get("json"))}
 
@@ -164,7 +165,7 @@ def response_document(public_id: str, resource: dict, document: dict | None) -> 
     status = htq_status(resource)
     if document is None or status == "canceled":
         return {}
-    time_ms = epoch_ms(document["received_at"])
+    time_ms = clock.from_rfc3339(document["received_at"])
     if status != "success":
         return {"status": status, "message": document["error"] or resource["last_error"], "time": time_ms}
     answer = {"uuid": public_id, "status": status, "code": document["status_code"], "reason": document["reason"],

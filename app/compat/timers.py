@@ -16,7 +16,8 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from app.api.validators import check_target_url
-from app.compat import epoch_ms, is_public_id, new_public_id
+from app.compat import is_public_id, new_public_id
+from app.core import clock
 from app.core.errors import Gone, HTQError, NotFound
 from app.errors import REDIS_RETRY_AFTER_S, STATUS_BY_ERROR
 from app.extensions import services
@@ -136,4 +137,4 @@ def time_left_s(timer_id: str) -> int:
         return 0  # sent, ended and expired: the archive remembers it
     if resource["attempts"] or resource["status"] in FINAL_STATUSES:
         return 0
-    return max(0, (epoch_ms(resource["due_at"]) - requests.now_ms()) // 1000)
+    return max(0, (clock.from_rfc3339(resource["due_at"]) - requests.now_ms()) // 1000)

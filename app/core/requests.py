@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from app.core import clock, ids
 from app.core.errors import Conflict, Gone, Invalid, NotFound, TooLarge
-from app.core.publish import NOTIFY_CANCEL, PublishFailed, Publisher
+from app.core.publish import NOTIFY_CANCEL, Publisher, PublishFailed
 from app.storage import requests as store_requests
 from app.storage.client import Store
 from app.storage.keys import FINAL_STATUSES
@@ -109,8 +109,8 @@ class RequestService:
         else:
             due_ms = now + int(round(float(fields.get("delay") or 0) * 1000))
         if due_ms - now > self.settings.max_delay_s * 1000:
-            raise Invalid("Too far in the future",
-                          {"delay": [f"at most {self.settings.max_delay_s} seconds from now"]})
+            field = "eta" if fields.get("eta_ms") is not None else "delay"
+            raise Invalid("Too far in the future", {field: [f"at most {self.settings.max_delay_s} seconds from now"]})
         return spec, due_ms
 
     def _check_body_size(self, fields: dict) -> None:

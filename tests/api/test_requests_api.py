@@ -88,6 +88,7 @@ def test_eta_accepts_rfc3339_and_epoch_and_past_means_now(client):
     ({"url": URL, "cancel_notify": "maybe"}, "cancel_notify"),
     ({"url": URL, "unknown": 1}, "unknown"),
     ({"url": URL, "delay": 366 * 86400}, "delay"),
+    ({"url": URL, "eta": 4_000_000_000}, "eta"),
 ])
 def test_invalid_fields_are_422_with_field_errors_and_nothing_stored(client, store, body, field):
     response = client.post("/v1/requests", json=body)
