@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ from config import Settings
 
 log = logging.getLogger(__name__)
 
-SEND_BATCH = "htq.send_batch"
+SEND_BATCHES = "htq.send_batches"
 ENV_BATCH = "log"  # the batch configured from WEBHOOK_POST_ENDPOINT / _SIZE / _INTERVAL
 MAX_RECORDS_PER_CALL = 1000
 DEFAULTS: dict[str, Any] = {"max_records": 10, "max_bytes": 1024 * 1024, "interval": 10.0, "headers": {},
@@ -41,7 +42,24 @@ MAX_RETRY_DELAY_S = 3600.0
 SWEEP_NAMES = 1000  # batches handled per beat tick
 SWEEP_LIMIT = 500  # expired taken batches handled per batch and tick
 REDRIVE_CHUNK = 500
+# Batches of one name per task message, sent concurrently by the worker that gets it: fewer messages
+# (each costs the broker, the web side and the worker's pool), yet work still spreads over workers.
+SEND_CHUNK = 8
 NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+def publish_sends(publisher: Publisher, name: str, items: list[tuple[str, int]], eta_ms: int | None = None) -> None:
+    """Publish `htq.send_batches` for (batch id, attempt) items of one batch name, SEND_CHUNK a message.
+
+    A publish that fails is not fatal: each batch's deadline in the taken index makes the sweep
+    publish it again."""
+    for start in range(0, len(items), SEND_CHUNK):
+        chunk = [[batch_id, attempt] for batch_id, attempt in items[start:start + SEND_CHUNK]]
+        try:
+            publisher.send(SEND_BATCHES, [name, chunk], eta_ms)
+        except PublishFailed as exc:
+            log.warning("batch %s: %s not published (%s); the sweep will send them", name,
+                        " ".join(item[0] for item in chunk), exc)
 
 
 def encode_record(record: Any) -> str:
@@ -202,12 +220,7 @@ class BatchService:
                 return moved
 
     def _publish(self, name: str, batch_ids: list[str]) -> None:
-        for batch_id in batch_ids:
-            try:
-                self.publisher.send(SEND_BATCH, [name, batch_id, 1])
-            except PublishFailed as exc:
-                # The batch is stored and taken: the sweep publishes it once its grace has passed.
-                log.warning("batch %s/%s: not published (%s); the sweep will send it", name, batch_id, exc)
+        publish_sends(self.publisher, name, [(batch_id, 1) for batch_id in batch_ids])
 
 
 class BatchForwarder:
@@ -232,6 +245,7 @@ class BatchForwarder:
         names = store_batches.due_names(self.store, now_ms=now, limit=SWEEP_NAMES)
         if not names:
             return counts
+        to_send: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for kind, name, batch_id, attempt in store_batches.flush(self.store, names, now_ms=now,
                                                                  grace_ms=self.grace_ms, limit=SWEEP_LIMIT):
             counts[kind] += 1
@@ -242,7 +256,9 @@ class BatchForwarder:
             if kind == "lost":
                 log.warning("batch %s/%s: worker lost during attempt %d (lease expired), sending again", name,
                             batch_id, attempt - 1)
-            self.publisher.send(SEND_BATCH, [name, batch_id, attempt])
+            to_send[name].append((batch_id, attempt))
+        for name, items in to_send.items():
+            publish_sends(self.publisher, name, items)
         return counts
 
     def claim(self, name: str, batch_id: str, attempt: int) -> Claimed | None:
@@ -284,6 +300,19 @@ class BatchForwarder:
         if result[0] == "retry":
             return Settled("retry", int(result[1]), countdown_s)
         return Settled(result[0])
+
+    def publish_retries(self, name: str, settled: Iterable[tuple[str, Settled]]) -> None:
+        """Publish the next attempt of each (batch id, Settled) to retry after its countdown: a new
+        task message with that countdown, as a Celery retry would send. Countdowns stay within the
+        horizon (a later retry is left to the sweep), and a lost message is published again by the
+        sweep once the batch's deadline passes."""
+        groups: dict[float, list[tuple[str, int]]] = defaultdict(list)
+        for batch_id, outcome in settled:
+            if outcome.result == "retry" and outcome.countdown_s is not None and outcome.next_attempt:
+                groups[outcome.countdown_s].append((batch_id, outcome.next_attempt))
+        now = self.now_ms()
+        for countdown_s, items in groups.items():
+            publish_sends(self.publisher, name, items, now + round(countdown_s * 1000) if countdown_s > 0 else None)
 
 
 def _int_or_none(value: str | None) -> int | None:

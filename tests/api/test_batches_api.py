@@ -6,7 +6,7 @@ import json
 import pytest
 
 from app import create_app
-from app.core.batches import SEND_BATCH, BatchForwarder
+from app.core.batches import SEND_BATCHES, BatchForwarder
 from app.core.outcome import FAILED, Outcome
 from app.core.publish import Publisher
 from app.extensions import services
@@ -34,7 +34,9 @@ def put(client, name="events", **body):
 
 
 def sends(sender) -> list[list]:
-    return [args for name, args, _ in sender.sent if name == SEND_BATCH]
+    """Every [name, batch id, attempt] published, in order."""
+    return [[args[0], batch_id, attempt] for name, args, _ in sender.sent if name == SEND_BATCHES
+            for batch_id, attempt in args[1]]
 
 
 def test_put_creates_then_replaces_and_get_shows_config_and_counts(client):

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from app.core.batches import SEND_BATCH, BatchForwarder, BatchService, Settled, encode_record
+from app.core.batches import SEND_BATCHES, BatchForwarder, BatchService, Settled, encode_record
 from app.core.errors import Invalid, NotFound, TooLarge
 from app.core.outcome import FAILED, RETRY, SUCCEEDED, Outcome
 from app.core.publish import Publisher
@@ -47,7 +47,9 @@ def forwarder(store, settings, sender, clock) -> BatchForwarder:
 
 
 def sends(sender: RecordingSender) -> list[list]:
-    return [args for name, args, _ in sender.sent if name == SEND_BATCH]
+    """Every [name, batch id, attempt] published, in order."""
+    return [[args[0], batch_id, attempt] for name, args, _ in sender.sent if name == SEND_BATCHES
+            for batch_id, attempt in args[1]]
 
 
 def body_of(store, name, batch_id) -> list:
@@ -329,3 +331,22 @@ def test_batches_keep_order_never_exceed_the_limits_and_lose_or_repeat_nothing(r
     assert [r for batch in batches for r in batch] == added
     assert sb.load(store, "p")["pending"] == 0
     store.redis.close()
+
+
+def test_taken_batches_travel_a_few_per_task_message(service, sender):
+    from app.core.batches import SEND_CHUNK
+
+    configure(service, max_records=1)
+    service.add("events", list(range(2 * SEND_CHUNK + 1)))
+    messages = [args for name, args, _ in sender.sent if name == SEND_BATCHES]
+    assert [len(args[1]) for args in messages] == [SEND_CHUNK, SEND_CHUNK, 1]
+    assert all(args[0] == "events" and attempt == 1 for args in messages for _, attempt in args[1])
+
+
+def test_retries_are_published_with_their_countdown_and_long_ones_left_to_the_sweep(forwarder, sender, clock):
+    forwarder.publish_retries("events", [("E-1", Settled("retry", 2, 2.0)), ("E-2", Settled("retry", 3, 2.0)),
+                                         ("E-3", Settled("retry", 2, 0.0)), ("E-4", Settled("retry", 2, None)),
+                                         ("E-5", Settled("sent")), ("E-6", Settled("dead"))])
+    published = [(args, eta) for name, args, eta in sender.sent if name == SEND_BATCHES]
+    assert [(args, eta.timestamp() * 1000 if eta else None) for args, eta in published] == [
+        (["events", [["E-1", 2], ["E-2", 3]]], clock.now + 2000), (["events", [["E-3", 2]]], None)]

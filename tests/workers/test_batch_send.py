@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 
-from app.core.batches import SEND_BATCH, BatchService, Settled
+from app.core.batches import SEND_BATCHES, BatchService, Settled
 from tests.support.http_target import Reply
 from workers import runtime
 from workers.tasks.batches import configure_env_batch, run_send
@@ -27,7 +28,9 @@ def service(rt):
 
 
 def published(sender) -> list[list]:
-    return [args for name, args, _ in sender.sent if name == SEND_BATCH]
+    """Every [name, batch id, attempt] published, in order."""
+    return [[args[0], batch_id, attempt] for name, args, _ in sender.sent if name == SEND_BATCHES
+            for batch_id, attempt in args[1]]
 
 
 def test_a_batch_is_posted_as_one_json_array_with_its_batch_id(rt, service, sender, http_target, caplog):
@@ -98,3 +101,24 @@ def test_the_worker_starts_even_when_redis_is_down(sender, caplog):
     with caplog.at_level(logging.WARNING):
         assert configure_env_batch(settings, sender) is False
     assert "not configured from WEBHOOK_*" in caplog.text
+
+
+def test_one_message_sends_its_batches_together_and_publishes_the_retries_with_a_countdown(
+        rt, service, sender, http_target):
+    from workers.tasks.batches import run_sends
+
+    service.configure("orders", {"endpoint": http_target.url + "/in", "max_records": 1,
+                                 "retry": {"max_attempts": 2, "backoff_base": 1.5}})
+    http_target.reply("/in", Reply(200, delay_s=0.3), Reply(503))
+    service.add("orders", ["a", "b"])
+    [(name, args, eta)] = [entry for entry in sender.sent if entry[0] == SEND_BATCHES]
+    assert eta is None and len(args[1]) == 2
+    sender.sent.clear()
+    started = time.monotonic()
+    settled = run_sends(rt, "orders", [tuple(item) for item in args[1]])
+    assert time.monotonic() - started < 0.55  # the two POSTs overlapped
+    assert sorted(s.result for s in settled) == ["retry", "sent"]
+    failed_id = next(item[0] for item, s in zip(args[1], settled) if s.result == "retry")
+    [(name, retry_args, retry_eta)] = sender.sent
+    assert (name, retry_args) == (SEND_BATCHES, ["orders", [[failed_id, 2]]])
+    assert 1.2 < retry_eta.timestamp() - time.time() <= 1.5

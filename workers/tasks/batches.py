@@ -1,4 +1,4 @@
-"""Tasks of batch forwarding: POST one taken batch, and beat's flush of due and lost batches."""
+"""Tasks of batch forwarding: POST taken batches, and beat's flush of due and lost batches."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +6,7 @@ import logging
 import redis
 from celery import shared_task
 
-from app.core.batches import SEND_BATCH, BatchForwarder, BatchService, Settled
+from app.core.batches import SEND_BATCHES, BatchForwarder, BatchService, Settled
 from app.core.publish import Publisher
 from app.storage.client import Store
 from config import Settings
@@ -14,7 +14,8 @@ from workers import runtime
 
 log = logging.getLogger(__name__)
 
-# Above the longest batch timeout (1800 s) plus the two store round trips.
+# Above the longest batch timeout (1800 s) plus the two store round trips; a message's batches
+# are sent at the same time.
 SEND_TIME_LIMIT_S = 1800 + 120
 
 
@@ -22,15 +23,19 @@ def forwarder(rt: runtime.Runtime) -> BatchForwarder:
     return BatchForwarder(rt.store, rt.publisher, rt.settings)
 
 
-@shared_task(name=SEND_BATCH, bind=True, ignore_result=True, max_retries=None, time_limit=SEND_TIME_LIMIT_S)
-def send_batch(self, name: str, batch_id: str, attempt: int) -> None:
-    """POST the batch; on a retryable failure retry it (same task, next attempt) after its backoff.
+@shared_task(name=SEND_BATCHES, ignore_result=True, time_limit=SEND_TIME_LIMIT_S)
+def send_batches(name: str, items: list[list]) -> None:
+    """POST each [batch id, attempt] of the batch `name`, at the same time; publish the retries."""
+    run_sends(runtime.current(), name, [(str(batch_id), int(attempt)) for batch_id, attempt in items])
 
-    Should the retry message be lost, the sweep publishes the attempt again once its deadline
-    passes; a retry beyond the horizon is left to the sweep altogether."""
-    settled = run_send(runtime.current(), name, batch_id, int(attempt))
-    if settled.result == "retry" and settled.countdown_s is not None:
-        raise self.retry(args=[name, batch_id, settled.next_attempt], countdown=settled.countdown_s)
+
+def run_sends(rt: runtime.Runtime, name: str, batches: list[tuple[str, int]]) -> list[Settled]:
+    if len(batches) == 1:
+        settled = [run_send(rt, name, *batches[0])]
+    else:
+        settled = list(rt.executor.map(lambda item: run_send(rt, name, *item), batches))
+    forwarder(rt).publish_retries(name, zip((batch_id for batch_id, _ in batches), settled))
+    return settled
 
 
 def run_send(rt: runtime.Runtime, name: str, batch_id: str, attempt: int) -> Settled:
