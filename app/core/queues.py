@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from app.core import clock
@@ -296,9 +297,13 @@ def to_queue(name: str, stats: store_queues.Stats) -> dict:
     }
 
 
+# Messages pushed together share their enqueue time: format each time once.
+_rfc3339 = lru_cache(maxsize=1024)(clock.to_rfc3339)
+
+
 def to_message(message: store_queues.Received) -> dict:
     return {"id": message.id, "receipt": message.receipt, "body": decode_body(message.body),
-            "receive_count": message.receive_count, "enqueued_at": clock.to_rfc3339(message.enqueued_ms)}
+            "receive_count": message.receive_count, "enqueued_at": _rfc3339(message.enqueued_ms)}
 
 
 def to_dead(message: store_queues.StoredMessage) -> dict:

@@ -13,6 +13,7 @@ from app.storage import keys
 from app.storage.client import Store
 
 NO_NEXT = -1  # what the scripts answer for "no time" (nothing waiting, released to the dead letters)
+ACK_RESULTS = {"a": "acked", "n": "not_found", "s": "stale"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict
                   defaults["max_receives"], defaults["retention_ms"], defaults["delay_ms"]]
     for body, delay_ms in messages:
         args += ["" if delay_ms is None else delay_ms, body]
-    return store.scripts.queue_push(keys=[*keys.queue_keys(name), keys.queues()], args=args, client=client)
+    ids = store.scripts.queue_push(keys=[*keys.queue_keys(name), keys.queues()], args=args, client=client)
+    return ids.split(" ") if ids else []
 
 
 def receive(store: Store, name: str, *, now_ms: int, max_messages: int, visibility_timeout_ms: int | None,
@@ -85,8 +87,10 @@ def receive(store: Store, name: str, *, now_ms: int, max_messages: int, visibili
         args=[now_ms, max_messages, "" if visibility_timeout_ms is None else visibility_timeout_ms, token])
     if flat[0] == "missing":
         return None
-    messages = [Received(flat[i], flat[i + 1], flat[i + 2], int(flat[i + 3]), int(flat[i + 4]))
-                for i in range(2, len(flat), 5)]
+    messages = []
+    for packed in flat[2:]:
+        message_id, receipt, count, enqueued_ms, body = packed.split("\t", 4)
+        messages.append(Received(message_id, receipt, body, int(count), int(enqueued_ms)))
     return messages, int(flat[1])
 
 
@@ -97,7 +101,7 @@ def ack(store: Store, name: str, items: list[tuple[str, str | None]]) -> list[st
     for message_id, receipt in items:
         args += [message_id, receipt or ""]
     result = store.scripts.queue_ack(keys=keys.queue_keys(name), args=args)
-    return None if result[0] == "missing" else result[1:]
+    return None if result[0] == "missing" else [ACK_RESULTS[letter] for letter in result[1]]
 
 
 def change_visibility(store: Store, name: str, message_id: str, receipt: str, *, now_ms: int,

@@ -1,6 +1,9 @@
 """Schemas of /v1/queues: what a client may send, and what it gets back (for OpenAPI)."""
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 from marshmallow import RAISE, Schema, fields, validate
 
 MAX_BATCH = 100
@@ -11,6 +14,51 @@ MAX_WAIT_S = 20
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
+
+
+class ItemList(fields.List):
+    """A list of small objects: items that plainly pass `quick` are taken as they are; if any does
+    not, the whole list goes through the nested schema, which gives the usual per-item errors.
+
+    Loading 100 items through a nested schema costs ~1.4 ms; the quick check ~0.05 ms, and the
+    batch routes are the hot path of a queue. `quick` returns the loaded item or None, and must
+    accept only what the schema accepts, with the same result.
+    """
+
+    def __init__(self, schema: type[Schema], quick: Callable[[object], dict | None], **kwargs):
+        super().__init__(fields.Nested(schema), **kwargs)
+        self._quick = quick
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is list:
+            loaded = [self._quick(item) for item in value]
+            if None not in loaded:
+                return loaded
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _quick_message(item: object) -> dict | None:
+    if type(item) is not dict or "body" not in item or not item.keys() <= {"body", "delay"}:
+        return None
+    if "delay" not in item:
+        return {"body": item["body"]}
+    delay = item["delay"]
+    if type(delay) not in (int, float) or not 0 <= delay < math.inf:
+        return None
+    return {"body": item["body"], "delay": float(delay)}
+
+
+def _quick_ack(item: object) -> dict | None:
+    if type(item) is not dict or not item.keys() <= {"id", "receipt"}:
+        return None
+    message_id, receipt = item.get("id"), item.get("receipt")
+    if type(message_id) is not str or not 1 <= len(message_id) <= 200:
+        return None
+    if receipt is None and "receipt" not in item:
+        return {"id": message_id}
+    if type(receipt) is not str or not receipt:
+        return None
+    return {"id": message_id, "receipt": receipt}
 
 
 class QueueConfigSchema(StrictSchema):
@@ -65,8 +113,7 @@ class BatchMessageSchema(StrictSchema):
 
 
 class BatchPushSchema(StrictSchema):
-    messages = fields.List(fields.Nested(BatchMessageSchema), required=True,
-                           validate=validate.Length(1, MAX_BATCH))
+    messages = ItemList(BatchMessageSchema, _quick_message, required=True, validate=validate.Length(1, MAX_BATCH))
 
 
 class IdsSchema(Schema):
@@ -103,7 +150,7 @@ class AckItemSchema(StrictSchema):
 
 
 class AckBatchSchema(StrictSchema):
-    messages = fields.List(fields.Nested(AckItemSchema), required=True, validate=validate.Length(1, MAX_BATCH))
+    messages = ItemList(AckItemSchema, _quick_ack, required=True, validate=validate.Length(1, MAX_BATCH))
 
 
 class AckFailureSchema(Schema):

@@ -2,26 +2,26 @@
 -- (it was not received again since); without one ("" in ARGV), whatever state it is in.
 -- KEYS: 1-7 the queue's keys (see _queue_common.lua)
 -- ARGV: pairs of id, receipt ("" = none)
--- Returns {"missing"} when there is no such queue, else {"ok", result per pair} with each result
--- "acked", "not_found" (unknown or already acknowledged) or "stale" (received again since).
+-- Returns {"missing"} when there is no such queue, else {"ok", results}: one letter per pair,
+-- "a" acked, "n" not found (unknown or already acknowledged), "s" stale (received again since).
 --#include _queue_common.lua
 if redis.call('EXISTS', Q_CFG) == 0 then return {'missing'} end
-local out, acked, seen = {'ok'}, {}, {}
+local out, acked, seen = {}, {}, {}
 for i = 1, #ARGV, 2 do
   local id, receipt = ARGV[i], ARGV[i + 1]
   local raw = redis.call('HGET', Q_META, id)
   if not raw or seen[id] then
-    out[#out + 1] = 'not_found'
+    out[#out + 1] = 'n'
   else
     local _, _, _, current = meta_parse(raw)
     if receipt ~= '' and receipt ~= current then
-      out[#out + 1] = 'stale'
+      out[#out + 1] = 's'
     else
-      out[#out + 1] = 'acked'
+      out[#out + 1] = 'a'
       acked[#acked + 1] = id
       seen[id] = true
     end
   end
 end
 if #acked > 0 then forget(acked) end
-return out
+return {'ok', table.concat(out)}

@@ -5,7 +5,7 @@
 -- ARGV: 1 now_ms, 2 name, 3 notify channel, 4 id suffix, 5-8 defaults of a new queue:
 --       visibility_timeout_ms, max_receives, retention_ms, delay_ms;
 --       9.. one pair per message: delay_ms ("" = the queue's delay), stored body
--- Returns the new ids in push order. PUBLISHes their number on the channel (delayed ones too:
+-- Returns the new ids in push order, joined by spaces. PUBLISHes their number on the channel (delayed ones too:
 -- a long poll then learns when they become visible).
 --#include _queue_common.lua
 local now = tonumber(ARGV[1])
@@ -15,7 +15,7 @@ if redis.call('EXISTS', Q_CFG) == 0 then
   redis.call('SADD', KEYS[8], ARGV[2])
 end
 local count = (#ARGV - 8) / 2
-if count < 1 then return {} end
+if count < 1 then return '' end
 local queue_delay = tonumber(redis.call('HGET', Q_CFG, 'delay_ms')) or 0
 local seq = redis.call('HINCRBY', Q_CFG, 'seq', count) - count
 local ids, ready, bodies, metas = {}, {}, {}, {}
@@ -38,4 +38,4 @@ redis.call('ZADD', Q_AGES, unpack(ready))
 redis.call('HSET', Q_BODIES, unpack(bodies))
 redis.call('HSET', Q_META, unpack(metas))
 redis.call('PUBLISH', ARGV[3], count)
-return ids
+return table.concat(ids, ' ')

@@ -5,9 +5,11 @@
 -- KEYS: 1-7 the queue's keys (see _queue_common.lua)
 -- ARGV: 1 now_ms, 2 max, 3 visibility timeout ms ("" = the queue's), 4 receipt token (random,
 --       from the caller; message i of this call gets receipt "<token>.<i>")
--- Returns {"missing"} when there is no such queue, else {"ok", next_ms, id, receipt, body,
--- receive_count, enqueued_ms, ...}; next_ms (only when nothing was received, else -1) is the
--- earliest time a message may become visible (-1: none is waiting or locked).
+-- Returns {"missing"} when there is no such queue, else {"ok", next_ms, message, ...} with each
+-- message one string "<id>\t<receipt>\t<receive_count>\t<enqueued_ms>\t<body>" (one reply
+-- element per message parses much faster than five; ids and receipts never hold a tab);
+-- next_ms (only when nothing was received, else -1) is the earliest time a message may become
+-- visible (-1: none is waiting or locked).
 --#include _queue_common.lua
 if redis.call('EXISTS', Q_CFG) == 0 then return {'missing'} end
 local now, max, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
@@ -41,11 +43,7 @@ while taken < max do
         locks[#locks + 1] = id
         new_metas[#new_metas + 1] = id
         new_metas[#new_metas + 1] = meta_text(avail, enq, count, receipt)
-        out[#out + 1] = id
-        out[#out + 1] = receipt
-        out[#out + 1] = bodies[i]
-        out[#out + 1] = count
-        out[#out + 1] = enq
+        out[#out + 1] = table.concat({id, receipt, count, enq, bodies[i] or ''}, '\t')
       end
     end
   end

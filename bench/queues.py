@@ -1,0 +1,375 @@
+"""Benchmark of message queues over HTTP: batch and single cycles, long-poll wake-up, many waiters.
+
+Run from the repository root, with the project's virtualenv:
+
+    python -m bench.queues                # about a minute on 2 cores
+    python -m bench.queues --duration 5   # shorter phases
+
+It starts its own Redis (tests.conftest.RedisServer, a real redis-server on a free port) and the
+web server as production runs it (`gunicorn -c config/gunicorn.py "app:create_app()"`, gevent
+workers), then drives it from `--clients` processes, each an asyncio HTTP/1.1 client with
+`--connections` keep-alive connections. It prints, measured in the same run:
+
+1. Baseline: `GET /healthz` requests/s with the same clients (the cost of HTTP alone).
+2. Batch cycle: messages/s through `POST .../messages/batch` (100) + `POST .../receive`
+   (max 100) + `POST .../messages/ack` (100), each connection running that loop.
+3. Single cycle: messages/s through `POST .../messages` + `POST .../receive` (max 1) +
+   `DELETE .../messages/{id}?receipt=`.
+4. Long-poll wake-up: a receive with `wait=20` is parked, then one message is pushed; the time
+   from the push's answer (and from its sending) to the waiting receive's answer, p50/p99.
+5. Many waiters: `--waiters` receives with `wait=20` held at once, the latency of other requests
+   (`GET /v1/queues/{name}`) meanwhile, p50/p99, then the time until every waiter got a message.
+
+The machine is shared with the clients (and whatever else runs): the header prints the load
+average. `nice -n -10 python -m bench.queues` (as root) keeps other work from skewing figures.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):
+    sys.path[0] = str(REPO)
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import os  # noqa: E402
+import selectors  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+from tests.conftest import RedisServer, free_port, service_env  # noqa: E402
+
+START_TIMEOUT_S = 30.0
+TARGETS = {"batch": 20_000, "single": 800, "wake_p99_ms": 20, "others_p99_ms": 100}
+
+
+# -- a small asyncio HTTP/1.1 client with keep-alive -----------------------------------------------
+
+
+class Connection:
+    def __init__(self, port: int):
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> Connection:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return self
+
+    async def request(self, method: str, path: str, body=None) -> tuple[int, bytes]:
+        data = b"" if body is None else json.dumps(body).encode()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n").encode()
+        self.writer.write(head + data)
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length) if length else b""
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _expect(status: int, wanted: int, data: bytes) -> None:
+    if status != wanted:
+        raise RuntimeError(f"HTTP {status}: {data[:300]!r}")
+
+
+# -- load phases (run in client processes) ---------------------------------------------------------
+
+
+async def _loop_healthz(conn: Connection, stop_at: float) -> int:
+    done = 0
+    while time.monotonic() < stop_at:
+        status, data = await conn.request("GET", "/healthz")
+        _expect(status, 200, data)
+        done += 1
+    return done
+
+
+async def _loop_batch(conn: Connection, stop_at: float, queue: str) -> int:
+    base = f"/v1/queues/{queue}/messages"
+    body = {"messages": [{"body": {"n": i, "payload": "x" * 64}} for i in range(100)]}
+    acked = 0
+    while time.monotonic() < stop_at:
+        status, data = await conn.request("POST", f"{base}/batch", body)
+        _expect(status, 201, data)
+        status, data = await conn.request("POST", f"{base}/receive", {"max": 100})
+        _expect(status, 200, data)
+        messages = json.loads(data)["messages"]
+        if messages:
+            status, data = await conn.request("POST", f"{base}/ack", {"messages": [
+                {"id": m["id"], "receipt": m["receipt"]} for m in messages]})
+            _expect(status, 200, data)
+            acked += json.loads(data)["acked"]
+    return acked
+
+
+async def _loop_single(conn: Connection, stop_at: float, queue: str) -> int:
+    base = f"/v1/queues/{queue}/messages"
+    acked = 0
+    while time.monotonic() < stop_at:
+        status, data = await conn.request("POST", base, {"n": acked, "payload": "x" * 64})
+        _expect(status, 201, data)
+        status, data = await conn.request("POST", f"{base}/receive", {"max": 1})
+        _expect(status, 200, data)
+        for message in json.loads(data)["messages"]:
+            status, data = await conn.request("DELETE", f"{base}/{message['id']}?receipt={message['receipt']}")
+            _expect(status, 204, data)
+            acked += 1
+    return acked
+
+
+LOOPS = {"healthz": _loop_healthz, "batch": _loop_batch, "single": _loop_single}
+
+
+def _client(port: int, phase: str, connections: int, duration_s: float, start_at: float, index: int,
+            results) -> None:
+    async def main() -> int:
+        conns = [await Connection(port).open() for _ in range(connections)]
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        stop_at = time.monotonic() + duration_s
+        args = [] if phase == "healthz" else [f"bench-{phase}-{index}-{n}" for n in range(connections)]
+        counts = await asyncio.gather(*(LOOPS[phase](conn, stop_at, *args[i:i + 1])
+                                        for i, conn in enumerate(conns)))
+        for conn in conns:
+            conn.close()
+        return sum(counts)
+
+    results.put(asyncio.run(main()))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and all their children (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    wanted, frontier = set(pids), list(pids)
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in wanted:
+                wanted.add(pid)
+                frontier.append(pid)
+    total = 0
+    for pid in wanted:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_phase(port: int, phase: str, clients: int, connections: int, duration_s: float,
+              server_pids: list[int]) -> tuple[float, float]:
+    """(items per second (requests or acknowledged messages) over `duration_s` of load, CPU seconds
+    the server (gunicorn and Redis) spent per item)."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    start_at = time.time() + 1.0  # every client connected before the clock starts
+    procs = [context.Process(target=_client, args=(port, phase, connections, duration_s, start_at, i, results))
+             for i in range(clients)]
+    for proc in procs:
+        proc.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu_before = cpu_seconds(server_pids)
+    total = sum(results.get(timeout=duration_s + 60) for _ in procs)
+    cpu_used = cpu_seconds(server_pids) - cpu_before
+    for proc in procs:
+        proc.join(10)
+    return total / duration_s, cpu_used / max(total, 1)
+
+
+# -- latency phases (in this process) --------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def wake_up_latency(port: int, rounds: int) -> tuple[list[float], list[float]]:
+    """(ms from the push's answer, ms from the push's sending) to the parked receive's answer."""
+    waiter, pusher = await Connection(port).open(), await Connection(port).open()
+    status, data = await pusher.request("PUT", "/v1/queues/wake", {})
+    _expect(status, 201, data)
+    after_ack, after_send = [], []
+    for n in range(rounds):
+        receive = asyncio.ensure_future(waiter.request("POST", "/v1/queues/wake/messages/receive",
+                                                       {"wait": 20, "max": 1}))
+        await asyncio.sleep(0.03)  # parked
+        sent = time.perf_counter()
+        status, data = await pusher.request("POST", "/v1/queues/wake/messages", {"n": n})
+        acked = time.perf_counter()
+        _expect(status, 201, data)
+        status, data = await receive
+        answered = time.perf_counter()
+        _expect(status, 200, data)
+        message = json.loads(data)["messages"][0]
+        await pusher.request("DELETE", f"/v1/queues/wake/messages/{message['id']}")
+        after_ack.append((answered - acked) * 1000)
+        after_send.append((answered - sent) * 1000)
+    waiter.close()
+    pusher.close()
+    return after_ack, after_send
+
+
+def hold_waiters(port: int, count: int, probes: int) -> tuple[list[float], float, int]:
+    """Park `count` long polls; (latencies of other requests meanwhile in ms, seconds until every
+    waiter was answered after the pushes, messages they got)."""
+
+    async def other_requests() -> list[float]:
+        conn = await Connection(port).open()
+        await conn.request("PUT", "/v1/queues/held", {})
+        latencies = []
+        for _ in range(probes):
+            started = time.perf_counter()
+            status, data = await conn.request("GET", "/v1/queues/held")
+            latencies.append((time.perf_counter() - started) * 1000)
+            _expect(status, 200, data)
+        conn.close()
+        return latencies
+
+    payload = json.dumps({"wait": 20, "max": 1}).encode()
+    request = (b"POST /v1/queues/held/messages/receive HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(payload), payload))
+    with socket.create_connection(("127.0.0.1", port)) as sock:  # the queue exists before anyone waits
+        body = b"{}"
+        sock.sendall(b"PUT /v1/queues/held HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 2\r\nConnection: close\r\n\r\n" + body)
+        sock.recv(65536)
+    selector = selectors.DefaultSelector()
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(request)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ, bytearray())
+    time.sleep(2.0)  # all parked
+    latencies = asyncio.run(other_requests())
+
+    async def push_all() -> None:
+        conn = await Connection(port).open()
+        for start in range(0, count, 100):
+            await conn.request("POST", "/v1/queues/held/messages/batch",
+                               {"messages": [{"body": i} for i in range(start, min(count, start + 100))]})
+        conn.close()
+
+    pushed_at = time.monotonic()
+    asyncio.run(push_all())
+    answers: list[bytes] = []
+    while len(answers) < count and time.monotonic() - pushed_at < 30:
+        for key, _ in selector.select(timeout=0.5):
+            chunk = key.fileobj.recv(65536)
+            if chunk:
+                key.data.extend(chunk)
+            else:
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
+                answers.append(bytes(key.data))
+    drained_s = time.monotonic() - pushed_at
+    got = sum(len(json.loads(answer.partition(b"\r\n\r\n")[2])["messages"]) for answer in answers
+              if answer.startswith(b"HTTP/1.1 200"))
+    return latencies, drained_s, got
+
+
+# -- processes -------------------------------------------------------------------------------------
+
+
+class Web:
+    def __init__(self, redis_url: str, logfile):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "app:create_app()"],
+            cwd=REPO, env=service_env(redis_url, PORT=str(self.port), LOG_LEVEL="WARNING"),
+            stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+                    if sock.recv(100).startswith(b"HTTP/1.1 200"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("gunicorn did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of each throughput phase")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per client process")
+    parser.add_argument("--wake-rounds", type=int, default=300)
+    parser.add_argument("--waiters", type=int, default=500)
+    args = parser.parse_args()
+
+    print(f"htq queue benchmark: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
+          f"{args.clients} client processes x {args.connections} connections, {args.duration:g} s phases")
+    redis = RedisServer()
+    redis.start()
+    log = open(os.devnull, "wb")
+    web = None
+    try:
+        web = Web(redis.url, log)
+        server = [web.proc.pid, redis.process.pid]
+        healthz, healthz_cpu = run_phase(web.port, "healthz", args.clients, args.connections, args.duration, server)
+        print(f"baseline  GET /healthz                     {healthz:10,.0f} requests/s   "
+              f"server CPU {healthz_cpu * 1e6:6.0f} us/request")
+        batch, batch_cpu = run_phase(web.port, "batch", args.clients, args.connections, args.duration, server)
+        print(f"batch     push 100 + receive 100 + ack 100 {batch:10,.0f} messages/s   "
+              f"server CPU {batch_cpu * 1e6:6.0f} us/message  (target {TARGETS['batch']:,}/s; "
+              f"{batch * 3 / 100:,.0f} requests/s = {batch * 3 / 100 / healthz:.0%} of the baseline's)")
+        single, single_cpu = run_phase(web.port, "single", args.clients, args.connections, args.duration, server)
+        print(f"single    push + receive + delete          {single:10,.0f} messages/s   "
+              f"server CPU {single_cpu * 1e6:6.0f} us/message  (target {TARGETS['single']:,}/s; "
+              f"{single * 3:,.0f} requests/s = {single * 3 / healthz:.0%} of the baseline's)")
+        print(f"          with the server alone on {os.cpu_count()} cores, its CPU per message would allow about "
+              f"{os.cpu_count() / batch_cpu:,.0f} (batch) and {os.cpu_count() / single_cpu:,.0f} (single) messages/s")
+        after_ack, after_send = asyncio.run(wake_up_latency(web.port, args.wake_rounds))
+        print(f"wake-up   after the push's answer  p50 {percentile(after_ack, 0.5):6.1f} ms  "
+              f"p99 {percentile(after_ack, 0.99):6.1f} ms  (target p99 <= {TARGETS['wake_p99_ms']} ms)")
+        print(f"          after the push's sending p50 {percentile(after_send, 0.5):6.1f} ms  "
+              f"p99 {percentile(after_send, 0.99):6.1f} ms")
+        latencies, drained_s, got = hold_waiters(web.port, args.waiters, 200)
+        print(f"waiters   {args.waiters} long polls held; other requests p50 {percentile(latencies, 0.5):6.1f} ms  "
+              f"p99 {percentile(latencies, 0.99):6.1f} ms  (target p99 < {TARGETS['others_p99_ms']} ms); "
+              f"{got} messages reached them {drained_s:.2f} s after the pushes began")
+    finally:
+        if web is not None:
+            web.stop()
+        redis.cleanup()
+        log.close()
+
+
+if __name__ == "__main__":
+    main()
