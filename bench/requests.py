@@ -642,12 +642,16 @@ class Bench:
         self.say(f"\n3. Lateness: {self.sizes.late} requests due uniformly over {self.sizes.late_spread_s:.0f} s "
                  f"({self.sizes.late / self.sizes.late_spread_s:.0f}/s), created {self.sizes.late_lead_s:.0f} s ahead")
         etas_ms = self.etas_ms()
+        started = time.time()
         self.create_batches([self.body("late", n, eta=eta / 1000) for n, eta in enumerate(etas_ms)])
+        self.say(f"  creating them through the batch route took {time.time() - started:.2f} s")
         self.results["lateness"] = self._lateness_figures("htq (batch route, eta)", "late", etas_ms)
 
     def lateness_baseline(self, task) -> None:
         etas_ms = self.etas_ms()
+        started = time.time()
         self.publish_baseline(task, "late-baseline", etas_ms)
+        self.say(f"  publishing them with apply_async took {time.time() - started:.2f} s")
         self.results["lateness_baseline"] = self._lateness_figures("bare Celery (apply_async eta=)",
                                                                    "late-baseline", etas_ms)
 
@@ -852,7 +856,7 @@ def sizes_for(args: argparse.Namespace) -> Sizes:
         warm=100 if quick else 200,
         late=args.late or (500 if quick else 2000),
         late_spread_s=spread,
-        late_lead_s=3.0 if quick else 5.0,
+        late_lead_s=3.0 if quick else 10.0,
         pending=args.pending if args.pending is not None else (20000 if quick else 100000),
     )
 
