@@ -257,7 +257,7 @@ def test_long_poll_answers_when_a_message_arrives(app, client):
     waiter.join(5)
     response, answered_at = results[0]
     assert [m["id"] for m in response.get_json()["messages"]] == [message_id]
-    assert answered_at - pushed_at < 0.5
+    assert answered_at - pushed_at < 1.0  # woken by the push, not by the periodic re-check
 
 
 def test_long_poll_answers_empty_after_the_wait(client):

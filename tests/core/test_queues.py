@@ -232,14 +232,14 @@ def test_long_poll_returns_as_soon_as_a_message_is_pushed(live):
     elapsed = time.monotonic() - started
     pusher.join()
     assert [m["body"] for m in got] == ["hello"]
-    assert 0.25 <= elapsed < 0.6
+    assert 0.25 <= elapsed < 1.0  # the periodic re-check comes after 2.5 s at the earliest
 
 
 def test_long_poll_returns_nothing_once_the_wait_is_over(live):
     live.put("q", {})
     started = time.monotonic()
     assert live.receive("q", wait_s=0.4) == []
-    assert 0.4 <= time.monotonic() - started < 0.9
+    assert 0.4 <= time.monotonic() - started < 1.5
 
 
 def test_long_poll_wakes_when_a_delayed_message_becomes_visible(live):
@@ -247,7 +247,7 @@ def test_long_poll_wakes_when_a_delayed_message_becomes_visible(live):
     started = time.monotonic()
     got = live.receive("q", wait_s=10)
     assert [m["body"] for m in got] == ["later"]
-    assert 0.45 <= time.monotonic() - started < 0.9  # its due time, not the next periodic re-check
+    assert 0.45 <= time.monotonic() - started < 1.5  # its due time, not the periodic re-check (>= 2.5 s)
 
 
 def test_long_poll_wakes_when_a_lock_expires(live):
@@ -256,7 +256,7 @@ def test_long_poll_wakes_when_a_lock_expires(live):
     started = time.monotonic()
     got = live.receive("q", wait_s=10)
     assert [m["receive_count"] for m in got] == [2]
-    assert 0.45 <= time.monotonic() - started < 0.9
+    assert 0.45 <= time.monotonic() - started < 1.5
 
 
 def test_long_poll_wakes_on_release(live):
@@ -265,7 +265,7 @@ def test_long_poll_wakes_on_release(live):
     _later(0.2, lambda: live.change_visibility("q", held["id"], held["receipt"], 0))
     started = time.monotonic()
     assert [m["id"] for m in live.receive("q", wait_s=10)] == [held["id"]]
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 1.0
 
 
 def test_long_poll_on_a_queue_deleted_meanwhile_is_not_found(live):
@@ -274,7 +274,7 @@ def test_long_poll_on_a_queue_deleted_meanwhile_is_not_found(live):
     started = time.monotonic()
     with pytest.raises(NotFound):
         live.receive("q", wait_s=10)
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 1.0
 
 
 def test_one_push_of_one_message_satisfies_exactly_one_of_many_waiters(live):
