@@ -66,8 +66,11 @@ def _register_blueprints(app: Flask) -> None:
     from app.api.ops import blp as ops_blp
     from app.api.queues.routes import blp as queues_blp
     from app.api.requests.routes import blp as requests_blp
+    from app.compat.forwarder import blp as compat_forwarder_blp
     from app.compat.htq import blp as compat_htq_blp
+    from app.compat.pushpull import blp as compat_pushpull_blp
     from app.compat.timers import blp as compat_timers_blp
+    from app.compat.wq import blp as compat_wq_blp
     from app.extensions import api
 
     app.register_blueprint(ops_blp)
@@ -76,6 +79,9 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(batches_blp)
     app.register_blueprint(compat_timers_blp)
     app.register_blueprint(compat_htq_blp)
+    app.register_blueprint(compat_wq_blp)
+    app.register_blueprint(compat_pushpull_blp)
+    app.register_blueprint(compat_forwarder_blp)
 
 
 def _register_env_batch(app: Flask) -> None:

@@ -129,10 +129,11 @@ class QueueService:
 
     # -- messages ---------------------------------------------------------------------------
 
-    def push(self, name: str, body: str, delay_s: float | None = None) -> str:
-        """Push one stored body (json_body/text_body); the queue is created if needed. Returns its id."""
+    def push(self, name: str, body: str, delay_s: float | None = None, *, uuid_id: bool = False) -> str:
+        """Push one stored body (json_body/text_body); the queue is created if needed. Returns its id,
+        UUID-formatted with uuid_id (for clients that expect one, such as WQ's)."""
         self._check_message(body, delay_s)
-        return self._push(name, [(body, delay_s)])[0]
+        return self._push(name, [(body, delay_s)], uuid_ids=uuid_id)[0]
 
     def push_many(self, name: str, messages: list[tuple[str, float | None]]) -> list[str]:
         """Push up to 100 (stored body, delay) pairs at once: all or none."""
@@ -153,10 +154,11 @@ class QueueService:
         if delay_s is not None and not 0 <= delay_s <= self.settings.max_delay_s:
             raise Invalid("Bad delay", nest("delay", f"0 to {self.settings.max_delay_s} seconds"))
 
-    def _push(self, name: str, messages: list[tuple[str, float | None]]) -> list[str]:
+    def _push(self, name: str, messages: list[tuple[str, float | None]], uuid_ids: bool = False) -> list[str]:
         self._creatable(name)
+        suffix = uuid_suffix() if uuid_ids else secrets.token_urlsafe(6)
         return store_queues.push(
-            self.store, name, now_ms=self.now_ms(), id_suffix=secrets.token_urlsafe(6), defaults=STORED_DEFAULTS,
+            self.store, name, now_ms=self.now_ms(), id_suffix=suffix, defaults=STORED_DEFAULTS,
             messages=[(body, None if delay_s is None else _ms(delay_s)) for body, delay_s in messages])
 
     def receive(self, name: str, max_messages: int = 10, visibility_timeout_s: float | None = None,
@@ -209,6 +211,14 @@ class QueueService:
             raise NotFound(f"No message {message_id} in queue {name}")
         if result == "stale":
             raise Conflict(f"Stale receipt: message {message_id} was received again since, or dead-lettered")
+
+    def ack_locked(self, name: str, message_id: str) -> bool:
+        """Delete a message only while a receive holds its lock (WQ's confirm); False otherwise.
+        The lock seen is the one released: a receive in between makes the receipt stale."""
+        lock = store_queues.lock(self.store, self._known(name), message_id)
+        if lock is None or lock[1] <= self.now_ms():
+            return False
+        return self._ack(name, [(message_id, lock[0])])[0] == "acked"
 
     def ack_many(self, name: str, items: list[tuple[str, str | None]]) -> dict:
         results = self._ack(name, items)
@@ -278,6 +288,13 @@ class QueueService:
         if chunk:
             run()
         return totals
+
+
+def uuid_suffix() -> str:
+    """The random part of a UUID-formatted message id: "-4xxx-yxxx-xxxxxxxxxxxx" (version 4 and
+    RFC 4122 variant bits; the first 48 bits are the queue's counter, so ids sort in push order)."""
+    digits = secrets.token_hex(10)
+    return f"-4{digits[:3]}-{'89ab'[int(digits[3], 16) % 4]}{digits[4:7]}-{digits[7:19]}"
 
 
 def to_queue(name: str, stats: store_queues.Stats) -> dict:

@@ -66,7 +66,10 @@ def put(store: Store, name: str, *, now_ms: int, defaults: dict[str, int], updat
 
 def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict[str, int],
          messages: Iterable[tuple[str, int | None]], client=None) -> list[str]:
-    """Push (stored body, delay_ms or None for the queue's) pairs; the new ids in push order."""
+    """Push (stored body, delay_ms or None for the queue's) pairs; the new ids in push order.
+
+    Ids are the queue's counter in 12 hex digits plus id_suffix; a suffix starting with "-"
+    gets the UUID layout (see queue_push.lua)."""
     args: list = [now_ms, name, channel(name), id_suffix, defaults["visibility_timeout_ms"],
                   defaults["max_receives"], defaults["retention_ms"], defaults["delay_ms"]]
     for body, delay_ms in messages:
@@ -102,6 +105,19 @@ def ack(store: Store, name: str, items: list[tuple[str, str | None]]) -> list[st
         args += [message_id, receipt or ""]
     result = store.scripts.queue_ack(keys=keys.queue_keys(name), args=args)
     return None if result[0] == "missing" else [ACK_RESULTS[letter] for letter in result[1]]
+
+
+def lock(store: Store, name: str, message_id: str) -> tuple[str, int] | None:
+    """(receipt, lock expiry ms) of a message a receive holds (its lock may have just ended), or
+    None; read-only. Acknowledging with that receipt then deletes it only if not received since."""
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.zscore(keys.queue_inflight(name), message_id)
+    pipe.hget(keys.queue_meta(name), message_id)
+    expiry_ms, meta = pipe.execute()
+    if expiry_ms is None or meta is None:
+        return None
+    receipt = parse_meta(meta)[3]
+    return (receipt, int(expiry_ms)) if receipt else None
 
 
 def change_visibility(store: Store, name: str, message_id: str, receipt: str, *, now_ms: int,
