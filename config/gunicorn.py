@@ -3,20 +3,18 @@
 gevent workers: every long poll (a queue receive, a response wait) is a parked greenlet, not a
 thread, so hundreds of waiting clients cost little while other requests keep being answered.
 """
-import multiprocessing
-import os
-
 from config.settings import load_settings
 
 _settings = load_settings()
 
-bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{_settings.http_port}")
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+bind = f"0.0.0.0:{_settings.http_port}"
+workers = _settings.web_concurrency
 worker_class = "gevent"
 worker_connections = 1000
 # Above the longest long poll (30 s response wait), so no waiting client is cut off.
 timeout = 60
-graceful_timeout = 20
+# Above the longest long poll too, so a graceful stop lets waiting clients get their answer.
+graceful_timeout = 35
 keepalive = 5
 accesslog = None
 errorlog = "-"

@@ -130,6 +130,7 @@ class Settings:
     webhook_batch_size: int = 10
     webhook_batch_interval_s: float = 10.0
     wq_visibility_timeout_ms: int = 1000
+    web_concurrency: int = 2
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -197,6 +198,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_batch_size=_int(env, "WEBHOOK_BATCH_SIZE", 10, 1, 10000),
         webhook_batch_interval_s=_duration(env, "WEBHOOK_BATCH_INTERVAL", 10.0, DAY_S),
         wq_visibility_timeout_ms=_int(env, "WQ_VISIBILITY_TIMEOUT_MS", 1000, 0, 43200 * 1000),
+        web_concurrency=_int(env, "WEB_CONCURRENCY", os.cpu_count() or 1, 1, 256),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         log_format=log_format,
     )
