@@ -26,4 +26,5 @@ def test_accepted_requests_and_their_schedule_survive_a_redis_restart(redis_serv
     assert {item["id"] for item in batch} <= set(store.redis.zrange(keys.requests_due(), 0, -1))
     assert store.redis.zcard(keys.requests_all()) == 5
     # The scripts load again after the restart emptied Redis' script cache.
-    assert service.create({"url": "http://127.0.0.1:9/d", "method": "GET", "headers": {}}).resource["status"] == "queued"
+    again = service.create({"url": "http://127.0.0.1:9/d", "method": "GET", "headers": {}})
+    assert again.resource["status"] == "queued"
