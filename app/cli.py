@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -156,6 +157,8 @@ class QueueClient:
 
     def __init__(self, url: str, queue: str, token: str | None):
         self.base = url.rstrip("/")
+        self.queue = queue
+        self.token = token
         self.queue_url = f"{self.base}/v1/queues/{requests.utils.quote(queue, safe='')}"
         self.session = requests.Session()
         if token:
@@ -310,24 +313,34 @@ def client_read(url: str, queue: str, file: str, idle: float, append: bool, toke
 
 
 def pull_lines(api: QueueClient, out: IO[bytes], idle_s: float, bar: Any) -> tuple[int, int]:
-    """(lines written, lines not acknowledged) once nothing arrived for idle_s seconds."""
+    """(lines written, lines not acknowledged) once nothing arrived for idle_s seconds.
+
+    A batch is acknowledged once its lines are written and flushed; that acknowledgement runs
+    while the next batch is received (on its own connection), and the one after waits for it."""
     written = unacked = 0
+    acker = QueueClient(api.base, api.queue, api.token)
+    pending_ack: Future | None = None
     last_seen = time.monotonic()
-    while (remaining := idle_s - (time.monotonic() - last_seen)) > 0:
-        try:
-            messages = api.receive(min(remaining, CLIENT_MAX_WAIT_S))
-        except QueueMissing:
-            time.sleep(min(0.25, remaining))  # nobody pushed yet: a queue appears with its first message
-            continue
-        if not messages:
-            continue
-        out.write(b"".join(message_line(message["body"]) for message in messages))
-        out.flush()
-        unacked += len(api.ack(messages))
-        written += len(messages)
-        bar.length = max(bar.length, written)  # more arrived than the queue held at the start
-        bar.update(len(messages))
-        last_seen = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        while (remaining := idle_s - (time.monotonic() - last_seen)) > 0:
+            try:
+                messages = api.receive(min(remaining, CLIENT_MAX_WAIT_S))
+            except QueueMissing:
+                time.sleep(min(0.25, remaining))  # nobody pushed yet: a queue appears with its first message
+                continue
+            if not messages:
+                continue
+            out.write(b"".join(message_line(message["body"]) for message in messages))
+            out.flush()
+            if pending_ack is not None:
+                unacked += len(pending_ack.result())
+            pending_ack = executor.submit(acker.ack, messages)
+            written += len(messages)
+            bar.length = max(bar.length, written)  # more arrived than the queue held at the start
+            bar.update(len(messages))
+            last_seen = time.monotonic()
+        if pending_ack is not None:
+            unacked += len(pending_ack.result())
     return written, unacked
 
 

@@ -4,6 +4,7 @@ puller, and no message lost to a puller that went away (WSGI-level, and on a rea
 with a client that disconnects)."""
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -253,7 +254,7 @@ def gunicorn(redis_url, tmp_path):
         wait_until(up, 30, 0.1)
         yield base, port
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
         proc.wait(20)
         log.close()
 
