@@ -68,8 +68,8 @@ def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict
          messages: Iterable[tuple[str, int | None]], client=None) -> list[str]:
     """Push (stored body, delay_ms or None for the queue's) pairs; the new ids in push order.
 
-    Ids are the queue's counter in 12 hex digits plus id_suffix; a suffix starting with "-"
-    gets the UUID layout (see queue_push.lua)."""
+    Ids are the queue's counter in 12 hex digits plus id_suffix; a suffix shaped like the end of
+    a UUID ("-4xxx-yxxx-xxxxxxxxxxxx") gets the UUID layout (see queue_push.lua)."""
     args: list = [now_ms, name, channel(name), id_suffix, defaults["visibility_timeout_ms"],
                   defaults["max_receives"], defaults["retention_ms"], defaults["delay_ms"]]
     for body, delay_ms in messages:

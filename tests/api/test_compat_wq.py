@@ -10,7 +10,9 @@ import uuid
 import pytest
 
 from app import create_app
+from app.core.queues import STORED_DEFAULTS
 from app.extensions import services
+from app.storage import queues as store_queues
 from tests.conftest import make_settings
 
 T0 = 1_800_000_000_000
@@ -211,3 +213,15 @@ def test_ids_stay_unique_and_in_push_order_across_many_pushes(client):
     ids = [push(client, {"n": n}) for n in range(30)]
     assert len(set(ids)) == 30 and ids == sorted(ids)
     assert all(UUID.fullmatch(message_id) for message_id in ids)
+
+
+@pytest.mark.parametrize("suffix", ["-4abcdef", "-4ab-8cd-0123", "-4abc-8def-0123456789a"])
+def test_native_ids_keep_their_layout_whatever_their_random_suffix(store, suffix):
+    """Only a suffix shaped exactly like the end of a UUID asks for the UUID layout; a native
+    suffix (token_urlsafe, which may start with '-') never does, so push order is kept."""
+    ids = store_queues.push(store, "q", now_ms=T0, id_suffix=suffix, defaults=STORED_DEFAULTS,
+                            messages=[("tx", None), ("ty", None)])
+    assert ids == [f"000000000001{suffix}", f"000000000002{suffix}"]
+    uuid_ids = store_queues.push(store, "q", now_ms=T0, id_suffix="-4abc-8def-0123456789ab",
+                                 defaults=STORED_DEFAULTS, messages=[("tz", None)])
+    assert uuid_ids == ["00000000-0003-4abc-8def-0123456789ab"]

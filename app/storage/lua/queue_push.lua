@@ -1,7 +1,7 @@
 -- Push messages, creating the queue with the default config if it does not exist yet.
 -- Ids are the queue's push counter (12 hex digits) plus a random suffix, so messages that become
--- available at the same millisecond sort in push order. A suffix starting with '-' asks for the
--- UUID layout: the counter split 8-4 ("xxxxxxxx-xxxx"), then the suffix ("-4xxx-yxxx-xxxxxxxxxxxx").
+-- available at the same millisecond sort in push order. A suffix shaped "-4xxx-yxxx-xxxxxxxxxxxx"
+-- (hex, y one of 89ab) asks for the UUID layout: the counter split 8-4 ("xxxxxxxx-xxxx"), then it.
 -- KEYS: 1-7 the queue's keys (see _queue_common.lua), 8 registry set
 -- ARGV: 1 now_ms, 2 name, 3 notify channel, 4 id suffix, 5-8 defaults of a new queue:
 --       visibility_timeout_ms, max_receives, retention_ms, delay_ms;
@@ -20,7 +20,7 @@ if count < 1 then return '' end
 local queue_delay = tonumber(redis.call('HGET', Q_CFG, 'delay_ms')) or 0
 local seq = redis.call('HINCRBY', Q_CFG, 'seq', count) - count
 local ids, ready, bodies, metas = {}, {}, {}, {}
-local uuid_layout = string.sub(ARGV[4], 1, 1) == '-'
+local uuid_layout = string.match(ARGV[4], '^%-4%x%x%x%-[89ab]%x%x%x%-' .. string.rep('%x', 12) .. '$') ~= nil
 for i = 9, #ARGV, 2 do
   seq = seq + 1
   local id = string.format('%012x', seq)
