@@ -38,6 +38,8 @@ MAX_RECORDS_PER_CALL = 1000
 DEFAULTS: dict[str, Any] = {"max_records": 10, "max_bytes": 1024 * 1024, "interval": 10.0, "headers": {},
                             "timeout": 30.0}
 DEFAULT_RETRY: dict[str, Any] = {"max_attempts": 3, "backoff_base": 2.0}
+# The earlier forwarder retried a failed POST 3 times, 2 s apart: 4 POSTs in all for the `log` batch.
+ENV_BATCH_ATTEMPTS = 4
 MAX_RETRY_DELAY_S = 3600.0
 SWEEP_NAMES = 1000  # batches handled per beat tick
 SWEEP_LIMIT = 500  # expired taken batches handled per batch and tick
@@ -119,7 +121,7 @@ class BatchService:
         config = BatchConfig(
             endpoint=self.settings.webhook_post_endpoint, max_records=self.settings.webhook_batch_size,
             max_bytes=DEFAULTS["max_bytes"], interval_ms=round(self.settings.webhook_batch_interval_s * 1000),
-            headers={}, max_attempts=DEFAULT_RETRY["max_attempts"],
+            headers={}, max_attempts=ENV_BATCH_ATTEMPTS,
             backoff_base_ms=round(DEFAULT_RETRY["backoff_base"] * 1000), timeout_ms=round(DEFAULTS["timeout"] * 1000))
         self._configure(ENV_BATCH, config, "env")
         return True

@@ -167,7 +167,7 @@ def test_without_a_configured_log_batch_records_are_refused_with_503(redis_url):
 
 def test_the_log_batch_follows_the_webhook_settings(client):
     batch = client.get("/v1/batches/log").get_json()
-    assert (batch["endpoint"], batch["max_records"], batch["retry"]) == (URL, 1, {"max_attempts": 3,
+    assert (batch["endpoint"], batch["max_records"], batch["retry"]) == (URL, 1, {"max_attempts": 4,
                                                                                   "backoff_base": 2.0})
 
 
@@ -196,7 +196,7 @@ def test_records_reach_the_endpoint_in_batches_by_size_then_by_interval(redis_ur
 def test_a_failing_endpoint_keeps_the_batch_as_dead_and_the_service_keeps_accepting(
         redis_url, http_target, services_factory):
     endpoint = http_target.url + "/down"
-    for _ in range(3):
+    for _ in range(4):
         http_target.reply("/down", Reply(status=500, body=b"down"))
     processes = services_factory(WEBHOOK_POST_ENDPOINT=endpoint, WEBHOOK_BATCH_SIZE="1")
     processes.start_worker(concurrency=1)
@@ -205,10 +205,10 @@ def test_a_failing_endpoint_keeps_the_batch_as_dead_and_the_service_keeps_accept
     assert post(client, README_RECORD).status_code == 201
     wait_until(lambda: client.get("/v1/batches/log").get_json()["dead_batches"] == 1, 30, 0.1)
     attempts = http_target.requests_to("/down")
-    assert len(attempts) == 3
+    assert len(attempts) == 4  # the first POST and 3 retries
     assert all(json.loads(attempt.body) == [README_RECORD] for attempt in attempts)
-    assert 3.5 < attempts[2].at - attempts[0].at < 10  # 2 s apart
+    assert 5.5 < attempts[3].at - attempts[0].at < 12  # 2 s apart
     assert client.get("/v1/batches/log/dead").get_json()["items"][0]["records"] == [README_RECORD]
     assert post(client, {**README_RECORD, "user_id": 2}).status_code == 201  # still accepting
-    http_target.wait_for(4, "/down", timeout_s=15)
-    assert json.loads(http_target.requests_to("/down")[3].body) == [{**README_RECORD, "user_id": 2}]
+    http_target.wait_for(5, "/down", timeout_s=15)
+    assert json.loads(http_target.requests_to("/down")[4].body) == [{**README_RECORD, "user_id": 2}]

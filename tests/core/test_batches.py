@@ -269,7 +269,7 @@ def test_env_batch_is_configured_from_the_webhook_settings(store, sender, clock,
     assert service.ensure_env_batch() is True
     resource = service.get("log")
     assert (resource["endpoint"], resource["max_records"], resource["interval"]) == ("http://127.0.0.1:9/hook", 2, 1.5)
-    assert resource["retry"] == {"max_attempts": 3, "backoff_base": 2.0}
+    assert resource["retry"] == {"max_attempts": 4, "backoff_base": 2.0}  # the first POST and 3 retries
     service.configure("log", {"endpoint": "http://127.0.0.1:9/put", "max_records": 50, "max_bytes": 4096})
     assert service.ensure_env_batch() is True  # a restart: the environment wins for its three fields
     resource = service.get("log")
