@@ -1,7 +1,18 @@
 """Compatibility profiles: the earlier systems' routes under /compat/<profile>, translated onto the core."""
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
+
+import redis
+from flask import Blueprint
+
+from app.errors import REDIS_RETRY_AFTER_S
+
+log = logging.getLogger(__name__)
+
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError)
 
 
 def new_public_id() -> str:
@@ -16,3 +27,14 @@ def is_public_id(text: str) -> bool:
     except ValueError:
         return False
 
+
+def answer_redis_outage(blp: Blueprint, render: Callable[..., object]) -> None:
+    """A Redis outage answers 503 with Retry-After, in the profile's own error shape:
+    `render(code, text, headers)` builds that shape."""
+
+    def _redis_down(exc: redis.RedisError):
+        log.warning("Redis unavailable: %s", exc)
+        return render(503, "Storage unavailable, try again shortly", {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+
+    for error in REDIS_DOWN:
+        blp.register_error_handler(error, _redis_down)

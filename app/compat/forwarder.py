@@ -16,13 +16,12 @@ import math
 import re
 from typing import Any
 
-import redis
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from app.compat import answer_redis_outage
 from app.core.batches import ENV_BATCH
 from app.core.errors import NotFound, TooLarge
-from app.errors import REDIS_RETRY_AFTER_S
 from app.extensions import services
 
 log = logging.getLogger(__name__)
@@ -84,12 +83,7 @@ def _http_error(exc: HTTPException):
     return message(exc.code or 500, exc.description or "error")
 
 
-@blp.errorhandler(redis.ConnectionError)
-@blp.errorhandler(redis.TimeoutError)
-@blp.errorhandler(redis.exceptions.BusyLoadingError)
-def _redis_down(exc: redis.RedisError):
-    log.warning("Redis unavailable: %s", exc)
-    return message(503, "storage unavailable, try again shortly", {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+answer_redis_outage(blp, message)
 
 
 @blp.get("/healthz")

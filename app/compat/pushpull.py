@@ -19,9 +19,9 @@ import socket
 import redis
 from flask import Blueprint, Response, request
 
+from app.compat import answer_redis_outage
 from app.core.errors import Conflict, Invalid, NotFound, TooLarge
 from app.core.queues import QueueService, text_body
-from app.errors import REDIS_RETRY_AFTER_S
 from app.extensions import services
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,7 @@ def _too_large(exc: TooLarge):
     return text_response(413, exc.message)
 
 
-@blp.errorhandler(redis.ConnectionError)
-@blp.errorhandler(redis.TimeoutError)
-@blp.errorhandler(redis.exceptions.BusyLoadingError)
-def _redis_down(exc: redis.RedisError):
-    log.warning("Redis unavailable: %s", exc)
-    return text_response(503, "Storage unavailable, try again shortly", {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+answer_redis_outage(blp, text_response)
 
 
 @blp.post("/queues/<name>")

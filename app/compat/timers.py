@@ -10,16 +10,15 @@ import json
 from http import HTTPStatus
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from app.api.validators import check_target_url
-from app.compat import is_public_id, new_public_id
+from app.compat import answer_redis_outage, is_public_id, new_public_id
 from app.core import clock
 from app.core.errors import Gone, HTQError, NotFound
-from app.errors import REDIS_RETRY_AFTER_S, STATUS_BY_ERROR
+from app.errors import STATUS_BY_ERROR
 from app.extensions import services
 from app.storage.keys import FINAL_STATUSES
 
@@ -63,11 +62,7 @@ def _http_error(exc: HTTPException):
     return error_body(exc.code or 500, exc.description or HTTPStatus(exc.code or 500).phrase)
 
 
-@blp.errorhandler(redis.ConnectionError)
-@blp.errorhandler(redis.TimeoutError)
-@blp.errorhandler(redis.exceptions.BusyLoadingError)
-def _redis_down(exc: redis.RedisError):
-    return error_body(503, "storage unavailable, try again shortly", {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+answer_redis_outage(blp, error_body)
 
 
 @blp.get("/health")

@@ -12,14 +12,12 @@ import json
 import logging
 import re
 
-import redis
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.compat import is_public_id
+from app.compat import answer_redis_outage, is_public_id
 from app.core.errors import NotFound, TooLarge
 from app.core.queues import json_text_body
-from app.errors import REDIS_RETRY_AFTER_S
 from app.extensions import services
 
 log = logging.getLogger(__name__)
@@ -63,12 +61,7 @@ def _http_error(exc: HTTPException):
     return error_body(exc.code or 500, exc.description or "error")
 
 
-@blp.errorhandler(redis.ConnectionError)
-@blp.errorhandler(redis.TimeoutError)
-@blp.errorhandler(redis.exceptions.BusyLoadingError)
-def _redis_down(exc: redis.RedisError):
-    log.warning("Redis unavailable: %s", exc)
-    return error_body(503, "Storage unavailable, try again shortly", {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+answer_redis_outage(blp, error_body)
 
 
 @blp.post("/", strict_slashes=False)
