@@ -16,6 +16,11 @@ SEND_CALLBACK = "htq.send_callback"
 
 # Requests due at the same millisecond travel in one task message, up to this many.
 DELIVERY_CHUNK = 50
+# Requests due within the same window travel in one task, published DISPATCH_LEAD_MS before the
+# first of them: the worker sleeps out each one's remaining milliseconds, so Celery's timer and
+# pool dispatch delay is absorbed and nothing is sent early.
+DELIVERY_WINDOW_MS = 100
+DISPATCH_LEAD_MS = 50
 
 
 class Sender(Protocol):
@@ -41,14 +46,17 @@ class Publisher:
             raise PublishFailed(f"{name}: {exc}") from exc
 
     def deliver(self, items: Iterable[tuple[str, int, int]], now_ms: int) -> None:
-        """Publish (id, attempt, due_ms) items: grouped by due time, each group one task per chunk.
+        """Publish (id, attempt, due_ms) items: those due within one DELIVERY_WINDOW_MS go in one task
+        per chunk, due DISPATCH_LEAD_MS before its first item; items due sooner go at once.
 
-        Items already due go without an eta; the worker still waits out any remaining
-        milliseconds, so nothing is sent early.
+        The worker waits out each item's remaining milliseconds, so nothing is sent early.
         """
         groups: dict[int | None, list[list]] = defaultdict(list)
         for request_id, attempt, due_ms in items:
-            groups[due_ms if due_ms > now_ms else None].append([request_id, attempt, due_ms])
-        for eta_ms, group in groups.items():
+            window = None if due_ms - DISPATCH_LEAD_MS <= now_ms else due_ms // DELIVERY_WINDOW_MS
+            groups[window].append([request_id, attempt, due_ms])
+        for window, group in groups.items():
+            group.sort(key=lambda item: item[2])
             for start in range(0, len(group), DELIVERY_CHUNK):
-                self.send(DELIVER_REQUESTS, [group[start:start + DELIVERY_CHUNK]], eta_ms)
+                chunk = group[start:start + DELIVERY_CHUNK]
+                self.send(DELIVER_REQUESTS, [chunk], None if window is None else chunk[0][2] - DISPATCH_LEAD_MS)

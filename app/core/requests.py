@@ -49,7 +49,8 @@ class RequestService:
         now = self.now_ms()
         request_id = ids.new_id(now)
         spec, due_ms = self._spec(request_id, fields, now)
-        fingerprint = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+        fingerprint = (hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+                       if idempotency_key else "")
         result = store_requests.create(
             self.store, request_id=request_id, now_ms=now, due_ms=due_ms, spec=spec,
             **self._schedule_args(now, spec), idempotency_key=idempotency_key,
@@ -65,23 +66,23 @@ class RequestService:
             return Created(self.get(original_id), replayed=True)
         if result[1] == "queued":
             self._publish([(request_id, 1, due_ms)], now)
-        return Created(self.get(request_id))
+        return Created(new_resource(spec, result[1], now, due_ms))
 
     def create_many(self, items: list[dict]) -> list[dict]:
-        """Store all requests in one MULTI (all or none), then publish those due soon."""
+        """Store all requests in one script (all or none), then publish those due soon."""
         now = self.now_ms()
-        pipe = self.store.redis.pipeline(transaction=True)
         created = []
         for fields in items:
             request_id = ids.new_id(now)
             spec, due_ms = self._spec(request_id, fields, now)
-            store_requests.create(self.store, request_id=request_id, now_ms=now, due_ms=due_ms, spec=spec,
-                                  **self._schedule_args(now, spec), client=pipe)
-            created.append((request_id, due_ms))
-        results = pipe.execute()
-        self._publish([(request_id, 1, due_ms) for (request_id, due_ms), result in zip(created, results)
-                       if result[1] == "queued"], now)
-        return [to_resource(record) for record in store_requests.load_many(self.store, [c[0] for c in created])]
+            created.append((request_id, due_ms, spec, int(spec["retry"]["max_attempts"]),
+                            int(float(spec["timeout"]) * 1000)))
+        statuses = store_requests.create_many(
+            self.store, now_ms=now, horizon_end_ms=now + int(self.settings.horizon_s * 1000),
+            grace_ms=int(self.settings.publish_grace_s * 1000), items=created)
+        self._publish([(request_id, 1, due_ms) for (request_id, due_ms, *_), status in zip(created, statuses)
+                       if status == "queued"], now)
+        return [new_resource(spec, status, now, due_ms) for (_, due_ms, spec, *_), status in zip(created, statuses)]
 
     def _publish(self, items: list[tuple[str, int, int]], now: int) -> None:
         """Hand stored requests to the workers; if the broker is down they are already safe in the
@@ -240,8 +241,14 @@ def links(request_id: str) -> dict:
     return {"self": base, "status": f"{base}/status", "response": f"{base}/response"}
 
 
-def to_status(record: dict) -> dict:
-    spec = json.loads(record["spec"])
+def new_resource(spec: dict, status: str, created_ms: int, due_ms: int) -> dict:
+    """The resource of a request just created, from what was written: no read back."""
+    return resource_from(spec, {"status": status, "created_ms": created_ms, "due_ms": due_ms,
+                                "next_attempt_ms": due_ms, "attempts": 0})
+
+
+def to_status(record: dict, spec: dict | None = None) -> dict:
+    spec = json.loads(record["spec"]) if spec is None else spec
     return {
         "id": spec["id"],
         "status": record["status"],
@@ -253,7 +260,10 @@ def to_status(record: dict) -> dict:
 
 def to_resource(record: dict) -> dict:
     """The contract's request resource from a stored hash."""
-    spec = json.loads(record["spec"])
+    return resource_from(json.loads(record["spec"]), record)
+
+
+def resource_from(spec: dict, record: dict) -> dict:
     resource = {
         "id": spec["id"],
         "url": spec["url"],
@@ -263,7 +273,7 @@ def to_resource(record: dict) -> dict:
     for body_field in ("body", "json"):
         if body_field in spec:
             resource[body_field] = spec[body_field]
-    status = to_status(record)
+    status = to_status(record, spec)
     resource.update(
         status=status["status"],
         created_at=clock.to_rfc3339(_ms(record, "created_ms")),

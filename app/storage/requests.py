@@ -62,6 +62,18 @@ def list_aliased_ids(store: Store, namespace: str, statuses: Iterable[str]) -> l
     return sorted((i for found in pipe.execute() for i in found), reverse=True)
 
 
+def create_many(store: Store, *, now_ms: int, horizon_end_ms: int, grace_ms: int,
+                items: list[tuple[str, int, dict, int, int]]) -> list[str]:
+    """Run request_create_many.lua for (id, due_ms, spec, attempt_limit, timeout_ms) items."""
+    args: list = [now_ms, horizon_end_ms, grace_ms]
+    for request_id, due_ms, spec, attempt_limit, timeout_ms in items:
+        args += [request_id, due_ms, json.dumps(spec), attempt_limit, timeout_ms]
+    return store.scripts.request_create_many(
+        keys=[*keys.requests_status_indexes(), keys.requests_due(), keys.requests_inflight(), keys.requests_all(),
+              *(keys.request(item[0]) for item in items)],
+        args=args)
+
+
 def load(store: Store, request_id: str) -> dict:
     return store.redis.hgetall(keys.request(request_id))
 

@@ -44,7 +44,7 @@ class Requests(MethodView):
         items, next_cursor = services().requests.list(args.get("status"), args["limit"], args.get("cursor"))
         return {"items": items, "next_cursor": next_cursor}
 
-    @blp.arguments(RequestCreateSchema)
+    @blp.arguments(RequestCreateSchema())  # an instance: webargs builds a schema per request from a class
     @blp.response(201, RequestSchema)
     @blp.alt_response(200, schema=RequestSchema, description="Replay of an Idempotency-Key")
     def post(self, fields):
@@ -55,16 +55,17 @@ class Requests(MethodView):
         created = services().requests.create(fields, _idempotency_key())
         headers = {"Location": created.resource["links"]["self"]}
         if created.replayed:
-            return created.resource, 200, {**headers, "Idempotent-Replayed": "true"}
-        return created.resource, 201, headers
+            return jsonify(created.resource), 200, {**headers, "Idempotent-Replayed": "true"}
+        # Already in the documented shape: a Response skips a second pass through RequestSchema.
+        return jsonify(created.resource), 201, headers
 
 
 @blp.route("/batch", methods=["POST"])
-@blp.arguments(RequestBatchSchema)
+@blp.arguments(RequestBatchSchema())
 @blp.response(201, RequestItemsSchema)
 def create_batch(body):
     """Queue up to 100 requests at once: all are validated first; none is created if one is invalid."""
-    return {"items": services().requests.create_many(body["requests"])}
+    return jsonify({"items": services().requests.create_many(body["requests"])}), 201
 
 
 @blp.route("/<request_id>")
