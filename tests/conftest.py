@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 
 from app.embedded import RedisServer as EmbeddedRedis
 from app.embedded import free_port
@@ -107,6 +108,14 @@ class ServiceProcesses:
                                   "-c", str(concurrency), "-P", pool, "-n", f"{name}@%h", "--without-heartbeat",
                                   "--without-mingle", "--without-gossip"])
 
+    def start_web(self, port: int) -> str:
+        """gunicorn as the Procfile runs it, on 127.0.0.1:port; returns its base URL once it answers."""
+        self._start("web", [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py",
+                            "--bind", f"127.0.0.1:{port}", "app:create_app()"])
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(base + "/healthz"), 30, 0.1)
+        return base
+
     def start_beat(self) -> subprocess.Popen:
         schedule = self.logdir / "beat-schedule"
         return self._start("beat", [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "INFO",
@@ -129,9 +138,10 @@ class ServiceProcesses:
     def stop_all(self) -> None:
         import signal
 
-        for proc in self.procs.values():
+        for name, proc in self.procs.items():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                # SIGINT is gunicorn's quick shutdown: no waiting out long polls' graceful timeout.
+                os.killpg(proc.pid, signal.SIGINT if name == "web" else signal.SIGTERM)
         for proc in self.procs.values():
             try:
                 proc.wait(15)
@@ -160,6 +170,13 @@ def services_factory(redis_url, tmp_path):
     yield factory
     for procs in started:
         procs.stop_all()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.02):

@@ -4,10 +4,7 @@ puller, and no message lost to a puller that went away (WSGI-level, and on a rea
 with a client that disconnects)."""
 from __future__ import annotations
 
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -18,7 +15,7 @@ from werkzeug.test import EnvironBuilder
 from app import create_app
 from app.compat.pushpull import PULL_LOCK_S, client_gone
 from app.extensions import services
-from tests.conftest import REPO, free_port, make_settings, service_env, wait_until
+from tests.conftest import ServiceProcesses, free_port, make_settings, service_env, wait_until
 
 T0 = 1_800_000_000_000
 
@@ -236,27 +233,12 @@ def test_a_closed_client_connection_is_seen_without_blocking():
 @pytest.fixture
 def gunicorn(redis_url, tmp_path):
     port = free_port()
-    log = open(tmp_path / "web.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "app:create_app()"], cwd=REPO,
-        env=service_env(redis_url, PORT=str(port), WEB_CONCURRENCY="1", HTQ_LONG_POLL_TIMEOUT="3",
-                        LOG_LEVEL="WARNING"),
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(base + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
+    procs = ServiceProcesses(service_env(redis_url, WEB_CONCURRENCY="1", HTQ_LONG_POLL_TIMEOUT="3",
+                                         LOG_LEVEL="WARNING"), tmp_path)
     try:
-        wait_until(up, 30, 0.1)
-        yield base, port
+        yield procs.start_web(port), port
     finally:
-        proc.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
-        proc.wait(20)
-        log.close()
+        procs.stop_all()
 
 
 def test_a_puller_that_disconnected_while_waiting_does_not_lose_the_message(gunicorn):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pty
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import requests
 from click.testing import CliRunner
 
 from app.cli import main
-from tests.conftest import REPO, free_port, service_env, wait_until
+from tests.conftest import REPO, ServiceProcesses, free_port, service_env
 
 TOKEN = "s3cret-client-token"
 LINES = 100_000
@@ -24,28 +23,12 @@ LINES = 100_000
 @pytest.fixture(scope="module")
 def web(redis_server, tmp_path_factory):
     """One gunicorn server for the module; each test uses its own queue names."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("web") / "web.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "app:create_app()"], cwd=REPO,
-        env=service_env(redis_server.url, PORT=str(port), WEB_CONCURRENCY="2", HTQ_API_TOKENS=TOKEN,
-                        LOG_LEVEL="WARNING"),
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(base + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
+    procs = ServiceProcesses(service_env(redis_server.url, WEB_CONCURRENCY="2", HTQ_API_TOKENS=TOKEN,
+                                         LOG_LEVEL="WARNING"), tmp_path_factory.mktemp("web"))
     try:
-        wait_until(up, 30, 0.1)
-        yield base
+        yield procs.start_web(free_port())
     finally:
-        proc.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
-        proc.wait(20)
-        log.close()
+        procs.stop_all()
 
 
 def htq_client(*args: str, **popen) -> subprocess.Popen:
