@@ -8,7 +8,7 @@ import json
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from app.api.batches.schemas import (
     BatchConfigSchema,
@@ -24,7 +24,7 @@ from app.api.batches.schemas import (
     one_record,
     record_batch,
 )
-from app.api.common import require_json_body
+from app.api.common import Blueprint, require_json_body
 from app.extensions import services
 
 blp = Blueprint("batches", __name__, url_prefix="/v1/batches",

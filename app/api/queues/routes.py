@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 
-from flask import abort, request
+from flask import abort, jsonify, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from app.api.common import BODY_METHODS
+from app.api.common import BODY_METHODS, Blueprint
 from app.api.queues.schemas import (
     AckBatchSchema,
     AckResultSchema,
@@ -112,7 +111,7 @@ def push_message(args, name):
     at most the body limit (413). The queue is created with the defaults if it does not exist.
     `delay` (seconds) overrides the queue's delay."""
     message_id = services().queues.push(name, _message_body(), args.get("delay"))
-    return {"id": message_id}, 201, {"Location": f"/v1/queues/{name}/messages/{message_id}"}
+    return jsonify(id=message_id), 201, {"Location": f"/v1/queues/{name}/messages/{message_id}"}
 
 
 @blp.route("/<name>/messages/batch", methods=["POST"])
@@ -122,7 +121,7 @@ def push_batch(body, name):
     """Push up to 100 messages at once, in order: all are checked first, none is stored if one
     is refused. Each `body` is any JSON; each `delay` overrides the queue's."""
     messages = [(json_body(item["body"]), item.get("delay")) for item in body["messages"]]
-    return {"ids": services().queues.push_many(name, messages)}
+    return jsonify(ids=services().queues.push_many(name, messages)), 201
 
 
 @blp.route("/<name>/messages/receive", methods=["POST"])
@@ -133,8 +132,8 @@ def receive(args, name):
     `visibility_timeout` seconds (the queue's by default) under a fresh `receipt`; acknowledge it
     before then or it becomes visible again. With `wait` (up to 20 s), waits for a message to
     arrive and answers as soon as one does; `[]` when none came. 404 if the queue is unknown."""
-    return {"messages": services().queues.receive(name, args["max"], args.get("visibility_timeout"),
-                                                  args["wait"])}
+    return jsonify(messages=services().queues.receive(name, args["max"], args.get("visibility_timeout"),
+                                                      args["wait"]))
 
 
 @blp.route("/<name>/messages/ack", methods=["POST"])
@@ -143,7 +142,7 @@ def receive(args, name):
 def ack_batch(body, name):
     """Acknowledge up to 100 messages. Each failure is listed with its reason: `not_found`
     (unknown or already acknowledged) or `stale` (the receipt is not the current one)."""
-    return services().queues.ack_many(name, [(item["id"], item.get("receipt")) for item in body["messages"]])
+    return jsonify(services().queues.ack_many(name, [(item["id"], item.get("receipt")) for item in body["messages"]]))
 
 
 @blp.route("/<name>/messages/<message_id>")

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from flask import jsonify, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from app.api.common import require_json_body
+from app.api.common import Blueprint, require_json_body
 from app.api.requests.schemas import (
     AttemptListSchema,
     ListArgsSchema,
@@ -44,7 +43,7 @@ class Requests(MethodView):
         items, next_cursor = services().requests.list(args.get("status"), args["limit"], args.get("cursor"))
         return {"items": items, "next_cursor": next_cursor}
 
-    @blp.arguments(RequestCreateSchema())  # an instance: webargs builds a schema per request from a class
+    @blp.arguments(RequestCreateSchema)
     @blp.response(201, RequestSchema)
     @blp.alt_response(200, schema=RequestSchema, description="Replay of an Idempotency-Key")
     def post(self, fields):
@@ -61,7 +60,7 @@ class Requests(MethodView):
 
 
 @blp.route("/batch", methods=["POST"])
-@blp.arguments(RequestBatchSchema())
+@blp.arguments(RequestBatchSchema)
 @blp.response(201, RequestItemsSchema)
 def create_batch(body):
     """Queue up to 100 requests at once: all are validated first; none is created if one is invalid."""
