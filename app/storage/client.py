@@ -9,6 +9,7 @@ from pathlib import Path
 
 import redis
 from redis.connection import parse_url
+from redis.maint_notifications import MaintNotificationsConfig
 
 LUA_DIR = Path(__file__).with_name("lua")
 
@@ -23,20 +24,24 @@ MAX_CONNECTIONS = 64
 
 
 class UnreadBytesCheck:
-    """Before the pool hands out a connection, redis-py checks that no reply is left unread on it
-    with a poll of timeout 0. Under gevent (the web server) that poll is a trip through the event
-    loop, ~120 µs, which was a third of the cost of a queue request. Asking the kernel how many
-    bytes wait on the socket (FIONREAD) answers the same question with one system call.
+    """Before the pool hands out a connection, redis-py checks that no reply is left unread on it,
+    in the parser's buffer or on the socket, with a poll of timeout 0. Under gevent (the web
+    server) that poll is a trip through the event loop, ~120 µs, a third of the cost of a queue
+    request. Asking the kernel how many bytes wait on the socket (FIONREAD) answers the same
+    question with one system call.
 
     A socket the server closed also reads as "nothing waiting" here; the command sent on it then
     fails with a connection error, which redis-py's retry answers by reconnecting.
     """
 
     def can_read(self, timeout: float = 0) -> bool:
-        if timeout == 0 and self._sock is not None:
-            waiting = fcntl.ioctl(self._sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-            return struct.unpack("i", waiting)[0] > 0
-        return super().can_read(timeout)
+        reader = getattr(self._parser, "_reader", None)  # hiredis' reader, whose buffer we can ask
+        if timeout or self._sock is None or reader is None:
+            return super().can_read(timeout)
+        if reader.has_data():
+            return True
+        waiting = fcntl.ioctl(self._sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return struct.unpack("i", waiting)[0] > 0
 
 
 class TcpConnection(UnreadBytesCheck, redis.Connection):
@@ -57,6 +62,10 @@ def connect(redis_url: str, **options) -> redis.Redis:
     options.setdefault("health_check_interval", 30)
     options.setdefault("max_connections", MAX_CONNECTIONS)
     options.setdefault("timeout", SOCKET_TIMEOUT_S)  # the wait for a free connection
+    # Maintenance notifications are a feature of managed Redis offerings. Left "auto", every new
+    # connection asks for them (a command OSS Redis refuses) and the pool skips its check for
+    # unread replies.
+    options.setdefault("maint_notifications_config", MaintNotificationsConfig(enabled=False))
     url_class = parse_url(redis_url).get("connection_class", redis.Connection)
     options.setdefault("connection_class", CONNECTION_CLASSES.get(url_class, url_class))  # TLS: as it is
     return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(

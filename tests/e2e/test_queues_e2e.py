@@ -176,3 +176,17 @@ def test_gunicorn_serves_a_full_queue_cycle(web, redis_url):
         {"id": m["id"], "receipt": m["receipt"]} for m in received["messages"]]})
     assert acked == {"acked": 5, "failed": []}
     assert Store.from_url(redis_url).redis.hlen(keys.queue_meta("jobs")) == 0
+
+
+def test_gunicorn_closes_an_idle_keep_alive_connection_after_keepalive_seconds(web):
+    """gevent's HTTP server alone would keep it open as long as the client does, and a stopping
+    worker would wait its whole graceful timeout (35 s) for such clients."""
+    with socket.create_connection(("127.0.0.1", web.port), timeout=20) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"\r\n\r\nOK"):
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200")
+        idle_since = time.monotonic()
+        assert sock.recv(65536) == b""  # closed by the server
+        assert 4 < time.monotonic() - idle_since < 10

@@ -1,0 +1,33 @@
+"""The Redis client: connections handed out by the pool never carry a stale reply."""
+from __future__ import annotations
+
+import select
+
+from app.storage.client import TcpConnection, connect
+
+
+def test_a_connection_returned_with_an_unread_reply_is_replaced(redis_url):
+    client = connect(redis_url, max_connections=1)
+    assert client.connection_pool.connection_class is TcpConnection
+    client.set("k", "v")
+    conn = client.connection_pool.get_connection()
+    conn.send_command("PING")  # its reply is left unread when the connection goes back
+    assert select.select([conn._sock], [], [], 5)[0]  # the reply has arrived
+    client.connection_pool.release(conn)
+    assert client.get("k") == "v"  # not the stale PONG
+    client.close()
+
+
+def test_the_readiness_check_sees_waiting_bytes(redis_url):
+    client = connect(redis_url)
+    conn = client.connection_pool.get_connection()
+    assert conn.can_read() is False
+    conn.send_command("PING")
+    assert select.select([conn._sock], [], [], 5)[0]
+    assert conn.can_read() is True  # on the socket
+    conn.send_command("PING")
+    assert select.select([conn._sock], [], [], 5)[0]
+    assert conn.read_response() == "PONG"
+    assert conn.can_read() is True  # in the parser's buffer, or still on the socket
+    conn.disconnect()
+    client.close()
