@@ -33,6 +33,9 @@ def _register_config(app: Flask, settings: Settings) -> None:
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         JSON_SORT_KEYS=False,
     )
+    from app.api.common import JSONProvider
+
+    app.json = JSONProvider(app)
     app.json.sort_keys = False
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from app.core import clock
+from app.core import clock, jsontext
 from app.core.errors import Conflict, Invalid, NotFound, TooLarge
 from app.storage import queues as store_queues
 from app.storage.client import Store
@@ -58,7 +58,7 @@ STORED_DEFAULTS = _stored_config(DEFAULT_CONFIG)
 
 def json_body(value: Any) -> str:
     """A message body for storage, from any JSON value."""
-    return "j" + json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return "j" + jsontext.dumps(value)
 
 
 def json_text_body(text: str) -> str:

@@ -203,6 +203,27 @@ def test_batch_push_with_per_message_delay(client):
     assert [m["body"] for m in receive(client)] == ["now"]
 
 
+@pytest.mark.parametrize("text", ['{"big": 123456789012345678901234567890}', '"\\ud800 lone"',
+                                  '[1.5, "caf\u00e9", "\u2028"]', '-9223372036854775809'])
+def test_batch_pushed_bodies_come_back_exactly(client, text):
+    """Bodies are written again after parsing: big integers and lone surrogates must survive it."""
+    response = client.post("/v1/queues/q/messages/batch", data=f'{{"messages": [{{"body": {text}}}]}}',
+                           content_type="application/json")
+    assert response.status_code == 201, response.get_json()
+    (message,) = json.loads(client.post("/v1/queues/q/messages/receive", json={}).get_data(as_text=True))["messages"]
+    assert message["body"] == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["NaN", '{"x": Infinity}', "[-Infinity]"])
+def test_nan_and_infinity_are_not_json(client, text):
+    error = assert_error(client.post("/v1/queues/q/messages", data=text, content_type="application/json"), 400)
+    assert error["message"].startswith("Malformed JSON body")
+    error = assert_error(client.post("/v1/queues/q/messages/batch", data=f'{{"messages": [{{"body": {text}}}]}}',
+                                     content_type="application/json"), 400)
+    assert error["message"].startswith("Malformed JSON body")
+    assert client.get("/v1/queues/q").status_code == 404
+
+
 def test_batch_push_needs_json(client):
     assert_error(client.post("/v1/queues/q/messages/batch", data="x", content_type="text/plain"), 415)
 

@@ -6,8 +6,6 @@ push, which create it.
 """
 from __future__ import annotations
 
-import json
-
 from flask import abort, jsonify, request
 from flask.views import MethodView
 
@@ -31,6 +29,7 @@ from app.api.queues.schemas import (
     VisibilityResultSchema,
     VisibilitySchema,
 )
+from app.core import jsontext
 from app.core.queues import json_body, json_text_body, text_body
 from app.extensions import services
 
@@ -67,7 +66,7 @@ def _message_body() -> str:
         abort(415, description="Send the message as application/json or text/plain.")
     try:
         text = request.get_data().decode("utf-8")
-        json.loads(text)
+        jsontext.loads(text)
     except ValueError as exc:  # UnicodeDecodeError is one too
         abort(400, description=f"Malformed JSON body: {exc}")
     return json_text_body(text)
