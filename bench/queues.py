@@ -2,13 +2,15 @@
 
 Run from the repository root, with the project's virtualenv:
 
-    python -m bench.queues                # about a minute on 2 cores
-    python -m bench.queues --duration 5   # shorter phases
+    python -m bench.queues                # about two minutes on 2 cores
+    python -m bench.queues --duration 5 --rounds 1   # shorter
 
 It starts its own Redis (tests.conftest.RedisServer, a real redis-server on a free port) and the
 web server as production runs it (`gunicorn -c config/gunicorn.py "app:create_app()"`, gevent
 workers), then drives it from `--clients` processes, each an asyncio HTTP/1.1 client with
-`--connections` keep-alive connections. It prints, measured in the same run:
+`--connections` keep-alive connections. Phases 1-3 run `--rounds` times, interleaved, each round
+after a CPU speed reference; it prints every round, then the median (and best) of each phase,
+with the CPU that gunicorn and Redis spent per item and the cores the clients used:
 
 1. Baseline: `GET /healthz` requests/s with the same clients (the cost of HTTP alone).
 2. Batch cycle: messages/s through `POST .../messages/batch` (100) + `POST .../receive`
@@ -21,7 +23,8 @@ workers), then drives it from `--clients` processes, each an asyncio HTTP/1.1 cl
    (`GET /v1/queues/{name}`) meanwhile, p50/p99, then the time until every waiter got a message.
 
 The machine is shared with the clients (and whatever else runs): the header prints the load
-average. `nice -n -10 python -m bench.queues` (as root) keeps other work from skewing figures.
+average. On shared (virtual) machines the speed of the same code varies by half from one minute
+to the next, which the speed reference shows; compare phases of the same round, and medians.
 """
 from __future__ import annotations
 
@@ -40,8 +43,11 @@ import os  # noqa: E402
 import selectors  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
+import timeit  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
 from tests.conftest import RedisServer, free_port, service_env  # noqa: E402
 
@@ -134,6 +140,7 @@ async def _loop_single(conn: Connection, stop_at: float, queue: str) -> int:
 
 
 LOOPS = {"healthz": _loop_healthz, "batch": _loop_batch, "single": _loop_single}
+UNITS = {"healthz": "requests", "batch": "messages", "single": "messages"}
 
 
 def _client(port: int, phase: str, connections: int, duration_s: float, start_at: float, index: int,
@@ -143,11 +150,13 @@ def _client(port: int, phase: str, connections: int, duration_s: float, start_at
         await asyncio.sleep(max(0.0, start_at - time.time()))
         stop_at = time.monotonic() + duration_s
         args = [] if phase == "healthz" else [f"bench-{phase}-{index}-{n}" for n in range(connections)]
+        cpu_before = time.process_time()
         counts = await asyncio.gather(*(LOOPS[phase](conn, stop_at, *args[i:i + 1])
                                         for i, conn in enumerate(conns)))
+        cpu_used = time.process_time() - cpu_before
         for conn in conns:
             conn.close()
-        return sum(counts)
+        return sum(counts), cpu_used
 
     results.put(asyncio.run(main()))
 
@@ -179,10 +188,17 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Phase:
+    rate: float  # requests or acknowledged messages per second
+    server_cpu: float  # CPU seconds of gunicorn and Redis per item
+    redis_cpu: float  # of which Redis
+    client_cores: float  # cores the load clients used
+
+
 def run_phase(port: int, phase: str, clients: int, connections: int, duration_s: float,
-              server_pids: list[int]) -> tuple[float, float]:
-    """(items per second (requests or acknowledged messages) over `duration_s` of load, CPU seconds
-    the server (gunicorn and Redis) spent per item)."""
+              web_pid: int, redis_pid: int) -> Phase:
+    """Load for `duration_s` from `clients` processes; what it achieved and cost."""
     context = multiprocessing.get_context("fork")
     results = context.Queue()
     start_at = time.time() + 1.0  # every client connected before the clock starts
@@ -191,12 +207,18 @@ def run_phase(port: int, phase: str, clients: int, connections: int, duration_s:
     for proc in procs:
         proc.start()
     time.sleep(max(0.0, start_at - time.time()))
-    cpu_before = cpu_seconds(server_pids)
-    total = sum(results.get(timeout=duration_s + 60) for _ in procs)
-    cpu_used = cpu_seconds(server_pids) - cpu_before
+    web_before, redis_before = cpu_seconds([web_pid]), cpu_seconds([redis_pid])
+    counts, client_cpu = zip(*(results.get(timeout=duration_s + 60) for _ in procs))
+    total = max(sum(counts), 1)
+    web_cpu, redis_cpu = cpu_seconds([web_pid]) - web_before, cpu_seconds([redis_pid]) - redis_before
     for proc in procs:
         proc.join(10)
-    return total / duration_s, cpu_used / max(total, 1)
+    return Phase(total / duration_s, (web_cpu + redis_cpu) / total, redis_cpu / total, sum(client_cpu) / duration_s)
+
+
+def speed_reference_us() -> float:
+    """µs for sum(range(1000)) on this machine now: shared machines vary by half from minute to minute."""
+    return min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
 
 
 # -- latency phases (in this process) --------------------------------------------------------------
@@ -329,6 +351,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each throughput phase")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per client process")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three throughput phases")
     parser.add_argument("--wake-rounds", type=int, default=300)
     parser.add_argument("--waiters", type=int, default=500)
     args = parser.parse_args()
@@ -341,20 +364,32 @@ def main() -> None:
     web = None
     try:
         web = Web(redis.url, log)
-        server = [web.proc.pid, redis.process.pid]
-        healthz, healthz_cpu = run_phase(web.port, "healthz", args.clients, args.connections, args.duration, server)
-        print(f"baseline  GET /healthz                     {healthz:10,.0f} requests/s   "
-              f"server CPU {healthz_cpu * 1e6:6.0f} us/request")
-        batch, batch_cpu = run_phase(web.port, "batch", args.clients, args.connections, args.duration, server)
-        print(f"batch     push 100 + receive 100 + ack 100 {batch:10,.0f} messages/s   "
-              f"server CPU {batch_cpu * 1e6:6.0f} us/message  (target {TARGETS['batch']:,}/s; "
-              f"{batch * 3 / 100:,.0f} requests/s = {batch * 3 / 100 / healthz:.0%} of the baseline's)")
-        single, single_cpu = run_phase(web.port, "single", args.clients, args.connections, args.duration, server)
-        print(f"single    push + receive + delete          {single:10,.0f} messages/s   "
-              f"server CPU {single_cpu * 1e6:6.0f} us/message  (target {TARGETS['single']:,}/s; "
-              f"{single * 3:,.0f} requests/s = {single * 3 / healthz:.0%} of the baseline's)")
-        print(f"          with the server alone on {os.cpu_count()} cores, its CPU per message would allow about "
-              f"{os.cpu_count() / batch_cpu:,.0f} (batch) and {os.cpu_count() / single_cpu:,.0f} (single) messages/s")
+        runs: dict[str, list[Phase]] = {phase: [] for phase in LOOPS}
+        for round_no in range(1, args.rounds + 1):
+            print(f"round {round_no}: speed reference {speed_reference_us():.1f} us (sum(range(1000)))")
+            for phase in LOOPS:
+                result = run_phase(web.port, phase, args.clients, args.connections, args.duration,
+                                   web.proc.pid, redis.process.pid)
+                runs[phase].append(result)
+                print(f"  {phase:8s}{result.rate:10,.0f} {UNITS[phase]}/s  "
+                      f"server CPU {result.server_cpu * 1e6:6.0f} us (Redis {result.redis_cpu * 1e6:5.0f}) "
+                      f"per {UNITS[phase][:-1]}, "
+                      f"clients {result.client_cores:.2f} cores")
+        print(f"median of {args.rounds} rounds (best):")
+        healthz = statistics.median(run.rate for run in runs["healthz"])
+        for phase, label in (("healthz", "baseline  GET /healthz"),
+                             ("batch", "batch     push 100 + receive 100 + ack 100"),
+                             ("single", "single    push + receive + delete")):
+            rates = [run.rate for run in runs[phase]]
+            cpu = statistics.median(run.server_cpu for run in runs[phase])
+            line = (f"{label:43s}{statistics.median(rates):10,.0f} ({max(rates):,.0f}) {UNITS[phase]}/s   "
+                    f"server CPU {cpu * 1e6:5.0f} us per {UNITS[phase][:-1]}")
+            if phase != "healthz":
+                requests_per_item = 3 / 100 if phase == "batch" else 3
+                line += (f"  (target {TARGETS[phase]:,}/s; {statistics.median(rates) * requests_per_item / healthz:.0%}"
+                         f" of the baseline's requests/s; the server alone on {os.cpu_count()} cores: "
+                         f"{os.cpu_count() / cpu:,.0f}/s)")
+            print(line)
         after_ack, after_send = asyncio.run(wake_up_latency(web.port, args.wake_rounds))
         print(f"wake-up   after the push's answer  p50 {percentile(after_ack, 0.5):6.1f} ms  "
               f"p99 {percentile(after_ack, 0.99):6.1f} ms  (target p99 <= {TARGETS['wake_p99_ms']} ms)")
