@@ -28,6 +28,11 @@ def loads(text: str | bytes) -> Any:
     return _DECODER.decode(text)
 
 
+def embedded(text: str) -> orjson.Fragment:
+    """JSON text (already checked) that `dumps` and the app's JSON provider write as it is."""
+    return orjson.Fragment(text)
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text of a value read by `loads`."""
     try:

@@ -75,6 +75,11 @@ def decode_body(stored: str) -> Any:
     return json.loads(stored[1:]) if stored[:1] == "j" else stored[1:]
 
 
+def embedded_body(stored: str) -> Any:
+    """The body for a JSON answer without parsing it: its JSON text written as it is (or the text)."""
+    return jsontext.embedded(stored[1:]) if stored[:1] == "j" else stored[1:]
+
+
 def body_size(stored: str) -> int:
     return len(stored.encode()) - 1
 
@@ -162,10 +167,11 @@ class QueueService:
             messages=[(body, None if delay_s is None else _ms(delay_s)) for body, delay_s in messages])
 
     def receive(self, name: str, max_messages: int = 10, visibility_timeout_s: float | None = None,
-                wait_s: float = 0.0) -> list[dict]:
+                wait_s: float = 0.0, body: Callable[[str], Any] = decode_body) -> list[dict]:
         """Up to max_messages visible messages, oldest available first, each locked for the
         visibility timeout (the queue's unless given). With wait_s, long-polls: returns as soon as
-        one arrives (woken through Redis pub/sub), or [] once wait_s has passed."""
+        one arrives (woken through Redis pub/sub), or [] once wait_s has passed. `body` turns each
+        stored body into what the caller gets (embedded_body for a JSON answer)."""
         self._known(name)
         vt_ms = None if visibility_timeout_s is None else _ms(visibility_timeout_s)
         next_ms = store_queues.NO_NEXT
@@ -177,7 +183,7 @@ class QueueService:
             if result is None:
                 raise NotFound(f"No queue {name}")
             messages, next_ms = result
-            return [to_message(m) for m in messages] or None
+            return [to_message(m, body) for m in messages] or None
 
         deadline = time.monotonic() + wait_s
         found = attempt()
@@ -318,8 +324,8 @@ def to_queue(name: str, stats: store_queues.Stats) -> dict:
 _rfc3339 = lru_cache(maxsize=1024)(clock.to_rfc3339)
 
 
-def to_message(message: store_queues.Received) -> dict:
-    return {"id": message.id, "receipt": message.receipt, "body": decode_body(message.body),
+def to_message(message: store_queues.Received, body: Callable[[str], Any] = decode_body) -> dict:
+    return {"id": message.id, "receipt": message.receipt, "body": body(message.body),
             "receive_count": message.receive_count, "enqueued_at": _rfc3339(message.enqueued_ms)}
 
 

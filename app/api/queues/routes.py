@@ -30,7 +30,7 @@ from app.api.queues.schemas import (
     VisibilitySchema,
 )
 from app.core import jsontext
-from app.core.queues import json_body, json_text_body, text_body
+from app.core.queues import embedded_body, json_body, json_text_body, text_body
 from app.extensions import services
 
 blp = Blueprint("queues", __name__, url_prefix="/v1/queues",
@@ -132,7 +132,7 @@ def receive(args, name):
     before then or it becomes visible again. With `wait` (up to 20 s), waits for a message to
     arrive and answers as soon as one does; `[]` when none came. 404 if the queue is unknown."""
     return jsonify(messages=services().queues.receive(name, args["max"], args.get("visibility_timeout"),
-                                                      args["wait"]))
+                                                      args["wait"], body=embedded_body))
 
 
 @blp.route("/<name>/messages/ack", methods=["POST"])
