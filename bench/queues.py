@@ -42,19 +42,18 @@ import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import selectors  # noqa: E402
-import signal  # noqa: E402
+import shutil  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import timeit  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import orjson  # noqa: E402
 
-from tests.conftest import RedisServer, free_port, service_env  # noqa: E402
+from tests.conftest import RedisServer, ServiceProcesses, free_port, service_env  # noqa: E402
 
-START_TIMEOUT_S = 30.0
 TARGETS = {"batch": 20_000, "single": 800, "wake_p99_ms": 20, "others_p99_ms": 100}
 
 
@@ -317,36 +316,6 @@ def hold_waiters(port: int, count: int, probes: int) -> tuple[list[float], float
 # -- processes -------------------------------------------------------------------------------------
 
 
-class Web:
-    def __init__(self, redis_url: str, logfile):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "app:create_app()"],
-            cwd=REPO, env=service_env(redis_url, PORT=str(self.port), LOG_LEVEL="WARNING"),
-            stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
-                    if sock.recv(100).startswith(b"HTTP/1.1 200"):
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("gunicorn did not start")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each throughput phase")
@@ -361,16 +330,18 @@ def main() -> None:
           f"{args.clients} client processes x {args.connections} connections, {args.duration:g} s phases")
     redis = RedisServer()
     redis.start()
-    log = open(os.devnull, "wb")
-    web = None
+    logdir = Path(tempfile.mkdtemp(prefix="htq-bench-"))
+    services = ServiceProcesses(service_env(redis.url, LOG_LEVEL="WARNING"), logdir)
     try:
-        web = Web(redis.url, log)
+        port = free_port()
+        services.start_web(port)
+        web_pid = services.procs["web"].pid
         runs: dict[str, list[Phase]] = {phase: [] for phase in LOOPS}
         for round_no in range(1, args.rounds + 1):
             print(f"round {round_no}: speed reference {speed_reference_us():.1f} us (sum(range(1000)))")
             for phase in LOOPS:
-                result = run_phase(web.port, phase, args.clients, args.connections, args.duration,
-                                   web.proc.pid, redis.process.pid)
+                result = run_phase(port, phase, args.clients, args.connections, args.duration,
+                                   web_pid, redis.process.pid)
                 runs[phase].append(result)
                 print(f"  {phase:8s}{result.rate:10,.0f} {UNITS[phase]}/s  "
                       f"server CPU {result.server_cpu * 1e6:6.0f} us (Redis {result.redis_cpu * 1e6:5.0f}) "
@@ -391,20 +362,19 @@ def main() -> None:
                          f" of the baseline's requests/s; the server alone on {os.cpu_count()} cores: "
                          f"{os.cpu_count() / cpu:,.0f}/s)")
             print(line)
-        after_ack, after_send = asyncio.run(wake_up_latency(web.port, args.wake_rounds))
+        after_ack, after_send = asyncio.run(wake_up_latency(port, args.wake_rounds))
         print(f"wake-up   after the push's answer  p50 {percentile(after_ack, 0.5):6.1f} ms  "
               f"p99 {percentile(after_ack, 0.99):6.1f} ms  (target p99 <= {TARGETS['wake_p99_ms']} ms)")
         print(f"          after the push's sending p50 {percentile(after_send, 0.5):6.1f} ms  "
               f"p99 {percentile(after_send, 0.99):6.1f} ms")
-        latencies, drained_s, got = hold_waiters(web.port, args.waiters, 200)
+        latencies, drained_s, got = hold_waiters(port, args.waiters, 200)
         print(f"waiters   {args.waiters} long polls held; other requests p50 {percentile(latencies, 0.5):6.1f} ms  "
               f"p99 {percentile(latencies, 0.99):6.1f} ms  (target p99 < {TARGETS['others_p99_ms']} ms); "
               f"{got} messages reached them {drained_s:.2f} s after the pushes began")
     finally:
-        if web is not None:
-            web.stop()
+        services.stop_all()
         redis.cleanup()
-        log.close()
+        shutil.rmtree(logdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

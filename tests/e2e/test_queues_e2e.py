@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import selectors
-import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +13,7 @@ import pytest
 from app import create_app
 from app.storage import keys
 from app.storage.client import Store
-from tests.conftest import REPO, free_port, make_settings, service_env, wait_until
+from tests.conftest import free_port, make_settings, wait_until
 
 LONG_POLLS = 500
 
@@ -63,22 +59,10 @@ def test_beat_sweep_drops_messages_past_retention(client, store, services_factor
 
 
 class Web:
-    """gunicorn -c config/gunicorn.py "app:create_app()" against the test Redis."""
+    """A one-request-per-connection HTTP client of the web server on `port`."""
 
-    def __init__(self, redis_url: str, logdir):
-        self.port = free_port()
-        self.log = open(logdir / "web.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "app:create_app()"],
-            cwd=REPO, env=service_env(redis_url, PORT=str(self.port), LOG_LEVEL="WARNING"),
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(self._healthy, 30, 0.1)
-
-    def _healthy(self) -> bool:
-        try:
-            return self.request("GET", "/healthz")[0] == 200
-        except OSError:
-            return False
+    def __init__(self, port: int):
+        self.port = port
 
     def request(self, method: str, path: str, body=None) -> tuple[int, dict | str]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -91,21 +75,13 @@ class Web:
         finally:
             conn.close()
 
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.log.close()
-
 
 @pytest.fixture
-def web(redis_url, tmp_path):
-    server = Web(redis_url, tmp_path)
-    yield server
-    server.stop()
+def web(services_factory):
+    """gunicorn as the Procfile runs it (config/gunicorn.py, gevent) against the test Redis."""
+    port = free_port()
+    services_factory(LOG_LEVEL="WARNING").start_web(port)
+    return Web(port)
 
 
 def open_long_polls(port: int, count: int, body: dict) -> selectors.BaseSelector:
