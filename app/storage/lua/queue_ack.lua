@@ -6,10 +6,14 @@
 -- "a" acked, "n" not found (unknown or already acknowledged), "s" stale (received again since).
 --#include _queue_common.lua
 if redis.call('EXISTS', Q_CFG) == 0 then return {'missing'} end
+local ids = {}
+for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then return {'ok', ''} end
+local metas = redis.call('HMGET', Q_META, unpack(ids))
 local out, acked, seen = {}, {}, {}
 for i = 1, #ARGV, 2 do
   local id, receipt = ARGV[i], ARGV[i + 1]
-  local raw = redis.call('HGET', Q_META, id)
+  local raw = metas[(i + 1) / 2]
   if not raw or seen[id] then
     out[#out + 1] = 'n'
   else

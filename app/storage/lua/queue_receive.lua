@@ -25,7 +25,7 @@ local lock = now + vt
 while taken < max do
   local ids = redis.call('ZRANGEBYSCORE', Q_READY, '-inf', now, 'LIMIT', 0, max - taken)
   if #ids == 0 then break end
-  redis.call('ZREM', Q_READY, unpack(ids))
+  redis.call('ZREMRANGEBYRANK', Q_READY, 0, #ids - 1)  -- the lowest scores: exactly these ids
   local metas = redis.call('HMGET', Q_META, unpack(ids))
   local bodies = redis.call('HMGET', Q_BODIES, unpack(ids))
   local locks, new_metas = {}, {}
