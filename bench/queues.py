@@ -9,8 +9,11 @@ It starts its own Redis (tests.conftest.RedisServer, a real redis-server on a fr
 web server as production runs it (`gunicorn -c config/gunicorn.py "app:create_app()"`, gevent
 workers), then drives it from `--clients` processes, each an asyncio HTTP/1.1 client with
 `--connections` keep-alive connections. Phases 1-3 run `--rounds` times, interleaved, each round
-after a CPU speed reference; it prints every round, then the median (and best) of each phase,
-with the CPU that gunicorn and Redis spent per item and the cores the clients used:
+after a CPU speed reference, and so do the two cycles against the bare queue (`bare_app`: the
+same routes, each served by one plain Redis list command, no queue semantics, on the same
+gunicorn settings and Redis). It prints every round (with the CPU gunicorn and Redis spent per
+item and the cores the clients used), then the medians (and best) of htq's cycles as a share of
+the bare queue's medians:
 
 1. Baseline: `GET /healthz` requests/s with the same clients (the cost of HTTP alone).
 2. Batch cycle: messages/s through `POST .../messages/batch` (100) + `POST .../receive`
@@ -141,6 +144,9 @@ async def _loop_single(conn: Connection, stop_at: float, queue: str) -> int:
 
 LOOPS = {"healthz": _loop_healthz, "batch": _loop_batch, "single": _loop_single}
 UNITS = {"healthz": "requests", "batch": "messages", "single": "messages"}
+# phase: (loop, server): htq, or the bare queue (bare_app) on the same gunicorn settings and Redis
+PHASES = {"healthz": ("healthz", "htq"), "batch": ("batch", "htq"), "single": ("single", "htq"),
+          "bare batch": ("batch", "bare"), "bare single": ("single", "bare")}
 
 
 def _client(port: int, phase: str, connections: int, duration_s: float, start_at: float, index: int,
@@ -219,6 +225,85 @@ def run_phase(port: int, phase: str, clients: int, connections: int, duration_s:
 def speed_reference_us() -> float:
     """µs for sum(range(1000)) on this machine now: shared machines vary by half from minute to minute."""
     return min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
+
+
+# -- the bare queue (`gunicorn ... "bench.queues:bare_app()"`) --------------------------------------
+
+
+def bare_app():
+    """The routes the cycles use, with no queue semantics: flask-smorest validates each request,
+    one plain Redis command serves it (a list: RPUSH, LPOP, DEL), ids are random and a receipt is
+    the id. No visibility timeout, receive count, dead letters, delay, order or notification. What
+    gunicorn, Flask, flask-smorest, redis-py and Redis cost alone: the floor of any queue built on
+    them, served by the same gunicorn settings."""
+    import secrets
+
+    from flask import Flask, Response, jsonify, request
+    from flask_smorest import Api
+    from marshmallow import Schema, fields, validate
+
+    from app.api.common import Blueprint, JSONProvider
+    from app.core import jsontext
+    from app.storage.client import connect
+    from config import load_settings
+
+    class Receive(Schema):
+        max = fields.Integer(load_default=10, validate=validate.Range(1, 100))
+
+    class Batch(Schema):
+        messages = fields.List(fields.Raw(), required=True, validate=validate.Length(1, 100))
+
+    class Receipt(Schema):
+        receipt = fields.String()
+
+    app = Flask("htq-bench-bare")
+    app.json = JSONProvider(app)
+    app.config.update(API_TITLE="bare", API_VERSION="v1", OPENAPI_VERSION="3.0.3")
+    api = Api(app)
+    blp = Blueprint("bare", __name__, url_prefix="/v1/queues")
+    client = connect(load_settings().redis_url)
+
+    def key(name: str) -> str:
+        return f"bench-bare:{name}"
+
+    @app.get("/healthz")
+    def healthz():
+        return Response("OK", mimetype="text/plain")
+
+    @blp.route("/<name>/messages", methods=["POST"])
+    def push(name):
+        message_id = secrets.token_hex(8)
+        client.rpush(key(name), message_id + request.get_data(as_text=True))
+        return jsonify(id=message_id), 201
+
+    @blp.route("/<name>/messages/batch", methods=["POST"])
+    @blp.arguments(Batch)
+    def push_batch(body, name):
+        ids = [secrets.token_hex(8) for _ in body["messages"]]
+        client.rpush(key(name), *(i + jsontext.dumps(m["body"]) for i, m in zip(ids, body["messages"])))
+        return jsonify(ids=ids), 201
+
+    @blp.route("/<name>/messages/receive", methods=["POST"])
+    @blp.arguments(Receive)
+    def receive(args, name):
+        stored = client.lpop(key(name), args["max"]) or []
+        return jsonify(messages=[{"id": m[:16], "receipt": m[:16], "body": jsontext.embedded(m[16:])}
+                                 for m in stored])
+
+    @blp.route("/<name>/messages/ack", methods=["POST"])
+    @blp.arguments(Batch)
+    def ack(body, name):
+        client.delete(*(key(m["id"]) for m in body["messages"]))
+        return jsonify(acked=len(body["messages"]), failed=[])
+
+    @blp.route("/<name>/messages/<message_id>", methods=["DELETE"])
+    @blp.arguments(Receipt, location="query")
+    def delete(args, name, message_id):
+        client.delete(key(message_id))
+        return "", 204
+
+    api.register_blueprint(blp)
+    return app
 
 
 # -- latency phases (in this process) --------------------------------------------------------------
@@ -333,35 +418,32 @@ def main() -> None:
     logdir = Path(tempfile.mkdtemp(prefix="htq-bench-"))
     services = ServiceProcesses(service_env(redis.url, LOG_LEVEL="WARNING"), logdir)
     try:
-        port = free_port()
+        port, bare_port = free_port(), free_port()
         services.start_web(port)
-        web_pid = services.procs["web"].pid
-        runs: dict[str, list[Phase]] = {phase: [] for phase in LOOPS}
+        services.start_web(bare_port, "bench.queues:bare_app()", name="web-bare")
+        servers = {"htq": (port, services.procs["web"].pid), "bare": (bare_port, services.procs["web-bare"].pid)}
+        runs: dict[str, list[Phase]] = {phase: [] for phase in PHASES}
         for round_no in range(1, args.rounds + 1):
             print(f"round {round_no}: speed reference {speed_reference_us():.1f} us (sum(range(1000)))")
-            for phase in LOOPS:
-                result = run_phase(port, phase, args.clients, args.connections, args.duration,
-                                   web_pid, redis.process.pid)
+            for phase, (loop, server) in PHASES.items():
+                result = run_phase(servers[server][0], loop, args.clients, args.connections, args.duration,
+                                   servers[server][1], redis.process.pid)
                 runs[phase].append(result)
-                print(f"  {phase:8s}{result.rate:10,.0f} {UNITS[phase]}/s  "
+                print(f"  {phase:12s}{result.rate:10,.0f} {UNITS[loop]}/s  "
                       f"server CPU {result.server_cpu * 1e6:6.0f} us (Redis {result.redis_cpu * 1e6:5.0f}) "
-                      f"per {UNITS[phase][:-1]}, "
-                      f"clients {result.client_cores:.2f} cores")
-        print(f"median of {args.rounds} rounds (best):")
-        healthz = statistics.median(run.rate for run in runs["healthz"])
-        for phase, label in (("healthz", "baseline  GET /healthz"),
-                             ("batch", "batch     push 100 + receive 100 + ack 100"),
+                      f"per {UNITS[loop][:-1]}, clients {result.client_cores:.2f} cores")
+
+        def median(phase: str) -> float:
+            return statistics.median(run.rate for run in runs[phase])
+
+        print(f"median of {args.rounds} rounds (best), and the bare queue's median in the same runs:")
+        print(f"baseline  GET /healthz                     {median('healthz'):10,.0f} requests/s")
+        for phase, label in (("batch", "batch     push 100 + receive 100 + ack 100"),
                              ("single", "single    push + receive + delete")):
-            rates = [run.rate for run in runs[phase]]
             cpu = statistics.median(run.server_cpu for run in runs[phase])
-            line = (f"{label:43s}{statistics.median(rates):10,.0f} ({max(rates):,.0f}) {UNITS[phase]}/s   "
-                    f"server CPU {cpu * 1e6:5.0f} us per {UNITS[phase][:-1]}")
-            if phase != "healthz":
-                requests_per_item = 3 / 100 if phase == "batch" else 3
-                line += (f"  (target {TARGETS[phase]:,}/s; {statistics.median(rates) * requests_per_item / healthz:.0%}"
-                         f" of the baseline's requests/s; the server alone on {os.cpu_count()} cores: "
-                         f"{os.cpu_count() / cpu:,.0f}/s)")
-            print(line)
+            print(f"{label:43s}{median(phase):10,.0f} ({max(run.rate for run in runs[phase]):,.0f}) messages/s  "
+                  f"= {median(phase) / median('bare ' + phase):.0%} of the bare queue's {median('bare ' + phase):,.0f}"
+                  f"  (target {TARGETS[phase]:,}/s; server CPU {cpu * 1e6:.0f} us per message)")
         after_ack, after_send = asyncio.run(wake_up_latency(port, args.wake_rounds))
         print(f"wake-up   after the push's answer  p50 {percentile(after_ack, 0.5):6.1f} ms  "
               f"p99 {percentile(after_ack, 0.99):6.1f} ms  (target p99 <= {TARGETS['wake_p99_ms']} ms)")

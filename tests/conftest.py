@@ -108,10 +108,10 @@ class ServiceProcesses:
                                   "-c", str(concurrency), "-P", pool, "-n", f"{name}@%h", "--without-heartbeat",
                                   "--without-mingle", "--without-gossip"])
 
-    def start_web(self, port: int) -> str:
+    def start_web(self, port: int, app: str = "app:create_app()", name: str = "web") -> str:
         """gunicorn as the Procfile runs it, on 127.0.0.1:port; returns its base URL once it answers."""
-        self._start("web", [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py",
-                            "--bind", f"127.0.0.1:{port}", "app:create_app()"])
+        self._start(name, [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py",
+                           "--bind", f"127.0.0.1:{port}", app])
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: _answers(base + "/healthz"), 30, 0.1)
         return base
@@ -141,7 +141,7 @@ class ServiceProcesses:
         for name, proc in self.procs.items():
             if proc.poll() is None:
                 # SIGINT is gunicorn's quick shutdown: no waiting out long polls' graceful timeout.
-                os.killpg(proc.pid, signal.SIGINT if name == "web" else signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGINT if name.startswith("web") else signal.SIGTERM)
         for proc in self.procs.values():
             try:
                 proc.wait(15)
