@@ -1,7 +1,10 @@
-"""The Redis client: connections handed out by the pool never carry a stale reply."""
+"""The Redis client: connections handed out by the pool never carry a stale reply, and one the
+server closed is replaced before it is used."""
 from __future__ import annotations
 
 import select
+
+import redis
 
 from app.storage.client import TcpConnection, connect
 
@@ -30,4 +33,14 @@ def test_the_readiness_check_sees_waiting_bytes(redis_url):
     assert conn.read_response() == "PONG"
     assert conn.can_read() is True  # in the parser's buffer, or still on the socket
     conn.disconnect()
+    client.close()
+
+
+def test_a_connection_the_server_closed_is_replaced_before_it_is_used(redis_url):
+    client = connect(redis_url, max_connections=1)
+    client.set("k", "v")
+    admin = redis.Redis.from_url(redis_url)
+    assert admin.client_kill_filter(_type="normal", skipme=True) == 1  # as a Redis restart or timeout would
+    assert client.get("k") == "v"
+    admin.close()
     client.close()
