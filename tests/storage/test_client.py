@@ -40,7 +40,7 @@ def test_a_connection_the_server_closed_is_replaced_before_it_is_used(redis_url)
     client = connect(redis_url, max_connections=1)
     client.set("k", "v")
     admin = redis.Redis.from_url(redis_url)
-    assert admin.client_kill_filter(_type="normal", skipme=True) == 1  # as a Redis restart or timeout would
+    assert admin.client_kill_filter(_id=client.client_id()) == 1  # as a Redis restart or idle timeout would
     assert client.get("k") == "v"
     admin.close()
     client.close()
