@@ -96,7 +96,7 @@ def http_target():
 
 
 class ServiceProcesses:
-    """Celery worker and beat subprocesses against the test Redis; stopped and reaped at teardown."""
+    """Celery worker, beat and gunicorn subprocesses against the test Redis; stopped and reaped at teardown."""
 
     def __init__(self, env: dict[str, str], logdir: Path):
         self.env = env
