@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.storage import keys
 from app.storage.client import Store
@@ -16,8 +17,9 @@ NO_NEXT = -1  # what the scripts answer for "no time" (nothing waiting, released
 ACK_RESULTS = {"a": "acked", "n": "not_found", "s": "stale"}
 
 
-@dataclass(frozen=True)
-class Received:
+class Received(NamedTuple):
+    """A tuple rather than a frozen dataclass: a receive builds up to 100, a third of the cost each."""
+
     id: str
     receipt: str
     body: str
