@@ -44,7 +44,6 @@ import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
-import selectors  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
@@ -56,6 +55,7 @@ from dataclasses import dataclass  # noqa: E402
 import orjson  # noqa: E402
 
 from tests.conftest import RedisServer, ServiceProcesses, free_port, service_env  # noqa: E402
+from tests.support.long_polls import collect, open_long_polls  # noqa: E402
 
 TARGETS = {"batch": 20_000, "single": 800, "wake_p99_ms": 20, "others_p99_ms": 100}
 
@@ -356,20 +356,12 @@ def hold_waiters(port: int, count: int, probes: int) -> tuple[list[float], float
         conn.close()
         return latencies
 
-    payload = json.dumps({"wait": 20, "max": 1}).encode()
-    request = (b"POST /v1/queues/held/messages/receive HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(payload), payload))
     with socket.create_connection(("127.0.0.1", port)) as sock:  # the queue exists before anyone waits
         body = b"{}"
         sock.sendall(b"PUT /v1/queues/held HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 2\r\nConnection: close\r\n\r\n" + body)
         sock.recv(65536)
-    selector = selectors.DefaultSelector()
-    for _ in range(count):
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.sendall(request)
-        sock.setblocking(False)
-        selector.register(sock, selectors.EVENT_READ, bytearray())
+    selector = open_long_polls(port, "held", count, {"wait": 20, "max": 1})
     time.sleep(2.0)  # all parked
     latencies = asyncio.run(other_requests())
 
@@ -382,16 +374,7 @@ def hold_waiters(port: int, count: int, probes: int) -> tuple[list[float], float
 
     pushed_at = time.monotonic()
     asyncio.run(push_all())
-    answers: list[bytes] = []
-    while len(answers) < count and time.monotonic() - pushed_at < 30:
-        for key, _ in selector.select(timeout=0.5):
-            chunk = key.fileobj.recv(65536)
-            if chunk:
-                key.data.extend(chunk)
-            else:
-                selector.unregister(key.fileobj)
-                key.fileobj.close()
-                answers.append(bytes(key.data))
+    answers = collect(selector, count, 30)
     drained_s = time.monotonic() - pushed_at
     got = sum(len(json.loads(answer.partition(b"\r\n\r\n")[2])["messages"]) for answer in answers
               if answer.startswith(b"HTTP/1.1 200"))

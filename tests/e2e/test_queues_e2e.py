@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import selectors
 import socket
 import time
 
@@ -14,6 +13,7 @@ from app import create_app
 from app.storage import keys
 from app.storage.client import Store
 from tests.conftest import free_port, make_settings, wait_until
+from tests.support.long_polls import collect, open_long_polls
 
 LONG_POLLS = 500
 
@@ -84,38 +84,9 @@ def web(services_factory):
     return Web(port)
 
 
-def open_long_polls(port: int, count: int, body: dict) -> selectors.BaseSelector:
-    """`count` raw HTTP receive requests left waiting; each socket's data collects its answer."""
-    payload = json.dumps(body).encode()
-    request = (b"POST /v1/queues/q/messages/receive HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(payload), payload))
-    selector = selectors.DefaultSelector()
-    for _ in range(count):
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.sendall(request)
-        sock.setblocking(False)
-        selector.register(sock, selectors.EVENT_READ, bytearray())
-    return selector
-
-
-def collect(selector: selectors.BaseSelector, count: int, timeout_s: float) -> list[bytes]:
-    answers: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    while len(answers) < count and time.monotonic() < deadline:
-        for key, _ in selector.select(timeout=0.5):
-            chunk = key.fileobj.recv(65536)
-            if chunk:
-                key.data.extend(chunk)
-            else:
-                selector.unregister(key.fileobj)
-                key.fileobj.close()
-                answers.append(bytes(key.data))
-    return answers
-
-
 def test_gunicorn_holds_500_long_polls_while_other_requests_answer_quickly(web):
     assert web.request("PUT", "/v1/queues/q", {})[0] == 201
-    polls = open_long_polls(web.port, LONG_POLLS, {"wait": 20, "max": 1})
+    polls = open_long_polls(web.port, "q", LONG_POLLS, {"wait": 20, "max": 1})
     time.sleep(1.5)  # every poll has checked the queue and is parked
     latencies = []
     for _ in range(100):
