@@ -131,6 +131,10 @@ class Settings:
     log_format: str = "text"
 
     @property
+    def publish_grace_ms(self) -> int:
+        return int(self.publish_grace_s * 1000)
+
+    @property
     def max_request_bytes(self) -> int:
         """Cap on a whole HTTP request to the API: a batch of 100 bodies, with room for JSON."""
         return 16 * self.max_body_bytes + 64 * 1024

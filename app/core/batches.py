@@ -89,10 +89,6 @@ class BatchService:
         self.settings = settings
         self.now_ms = clock_ms
 
-    @property
-    def grace_ms(self) -> int:
-        return int(self.settings.publish_grace_s * 1000)
-
     # -- configuration ------------------------------------------------------------------------
 
     def configure(self, name: str, fields: dict) -> tuple[dict, bool]:
@@ -128,8 +124,9 @@ class BatchService:
 
     def _configure(self, name: str, config: BatchConfig, mode: str) -> bool:
         now = self.now_ms()
-        created, taken = store_batches.configure(self.store, name, config, now_ms=now, grace_ms=self.grace_ms,
-                                                 epoch=ids.new_id(now), mode=mode)
+        created, taken = store_batches.configure(self.store, name, config, now_ms=now,
+                                                 grace_ms=self.settings.publish_grace_ms, epoch=ids.new_id(now),
+                                                 mode=mode)
         self._publish(name, taken)
         return created
 
@@ -173,9 +170,9 @@ class BatchService:
             raise NotFound(f"No batch {name}")
         self._check_sizes(name, texts)
         now = self.now_ms()
-        result = store_batches.add(self.store, name, texts, now_ms=now, grace_ms=self.grace_ms)
+        result = store_batches.add(self.store, name, texts, now_ms=now, grace_ms=self.settings.publish_grace_ms)
         if result[0] == "missing" and name == ENV_BATCH and self.ensure_env_batch():
-            result = store_batches.add(self.store, name, texts, now_ms=now, grace_ms=self.grace_ms)
+            result = store_batches.add(self.store, name, texts, now_ms=now, grace_ms=self.settings.publish_grace_ms)
         if result[0] == "missing":
             raise NotFound(f"No batch {name}")
         if result[0] == "too_large":
@@ -214,8 +211,8 @@ class BatchService:
         self._load(name)
         moved = 0
         while True:
-            ids_moved = store_batches.redrive(self.store, name, now_ms=self.now_ms(), grace_ms=self.grace_ms,
-                                              limit=REDRIVE_CHUNK)
+            ids_moved = store_batches.redrive(self.store, name, now_ms=self.now_ms(),
+                                              grace_ms=self.settings.publish_grace_ms, limit=REDRIVE_CHUNK)
             self._publish(name, ids_moved)
             moved += len(ids_moved)
             if len(ids_moved) < REDRIVE_CHUNK:
@@ -235,10 +232,6 @@ class BatchForwarder:
         self.settings = settings
         self.now_ms = clock_ms
 
-    @property
-    def grace_ms(self) -> int:
-        return int(self.settings.publish_grace_s * 1000)
-
     def flush(self) -> dict[str, int]:
         """Beat, every second: take batches whose oldest record is `interval` old, publish again
         taken batches nobody claimed in time, and settle attempts whose worker died."""
@@ -248,8 +241,9 @@ class BatchForwarder:
         if not names:
             return counts
         to_send: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for kind, name, batch_id, attempt in store_batches.flush(self.store, names, now_ms=now,
-                                                                 grace_ms=self.grace_ms, limit=SWEEP_LIMIT):
+        grace_ms = self.settings.publish_grace_ms
+        for kind, name, batch_id, attempt in store_batches.flush(self.store, names, now_ms=now, grace_ms=grace_ms,
+                                                                 limit=SWEEP_LIMIT):
             counts[kind] += 1
             if kind == "dead":
                 log.warning("batch %s/%s: worker lost during attempt %d, no attempts left: dead", name, batch_id,
@@ -285,7 +279,7 @@ class BatchForwarder:
         delay_s = min(MAX_RETRY_DELAY_S, claimed.backoff_base_ms / 1000 if outcome.retry_after_s is None
                       else outcome.retry_after_s)
         countdown_s: float | None = delay_s
-        deadline_ms = now + round(delay_s * 1000) + self.grace_ms
+        deadline_ms = now + round(delay_s * 1000) + self.settings.publish_grace_ms
         if delay_s > self.settings.horizon_s:
             countdown_s, deadline_ms = None, now + round(delay_s * 1000)
         error = outcome.error or (None if outcome.verdict == SUCCEEDED else f"HTTP {outcome.status_code}")

@@ -79,7 +79,7 @@ class RequestService:
                             int(float(spec["timeout"]) * 1000)))
         statuses = store_requests.create_many(
             self.store, now_ms=now, horizon_end_ms=now + int(self.settings.horizon_s * 1000),
-            grace_ms=int(self.settings.publish_grace_s * 1000), items=created)
+            grace_ms=self.settings.publish_grace_ms, items=created)
         self._publish([(request_id, 1, due_ms) for (request_id, due_ms, *_), status in zip(created, statuses)
                        if status == "queued"], now)
         return [new_resource(spec, status, now, due_ms) for (_, due_ms, spec, *_), status in zip(created, statuses)]
@@ -128,7 +128,7 @@ class RequestService:
     def _schedule_args(self, now: int, spec: dict) -> dict:
         return {
             "horizon_end_ms": now + int(self.settings.horizon_s * 1000),
-            "grace_ms": int(self.settings.publish_grace_s * 1000),
+            "grace_ms": self.settings.publish_grace_ms,
             "attempt_limit": int(spec["retry"]["max_attempts"]),
             "timeout_ms": int(float(spec["timeout"]) * 1000),
         }
@@ -221,7 +221,7 @@ class RequestService:
         now = self.now_ms()
         spec = json.loads(record["spec"])
         result = store_requests.redrive(self.store, request_id, now_ms=now,
-                                        grace_ms=int(self.settings.publish_grace_s * 1000),
+                                        grace_ms=self.settings.publish_grace_ms,
                                         max_attempts=int(spec["retry"]["max_attempts"]))
         if result[0] == "missing":
             raise NotFound(f"No request {request_id}")

@@ -104,10 +104,6 @@ class Scheduler:
         self.now_ms = clock_ms
         self.rng = rng
 
-    @property
-    def grace_ms(self) -> int:
-        return int(self.settings.publish_grace_s * 1000)
-
     def horizon_end(self, now: int) -> int:
         return now + int(self.settings.horizon_s * 1000)
 
@@ -117,13 +113,13 @@ class Scheduler:
         while True:
             now = self.now_ms()
             claimed = store_requests.claim_due(self.store, now_ms=now, horizon_end_ms=self.horizon_end(now),
-                                               grace_ms=self.grace_ms, limit=RELAY_BATCH)
+                                               grace_ms=self.settings.publish_grace_ms, limit=RELAY_BATCH)
             self.publisher.deliver(claimed, now)
             counts["claimed"] += len(claimed)
             if len(claimed) < RELAY_BATCH:
                 break
         now = self.now_ms()
-        overdue = store_requests.recover_overdue(self.store, now_ms=now, grace_ms=self.grace_ms,
+        overdue = store_requests.recover_overdue(self.store, now_ms=now, grace_ms=self.settings.publish_grace_ms,
                                                  limit=RELAY_BATCH)
         republish = [(rid, attempt, due) for kind, rid, attempt, due in overdue if kind == "republish"]
         self.publisher.deliver(republish, now)
@@ -170,7 +166,7 @@ class Scheduler:
             store_requests.finish(
                 self.store, request_id=attempt.request_id, attempt=attempt.attempt, now_ms=now,
                 outcome=outcome.verdict, next_due_ms=due, horizon_end_ms=self.horizon_end(now),
-                grace_ms=self.grace_ms,
+                grace_ms=self.settings.publish_grace_ms,
                 attempt_record={"attempt": attempt.attempt, "started_at": clock.to_rfc3339(attempt.started_ms),
                                 "elapsed_ms": outcome.elapsed_ms, "status_code": outcome.status_code,
                                 "error": error},
