@@ -39,23 +39,19 @@ import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+
+from app.embedded import free_port  # noqa: E402
+from bench import cpu_seconds  # noqa: E402
 
 BATCH_RECORDS = 500
 CALL_RECORDS = 1000
 TARGET_RATE = 50_000
 TARGET_P99_MS = 50.0
 START_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -249,25 +245,8 @@ class Bench:
 
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds used so far by each component (with its child processes), Redis included."""
-        import psutil
-
-        def tree(pid: int) -> float:
-            try:
-                root = psutil.Process(pid)
-                procs = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                return 0.0
-            total = 0.0
-            for proc in procs:
-                try:
-                    times = proc.cpu_times()
-                    total += times.user + times.system
-                except psutil.NoSuchProcess:
-                    pass
-            return total
-
-        spent = {name: tree(proc.pid) for name, proc in self.procs.items()}
-        spent["redis"] = tree(self.redis.process.pid)
+        spent = {name: cpu_seconds([proc.pid]) for name, proc in self.procs.items()}
+        spent["redis"] = cpu_seconds([self.redis.process.pid])
         return spent
 
     def endpoint_stats(self) -> dict:

@@ -54,6 +54,7 @@ from dataclasses import dataclass  # noqa: E402
 
 import orjson  # noqa: E402
 
+from bench import cpu_seconds  # noqa: E402
 from tests.conftest import RedisServer, ServiceProcesses, free_port, service_env  # noqa: E402
 from tests.support.long_polls import collect, open_long_polls  # noqa: E402
 
@@ -165,33 +166,6 @@ def _client(port: int, phase: str, connections: int, duration_s: float, start_at
         return sum(counts), cpu_used
 
     results.put(asyncio.run(main()))
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes and all their children (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-    wanted, frontier = set(pids), list(pids)
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in wanted:
-                wanted.add(pid)
-                frontier.append(pid)
-    total = 0
-    for pid in wanted:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

@@ -58,6 +58,7 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
+from bench import cpu_seconds, descendants  # noqa: E402
 from config.settings import Settings, load_settings  # noqa: E402
 
 DAY_S = 86400
@@ -357,19 +358,6 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _rss_kib(pid: int) -> int:
     """Proportional set size (shared pages split between the processes sharing them), else RSS."""
     for path, field_name in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
@@ -382,21 +370,9 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by these processes."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def worker_rss_mib(pid: int) -> tuple[float, float, int]:
     """(PSS total over the main process and its pool children, largest child, number of children)."""
-    children = _children(pid)
+    children = descendants(pid)
     sizes = [_rss_kib(child) for child in children]
     return (_rss_kib(pid) + sum(sizes)) / 1024, max(sizes or [0]) / 1024, len(children)
 
@@ -529,11 +505,10 @@ class Bench:
         measure_from = start_at + self.sizes.api_warmup_s
         try:
             time.sleep(max(0.0, measure_from - time.time()))
-            web = [master, *_children(master)]
-            redis_pid = [self.redis_server.process.pid]
-            cpu_before = cpu_s(web), cpu_s(redis_pid)
+            web, redis_pid = [master], [self.redis_server.process.pid]
+            cpu_before = cpu_seconds(web), cpu_seconds(redis_pid)
             time.sleep(max(0.0, measure_from + self.sizes.api_duration_s - time.time()))
-            cpu_web, cpu_redis = cpu_s(web) - cpu_before[0], cpu_s(redis_pid) - cpu_before[1]
+            cpu_web, cpu_redis = cpu_seconds(web) - cpu_before[0], cpu_seconds(redis_pid) - cpu_before[1]
             for loader in loaders:
                 out, _ = loader.communicate(timeout=start_at - time.time() + self.sizes.api_warmup_s
                                             + self.sizes.api_duration_s + 60)
