@@ -75,6 +75,19 @@ PR_SET_PDEATHSIG = 1
 # -- the HTTP target (subprocess: `python -m bench.requests _target PORT`) ---------------------
 
 
+def _framing(head: bytes) -> tuple[int, bool]:
+    """(Content-Length, whether `Connection: close`) of an HTTP message head, start line included."""
+    length, close = 0, False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and value.strip().lower() == b"close":
+            close = True
+    return length, close
+
+
 class _TargetProtocol(asyncio.Protocol):
     """Minimal HTTP/1.1 with keep-alive. `/t/<tag>/<n>` is recorded with its arrival time (time.time()
     when its header was complete); `/__count?tag=` (with the number of connections accepted so far)
@@ -101,21 +114,14 @@ class _TargetProtocol(asyncio.Protocol):
                 return
             if self.head_at is None:
                 self.head_at = now
-            lines = self.buffer[:end].split(b"\r\n")
-            length, close = 0, False
-            for line in lines[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"connection" and value.strip().lower() == b"close":
-                    close = True
+            head = self.buffer[:end]
+            length, close = _framing(head)
             total = end + 4 + length
             if len(self.buffer) < total:
                 return
             self.buffer = self.buffer[total:]
             arrived, self.head_at = self.head_at, None
-            path = lines[0].split(b" ", 2)[1].decode()
+            path = head.split(b" ", 2)[1].decode()
             self.transport.write(self._answer(path, arrived))
             if close:
                 self.transport.close()
@@ -171,14 +177,7 @@ async def _load(host: str, port: int, path: str, body: bytes, connections: int, 
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
-            length, close = 0, False
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"connection" and value.strip().lower() == b"close":
-                    close = True
+            length, close = _framing(head)
             await reader.readexactly(length)
             done = time.time()
             if measure_from <= done < measure_to:
