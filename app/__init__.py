@@ -1,18 +1,25 @@
 """The htq web application: `create_app()` builds it."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 
+from app.core import clock
+from app.core.publish import Publisher
 from config import Settings, load_settings
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Application factory: settings, logging, extensions, error handlers, blueprints, in that order."""
+def create_app(settings: Settings | None = None, *, publisher: Publisher | None = None,
+               clock_ms: Callable[[], int] = clock.now_ms) -> Flask:
+    """Application factory: settings, logging, extensions, error handlers, blueprints, in that order.
+
+    `publisher` and `clock_ms` stand in for the broker and the real clock (tests inject them)."""
     settings = settings or load_settings()
     app = Flask(__name__)
     _register_config(app, settings)
     _register_logging(settings)
-    _register_extensions(app, settings)
+    _register_extensions(app, settings, publisher, clock_ms)
     _register_errors(app)
     _register_auth(app, settings)
     _register_blueprints(app)
@@ -45,11 +52,12 @@ def _register_logging(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
 
 
-def _register_extensions(app: Flask, settings: Settings) -> None:
+def _register_extensions(app: Flask, settings: Settings, publisher: Publisher | None,
+                         clock_ms: Callable[[], int]) -> None:
     from app.extensions import api, init_services
 
     api.init_app(app)
-    init_services(app, settings)
+    init_services(app, settings, publisher, clock_ms)
 
 
 def _register_errors(app: Flask) -> None:
@@ -94,11 +102,10 @@ def _register_env_batch(app: Flask) -> None:
 
     import redis
 
-    from app.core.publish import PublishFailed
     from app.extensions import services
 
     with app.app_context():
         try:
             services().batches.ensure_env_batch()
-        except (redis.RedisError, PublishFailed) as exc:
+        except redis.RedisError as exc:
             logging.getLogger(__name__).warning("batch log: not configured from WEBHOOK_* yet (%s)", exc)

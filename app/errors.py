@@ -9,6 +9,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from app.core import errors as core_errors
+from app.storage.client import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     for cls in STATUS_BY_ERROR:
         app.register_error_handler(cls, _domain_error)
-    app.register_error_handler(redis.ConnectionError, _redis_down)
-    app.register_error_handler(redis.TimeoutError, _redis_down)
-    app.register_error_handler(redis.exceptions.BusyLoadingError, _redis_down)
+    for error in UNAVAILABLE:
+        app.register_error_handler(error, _redis_down)

@@ -1,14 +1,14 @@
 """Extensions and the per-process services the views call (store, publisher, domain services)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from celery import Celery
 from flask import Flask, current_app
 from flask_smorest import Api
-from kombu.exceptions import OperationalError
-from redis.exceptions import RedisError
 
+from app import broker
+from app.core import clock
 from app.core.batches import BatchService
 from app.core.publish import Publisher
 from app.core.queues import QueueService
@@ -31,19 +31,18 @@ class Services:
     batches: BatchService
 
 
-def init_services(app: Flask, settings: Settings) -> None:
-    """Connections are opened lazily, so building the app never needs Redis to be up."""
+def init_services(app: Flask, settings: Settings, publisher: Publisher | None = None,
+                  clock_ms: Callable[[], int] = clock.now_ms) -> None:
+    """Connections are opened lazily, so building the app never needs Redis to be up. `publisher`
+    and `clock_ms` replace the broker and the real clock (tests pass a recorder and a fake clock)."""
     store = Store.from_url(settings.redis_url)
-    # A publishing-only Celery client: the web side sends tasks by name, it never imports workers.
-    celery_client = Celery("htq-web", set_as_current=False)
-    celery_client.conf.update(settings.celery_config())
-    publisher = Publisher(celery_client, transient_errors=(OperationalError, RedisError, OSError))
+    publisher = publisher or broker.publisher(settings)
     notifier = Notifier(settings.redis_url)
     app.extensions["htq"] = Services(
         settings=settings, store=store, publisher=publisher, notifier=notifier,
-        requests=RequestService(store, publisher, settings, notifier),
-        queues=QueueService(store, settings, notifier),
-        batches=BatchService(store, publisher, settings))
+        requests=RequestService(store, publisher, settings, notifier, clock_ms=clock_ms),
+        queues=QueueService(store, settings, notifier, clock_ms=clock_ms),
+        batches=BatchService(store, publisher, settings, clock_ms=clock_ms))
 
 
 def services() -> Services:

@@ -8,7 +8,7 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from app.storage import keys
+from app.storage import requests as store_requests
 from app.storage.client import Store
 
 log = logging.getLogger(__name__)
@@ -24,17 +24,13 @@ class StoreCollector(Collector):
                                     "Requests waiting in the store for their time (not yet handed to workers)")
         up = GaugeMetricFamily("htq_redis_up", "1 when the store answered this scrape")
         try:
-            pipe = self.store.redis.pipeline(transaction=False)
-            for status in keys.REQUEST_STATUSES:
-                pipe.zcard(keys.requests_by_status(status))
-            pipe.zcard(keys.requests_due())
-            *by_status, due = pipe.execute()
+            by_status, due = store_requests.count_by_status(self.store)
         except redis.RedisError as exc:
             log.warning("metrics: store unavailable: %s", exc)
             up.add_metric([], 0)
             yield up
             return
-        for status, count in zip(keys.REQUEST_STATUSES, by_status):
+        for status, count in by_status.items():
             requests.add_metric([status], count)
         waiting.add_metric([], due)
         up.add_metric([], 1)

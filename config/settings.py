@@ -94,6 +94,10 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
 def broker_url_for(redis_url: str) -> str:
     """kombu spells a unix-socket Redis `redis+socket://`; redis-py spells it `unix://`."""
     if redis_url.startswith("unix://"):
@@ -130,9 +134,23 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
 
+    # The durations scripts and scores use, in milliseconds (app.core.model.ms is the same rule
+    # for API fields; config imports nothing of app).
+    @property
+    def horizon_ms(self) -> int:
+        return _ms(self.horizon_s)
+
     @property
     def publish_grace_ms(self) -> int:
-        return int(self.publish_grace_s * 1000)
+        return _ms(self.publish_grace_s)
+
+    @property
+    def lease_margin_ms(self) -> int:
+        return _ms(self.lease_margin_s)
+
+    @property
+    def retention_ms(self) -> int:
+        return _ms(self.retention_s)
 
     @property
     def max_request_bytes(self) -> int:

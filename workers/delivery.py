@@ -232,19 +232,22 @@ class Deliverer:
         session.mount("https://", adapter)
         self._session = session
 
-    def send(self, *, message_id: str, attempt: int, method: str, url: str,
+    def send(self, *, delivery_id: str, attempt: int, method: str, url: str,
              headers: dict[str, str], body: bytes | None, timeout_s: float) -> Outcome:
-        """One attempt, bounded as a whole by `timeout_s` (connect, send, read the body)."""
+        """One attempt, bounded as a whole by `timeout_s` (connect, send, read the body).
+
+        `delivery_id` is the id of what is delivered, a request or a batch: it is sent as the
+        Idempotency-Key (and webhook-id), the same on every attempt, and names the log lines."""
         start = time.monotonic()
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https"):
-            return self._refused(message_id, start, f"unsupported URL scheme {scheme!r}")
+            return self._refused(delivery_id, start, f"unsupported URL scheme {scheme!r}")
         try:
             response = self._session.request(
-                method.upper(), url, headers=self._headers(message_id, attempt, headers, body),
+                method.upper(), url, headers=self._headers(delivery_id, attempt, headers, body),
                 data=body, timeout=urllib3.Timeout(total=timeout_s), stream=True, allow_redirects=False)
         except DestinationRefused as exc:
-            return self._refused(message_id, start, str(exc))
+            return self._refused(delivery_id, start, str(exc))
         except requests.Timeout:
             return Outcome(RETRY, elapsed_ms=_elapsed_ms(start), error=f"timeout after {timeout_s:g}s")
         except _PERMANENT_REQUEST_ERRORS as exc:
@@ -267,26 +270,26 @@ class Deliverer:
             error=error,
             retry_after_s=parse_retry_after(response.headers.get("Retry-After")) if verdict == RETRY else None,
         )
-        logger.debug("request %s attempt %d: %s %s -> %s %s in %d ms", message_id, attempt, method,
+        logger.debug("%s attempt %d: %s %s -> %s %s in %d ms", delivery_id, attempt, method,
                      urlsplit(url).hostname, response.status_code, verdict, outcome.elapsed_ms)
         return outcome
 
     def close(self) -> None:
         self._session.close()
 
-    def _headers(self, message_id: str, attempt: int, headers: dict[str, str],
+    def _headers(self, delivery_id: str, attempt: int, headers: dict[str, str],
                  body: bytes | None) -> CaseInsensitiveDict:
         """The caller's headers, then ours, which win: the contract promises them on every attempt."""
         # http.client would refuse a value beyond Latin-1; UTF-8 sends what the caller wrote.
         merged: CaseInsensitiveDict = CaseInsensitiveDict(
             {name: value if value.isascii() else value.encode() for name, value in headers.items()})
-        merged["Idempotency-Key"] = message_id
+        merged["Idempotency-Key"] = delivery_id
         merged["Htq-Attempt"] = str(attempt)
         if self._key is not None:
             timestamp = str(int(time.time()))
-            signed = f"{message_id}.{timestamp}.".encode() + (body or b"")
+            signed = f"{delivery_id}.{timestamp}.".encode() + (body or b"")
             digest = hmac.new(self._key, signed, hashlib.sha256).digest()
-            merged["webhook-id"] = message_id
+            merged["webhook-id"] = delivery_id
             merged["webhook-timestamp"] = timestamp
             merged["webhook-signature"] = "v1," + base64.b64encode(digest).decode()
         return merged
@@ -320,6 +323,6 @@ class Deliverer:
         body = b"".join(chunks)
         return body[:limit], size > limit, error
 
-    def _refused(self, message_id: str, start: float, why: str) -> Outcome:
-        logger.warning("request %s: destination refused: %s", message_id, why)
+    def _refused(self, delivery_id: str, start: float, why: str) -> Outcome:
+        logger.warning("%s: destination refused: %s", delivery_id, why)
         return Outcome(FAILED, elapsed_ms=_elapsed_ms(start), error=f"destination refused: {why}")

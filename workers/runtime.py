@@ -1,4 +1,5 @@
-"""Per-process services of a worker: the store, the scheduler, the HTTP deliverer, a thread pool.
+"""Per-process services of a worker: the store, the publisher, the attempts and the relay, the
+HTTP deliverer, a thread pool.
 
 Built lazily on first use inside each pool process (and rebuilt after a fork), so no socket or
 session is ever shared between processes.
@@ -9,8 +10,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from app.core.publish import DELIVERY_CHUNK, Publisher
-from app.core.scheduler import Scheduler
+from app import broker
+from app.core.attempts import Attempts
+from app.core.batches import BatchForwarder
+from app.core.publish import DELIVERY_CHUNK, Publisher, Sender
+from app.core.queues import QueueService
+from app.core.relay import RequestRelay
 from app.storage.client import Store
 from config import Settings
 from workers.delivery import Deliverer, DeliveryConfig
@@ -21,7 +26,10 @@ class Runtime:
     settings: Settings
     store: Store
     publisher: Publisher
-    scheduler: Scheduler
+    attempts: Attempts
+    relay: RequestRelay
+    forwarder: BatchForwarder
+    queues: QueueService
     deliverer: Deliverer
     executor: ThreadPoolExecutor
 
@@ -30,12 +38,15 @@ _lock = threading.Lock()
 _current: Runtime | None = None
 
 
-def build(settings: Settings, sender) -> Runtime:
+def build(settings: Settings, sender: Sender) -> Runtime:
     store = Store.from_url(settings.redis_url)
-    publisher = Publisher(sender)
+    publisher = broker.publisher(settings, sender)
+    attempts = Attempts(store, publisher, settings)
     return Runtime(
-        settings=settings, store=store, publisher=publisher,
-        scheduler=Scheduler(store, publisher, settings),
+        settings=settings, store=store, publisher=publisher, attempts=attempts,
+        relay=RequestRelay(store, publisher, settings, attempts),
+        forwarder=BatchForwarder(store, publisher, settings),
+        queues=QueueService(store, settings),
         deliverer=Deliverer(DeliveryConfig.from_settings(settings)),
         # One thread per request of a task message, so a chunk is sent all at once.
         executor=ThreadPoolExecutor(max_workers=DELIVERY_CHUNK, thread_name_prefix="htq-send"))

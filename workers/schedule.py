@@ -1,6 +1,8 @@
 """The beat schedule: everything that happens because time has passed. Run exactly one beat."""
 from __future__ import annotations
 
+from app.core.task_names import EXPIRE_REQUESTS, FLUSH_BATCHES, RELAY_REQUESTS, SWEEP_QUEUES
+
 RELAY_EVERY_S = 1.0
 EXPIRE_EVERY_S = 60.0
 SWEEP_QUEUES_EVERY_S = 1.0
@@ -11,12 +13,12 @@ def beat_schedule() -> dict:
     # `expires` drops a periodic task that waited in the queue past its next run: a later one
     # does the same work, so a backlog never turns into a pile of relays.
     return {
-        "relay-requests": {"task": "htq.relay_requests", "schedule": RELAY_EVERY_S,
+        "relay-requests": {"task": RELAY_REQUESTS, "schedule": RELAY_EVERY_S,
                            "options": {"expires": 5 * RELAY_EVERY_S}},
-        "expire-requests": {"task": "htq.expire_requests", "schedule": EXPIRE_EVERY_S,
+        "expire-requests": {"task": EXPIRE_REQUESTS, "schedule": EXPIRE_EVERY_S,
                             "options": {"expires": EXPIRE_EVERY_S}},
-        "sweep-queues": {"task": "htq.sweep_queues", "schedule": SWEEP_QUEUES_EVERY_S,
+        "sweep-queues": {"task": SWEEP_QUEUES, "schedule": SWEEP_QUEUES_EVERY_S,
                          "options": {"expires": 5 * SWEEP_QUEUES_EVERY_S}},
-        "flush-batches": {"task": "htq.flush_batches", "schedule": FLUSH_BATCHES_EVERY_S,
+        "flush-batches": {"task": FLUSH_BATCHES, "schedule": FLUSH_BATCHES_EVERY_S,
                           "options": {"expires": 5 * FLUSH_BATCHES_EVERY_S}},
     }

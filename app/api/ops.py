@@ -20,7 +20,7 @@ def healthz():
 @blp.get("/readyz")
 def readyz():
     try:
-        services().store.redis.ping()
+        services().store.ping()
     except redis.RedisError as exc:
         response = jsonify({"ready": False, "redis": str(exc)})
         response.status_code = 503

@@ -9,10 +9,9 @@ import redis
 from flask import Blueprint
 
 from app.errors import REDIS_RETRY_AFTER_S
+from app.storage.client import UNAVAILABLE
 
 log = logging.getLogger(__name__)
-
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError)
 
 
 def new_public_id() -> str:
@@ -36,5 +35,5 @@ def answer_redis_outage(blp: Blueprint, render: Callable[..., object]) -> None:
         log.warning("Redis unavailable: %s", exc)
         return render(503, "Storage unavailable, try again shortly", {"Retry-After": str(REDIS_RETRY_AFTER_S)})
 
-    for error in REDIS_DOWN:
+    for error in UNAVAILABLE:
         blp.register_error_handler(error, _redis_down)

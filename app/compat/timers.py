@@ -18,9 +18,9 @@ from app.api.validators import check_target_url
 from app.compat import answer_redis_outage, is_public_id, new_public_id
 from app.core import clock
 from app.core.errors import Gone, HTQError, NotFound
+from app.core.model import FINAL_STATUSES
 from app.errors import STATUS_BY_ERROR
 from app.extensions import services
-from app.storage.keys import FINAL_STATUSES
 
 NAMESPACE = "timers"
 DELAY_FIELDS_S = {"hours": 3600, "minutes": 60, "seconds": 1}

@@ -1,8 +1,5 @@
-"""The worker side of deferred requests: relay due work, claim and settle attempts, expire.
-
-Everything time-driven runs from beat through `relay()` and `expire()`; attempts are started
-and finished by the delivery task through `start()` and `finish()`.
-"""
+"""Attempts of deferred requests, on the worker side: claim each one before it is sent, then
+store its outcome and hand on what follows (the next attempt, the callback)."""
 from __future__ import annotations
 
 import base64
@@ -13,15 +10,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from app.core import clock
-from app.core.outcome import RETRY, SUCCEEDED, Outcome
-from app.core.publish import SEND_CALLBACK, Publisher
+from app.core.model import ms
+from app.core.outcome import SUCCEEDED, Outcome
+from app.core.publish import Publisher
+from app.core.task_names import SEND_CALLBACK
 from app.storage import requests as store_requests
 from app.storage.client import Store
+from app.storage.requests import AttemptEnd, Next
 from config import Settings
 
 log = logging.getLogger(__name__)
-
-RELAY_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -54,9 +52,9 @@ def backoff_ms(attempt: int, base_s: float, max_s: float, retry_after_s: float |
                rng: Callable[[], float] = random.random) -> int:
     """Exponential backoff with full jitter; a Retry-After replaces it, capped at max_s."""
     if retry_after_s is not None:
-        return int(min(retry_after_s, max_s) * 1000)
+        return ms(min(retry_after_s, max_s))
     ceiling = min(max_s, base_s * 2 ** (attempt - 1))
-    return int(rng() * ceiling * 1000)
+    return ms(rng() * ceiling)
 
 
 def response_document(attempt: int, outcome: Outcome, received_ms: int) -> dict:
@@ -95,7 +93,9 @@ def error_text(outcome: Outcome) -> str | None:
     return None
 
 
-class Scheduler:
+class Attempts:
+    """Claims attempts for the delivery task and settles them; one per worker process."""
+
     def __init__(self, store: Store, publisher: Publisher, settings: Settings,
                  clock_ms: Callable[[], int] = clock.now_ms, rng: Callable[[], float] = random.random):
         self.store = store
@@ -104,89 +104,45 @@ class Scheduler:
         self.now_ms = clock_ms
         self.rng = rng
 
-    def horizon_end(self, now: int) -> int:
-        return now + int(self.settings.horizon_s * 1000)
-
-    def relay(self) -> dict[str, int]:
-        """Publish what falls due within the horizon; republish lost publishes; settle dead leases."""
-        counts = {"claimed": 0, "republished": 0, "lost": 0}
-        while True:
-            now = self.now_ms()
-            claimed = store_requests.claim_due(self.store, now_ms=now, horizon_end_ms=self.horizon_end(now),
-                                               grace_ms=self.settings.publish_grace_ms, limit=RELAY_BATCH)
-            self.publisher.deliver(claimed, now)
-            counts["claimed"] += len(claimed)
-            if len(claimed) < RELAY_BATCH:
-                break
-        now = self.now_ms()
-        overdue = store_requests.recover_overdue(self.store, now_ms=now, grace_ms=self.settings.publish_grace_ms,
-                                                 limit=RELAY_BATCH)
-        republish = [(rid, attempt, due) for kind, rid, attempt, due in overdue if kind == "republish"]
-        self.publisher.deliver(republish, now)
-        counts["republished"] = len(republish)
-        lost = [(rid, attempt) for kind, rid, attempt, _ in overdue if kind == "lost"]
-        records = store_requests.load_many(self.store, [rid for rid, _ in lost])
-        outcome = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)")
-        attempts = [Attempt(rid, attempt, int(rec.get("started_ms") or now), int(rec.get("started_ms") or now),
-                            json.loads(rec["spec"]))
-                    for (rid, attempt), rec in zip(lost, records) if rec]
-        for attempt in attempts:
-            log.warning("request %s: attempt %d lost its worker (lease expired)", attempt.request_id, attempt.attempt)
-        if attempts:
-            self.finish([(attempt, outcome) for attempt in attempts])
-        counts["lost"] = len(lost)
-        return counts
-
     def start(self, items: Iterable[tuple[str, int, int]]) -> list[Attempt]:
         """Claim (id, attempt, due_ms) items; duplicates and canceled requests drop out here."""
         items = list(items)
         now = self.now_ms()
-        results = store_requests.start_many(self.store, [(rid, attempt) for rid, attempt, _ in items],
-                                            now_ms=now, lease_margin_ms=int(self.settings.lease_margin_s * 1000))
+        results = store_requests.start_many(self.store, [(rid, attempt) for rid, attempt, _ in items], now_ms=now,
+                                            lease_margin_ms=self.settings.lease_margin_ms)
         started = []
         for (request_id, attempt, due_ms), result in zip(items, results):
-            if result[0] == "started":
-                started.append(Attempt(request_id, attempt, int(result[2] or due_ms), now, json.loads(result[1])))
+            if result.spec is not None:
+                started.append(Attempt(request_id, attempt, result.next_attempt_ms or due_ms, now, result.spec))
             else:
-                log.info("request %s: attempt %d not started (status %s)", request_id, attempt, result[1] or "gone")
+                log.info("request %s: attempt %d not started (status %s)", request_id, attempt, result.status or "gone")
         return started
 
     def finish(self, results: Iterable[tuple[Attempt, Outcome]]) -> None:
         """Store each attempt's outcome and publish what follows, in one round trip."""
         results = [(attempt, judged(attempt.spec, outcome)) for attempt, outcome in results]
         now = self.now_ms()
-        pipe = self.store.redis.pipeline(transaction=False)
-        next_due = []
-        for attempt, outcome in results:
-            retry = attempt.spec["retry"]
-            due = now + backoff_ms(attempt.attempt, float(retry["backoff_base"]), float(retry["backoff_max"]),
-                                   outcome.retry_after_s, self.rng)
-            next_due.append(due)
-            error = error_text(outcome)
-            store_requests.finish(
-                self.store, request_id=attempt.request_id, attempt=attempt.attempt, now_ms=now,
-                outcome=outcome.verdict, next_due_ms=due, horizon_end_ms=self.horizon_end(now),
-                grace_ms=self.settings.publish_grace_ms,
-                attempt_record={"attempt": attempt.attempt, "started_at": clock.to_rfc3339(attempt.started_ms),
-                                "elapsed_ms": outcome.elapsed_ms, "status_code": outcome.status_code,
-                                "error": error},
-                response=response_document(attempt.attempt, outcome, now), last_error=error, client=pipe)
+        ends = [self._end(attempt, outcome, now) for attempt, outcome in results]
+        settled = store_requests.finish_many(self.store, ends, now_ms=now,
+                                             horizon_end_ms=now + self.settings.horizon_ms,
+                                             grace_ms=self.settings.publish_grace_ms)
         to_publish = []
-        for (attempt, outcome), due, decision in zip(results, next_due, pipe.execute()):
+        for (attempt, outcome), end, result in zip(results, ends, settled):
             log.info("request %s: attempt %d -> %s (%s)", attempt.request_id, attempt.attempt,
-                     decision[-1], outcome.status_code or outcome.error)
-            if decision[0] == "publish":
-                to_publish.append((attempt.request_id, attempt.attempt + 1, due))
-            elif decision[0] == "ended" and attempt.spec.get("callback_url"):
-                self.publisher.send(SEND_CALLBACK, [attempt.request_id])
+                     result.final_status or result.next, outcome.status_code or outcome.error)
+            if result.next is Next.PUBLISH:
+                to_publish.append((attempt.request_id, attempt.attempt + 1, end.next_due_ms))
+            elif result.next is Next.ENDED and attempt.spec.get("callback_url"):
+                self.publisher.notify(SEND_CALLBACK, attempt.request_id)
         self.publisher.deliver(to_publish, now)
 
-    def expire(self) -> int:
-        """Delete requests that ended more than the retention period ago."""
-        cutoff = self.now_ms() - self.settings.retention_s * 1000
-        total = 0
-        while True:
-            expired = store_requests.expire_ended(self.store, cutoff_ms=cutoff, limit=RELAY_BATCH)
-            total += expired
-            if expired < RELAY_BATCH:
-                return total
+    def _end(self, attempt: Attempt, outcome: Outcome, now: int) -> AttemptEnd:
+        retry = attempt.spec["retry"]
+        error = error_text(outcome)
+        return AttemptEnd(
+            request_id=attempt.request_id, attempt=attempt.attempt, verdict=outcome.verdict,
+            next_due_ms=now + backoff_ms(attempt.attempt, float(retry["backoff_base"]), float(retry["backoff_max"]),
+                                         outcome.retry_after_s, self.rng),
+            record={"attempt": attempt.attempt, "started_at": clock.to_rfc3339(attempt.started_ms),
+                    "elapsed_ms": outcome.elapsed_ms, "status_code": outcome.status_code, "error": error},
+            response=response_document(attempt.attempt, outcome, now), last_error=error)

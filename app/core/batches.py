@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,16 +22,16 @@ from typing import Any
 
 from app.core import clock, ids
 from app.core.errors import Invalid, NotFound, TooLarge
+from app.core.model import NAME_RULE, is_name, ms, seconds
 from app.core.outcome import FAILED, SUCCEEDED, Outcome
-from app.core.publish import Publisher, PublishFailed
+from app.core.publish import Publisher
 from app.storage import batches as store_batches
-from app.storage.batches import BatchConfig, Claimed
+from app.storage.batches import BatchConfig, Claimed, Refused
 from app.storage.client import Store
 from config import Settings
 
 log = logging.getLogger(__name__)
 
-SEND_BATCHES = "htq.send_batches"
 ENV_BATCH = "log"  # the batch configured from WEBHOOK_POST_ENDPOINT / _SIZE / _INTERVAL
 MAX_RECORDS_PER_CALL = 1000
 DEFAULTS: dict[str, Any] = {"max_records": 10, "max_bytes": 1024 * 1024, "interval": 10.0, "headers": {},
@@ -44,24 +43,6 @@ MAX_RETRY_DELAY_S = 3600.0
 SWEEP_NAMES = 1000  # batches handled per beat tick
 SWEEP_LIMIT = 500  # expired taken batches handled per batch and tick
 REDRIVE_CHUNK = 500
-# Batches of one name per task message, sent concurrently by the worker that gets it: fewer messages
-# (each costs the broker, the web side and the worker's pool), yet work still spreads over workers.
-SEND_CHUNK = 8
-NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
-
-
-def publish_sends(publisher: Publisher, name: str, items: list[tuple[str, int]], eta_ms: int | None = None) -> None:
-    """Publish `htq.send_batches` for (batch id, attempt) items of one batch name, SEND_CHUNK a message.
-
-    A publish that fails is not fatal: each batch's deadline in the taken index makes the sweep
-    publish it again."""
-    for start in range(0, len(items), SEND_CHUNK):
-        chunk = [[batch_id, attempt] for batch_id, attempt in items[start:start + SEND_CHUNK]]
-        try:
-            publisher.send(SEND_BATCHES, [name, chunk], eta_ms)
-        except PublishFailed as exc:
-            log.warning("batch %s: %s not published (%s); the sweep will send them", name,
-                        " ".join(item[0] for item in chunk), exc)
 
 
 def encode_record(record: Any) -> str:
@@ -95,15 +76,15 @@ class BatchService:
         """Create or replace a batch's configuration (omitted fields take their defaults).
 
         Lowering the limits below what is pending sends the full batches at once."""
-        if not NAME.fullmatch(name):
-            raise Invalid("Bad batch name", {"name": ["Must match [A-Za-z0-9_-]{1,80}."]})
+        if not is_name(name):
+            raise Invalid("Bad batch name", {"name": [NAME_RULE]})
         retry = {**DEFAULT_RETRY, **(fields.get("retry") or {})}
         values = {**DEFAULTS, **{key: value for key, value in fields.items() if key != "retry"}}
         config = BatchConfig(
             endpoint=values["endpoint"], max_records=int(values["max_records"]), max_bytes=int(values["max_bytes"]),
-            interval_ms=round(float(values["interval"]) * 1000), headers=dict(values["headers"]),
-            max_attempts=int(retry["max_attempts"]), backoff_base_ms=round(float(retry["backoff_base"]) * 1000),
-            timeout_ms=round(float(values["timeout"]) * 1000))
+            interval_ms=ms(values["interval"]), headers=dict(values["headers"]),
+            max_attempts=int(retry["max_attempts"]), backoff_base_ms=ms(retry["backoff_base"]),
+            timeout_ms=ms(values["timeout"]))
         created = self._configure(name, config, "replace")
         return self.get(name), created
 
@@ -116,24 +97,23 @@ class BatchService:
             return False
         config = BatchConfig(
             endpoint=self.settings.webhook_post_endpoint, max_records=self.settings.webhook_batch_size,
-            max_bytes=DEFAULTS["max_bytes"], interval_ms=round(self.settings.webhook_batch_interval_s * 1000),
+            max_bytes=DEFAULTS["max_bytes"], interval_ms=ms(self.settings.webhook_batch_interval_s),
             headers={}, max_attempts=ENV_BATCH_ATTEMPTS,
-            backoff_base_ms=round(DEFAULT_RETRY["backoff_base"] * 1000), timeout_ms=round(DEFAULTS["timeout"] * 1000))
+            backoff_base_ms=ms(DEFAULT_RETRY["backoff_base"]), timeout_ms=ms(DEFAULTS["timeout"]))
         self._configure(ENV_BATCH, config, "env")
         return True
 
     def _configure(self, name: str, config: BatchConfig, mode: str) -> bool:
         now = self.now_ms()
-        created, taken = store_batches.configure(self.store, name, config, now_ms=now,
-                                                 grace_ms=self.settings.publish_grace_ms, epoch=ids.new_id(now),
-                                                 mode=mode)
-        self._publish(name, taken)
-        return created
+        configured = store_batches.configure(self.store, name, config, now_ms=now,
+                                             grace_ms=self.settings.publish_grace_ms, epoch=ids.new_id(now), mode=mode)
+        self._publish(name, configured.taken)
+        return configured.created
 
     # -- reading ------------------------------------------------------------------------------
 
     def _load(self, name: str) -> dict:
-        if not NAME.fullmatch(name):
+        if not is_name(name):
             raise NotFound(f"No batch {name}")
         loaded = store_batches.load(self.store, name)
         if loaded is None and name == ENV_BATCH and self.ensure_env_batch():
@@ -151,9 +131,9 @@ class BatchService:
 
     def dead(self, name: str, limit: int = 100) -> list[dict]:
         self._load(name)
-        return [{"id": batch_id, "records": json.loads(body), "attempts": meta.get("attempts", 0),
-                 "last_status_code": meta.get("last_status_code"), "error": meta.get("error") or None}
-                for batch_id, body, meta in store_batches.dead(self.store, name, limit=limit)]
+        return [{"id": batch.batch_id, "records": json.loads(batch.body), "attempts": batch.meta.get("attempts", 0),
+                 "last_status_code": batch.meta.get("last_status_code"), "error": batch.meta.get("error") or None}
+                for batch in store_batches.dead(self.store, name, limit=limit)]
 
     # -- changing -----------------------------------------------------------------------------
 
@@ -166,22 +146,21 @@ class BatchService:
 
     def add_texts(self, name: str, texts: list[str]) -> list[str]:
         """`add` for records that are JSON texts already (checked by the caller: valid JSON, no NaN)."""
-        if not NAME.fullmatch(name):
+        if not is_name(name):
             raise NotFound(f"No batch {name}")
         self._check_sizes(name, texts)
         now = self.now_ms()
-        result = store_batches.add(self.store, name, texts, now_ms=now, grace_ms=self.settings.publish_grace_ms)
-        if result[0] == "missing" and name == ENV_BATCH and self.ensure_env_batch():
-            result = store_batches.add(self.store, name, texts, now_ms=now, grace_ms=self.settings.publish_grace_ms)
-        if result[0] == "missing":
+        added = store_batches.add(self.store, name, texts, now_ms=now, grace_ms=self.settings.publish_grace_ms)
+        if added is None and name == ENV_BATCH and self.ensure_env_batch():
+            added = store_batches.add(self.store, name, texts, now_ms=now, grace_ms=self.settings.publish_grace_ms)
+        if added is None:
             raise NotFound(f"No batch {name}")
-        if result[0] == "too_large":
-            index, max_bytes = int(result[1]) - 1, int(result[2])
+        if added.too_large is not None:
+            index, max_bytes = added.too_large, added.max_bytes
             raise TooLarge(f"Record {index} does not fit in one batch of at most {max_bytes} bytes",
                            {"records": {str(index): [f"at most {max_bytes - 2} bytes of JSON"]}})
-        _, epoch, first, *taken = result
-        self._publish(name, taken)
-        return [f"{epoch}.{int(first) + offset}" for offset in range(len(texts))]
+        self._publish(name, added.taken)
+        return added.ids
 
     def _encode(self, name: str, records: list) -> list[str]:
         texts = []
@@ -203,7 +182,7 @@ class BatchService:
                                {"records": {str(index): [f"at most {limit} bytes"]}})
 
     def delete(self, name: str) -> None:
-        if not NAME.fullmatch(name) or not store_batches.delete(self.store, name):
+        if not is_name(name) or not store_batches.delete(self.store, name):
             raise NotFound(f"No batch {name}")
 
     def redrive(self, name: str) -> int:
@@ -219,7 +198,7 @@ class BatchService:
                 return moved
 
     def _publish(self, name: str, batch_ids: list[str]) -> None:
-        publish_sends(self.publisher, name, [(batch_id, 1) for batch_id in batch_ids])
+        self.publisher.send_batches(name, [(batch_id, 1) for batch_id in batch_ids])
 
 
 class BatchForwarder:
@@ -254,17 +233,18 @@ class BatchForwarder:
                             batch_id, attempt - 1)
             to_send[name].append((batch_id, attempt))
         for name, items in to_send.items():
-            publish_sends(self.publisher, name, items)
+            self.publisher.send_batches(name, items)
         return counts
 
     def claim(self, name: str, batch_id: str, attempt: int) -> Claimed | None:
         """The batch to POST, or None when this message is a duplicate, stale, or the batch is gone."""
         result = store_batches.claim(self.store, name, batch_id, attempt, now_ms=self.now_ms(),
-                                     lease_margin_ms=int(self.settings.lease_margin_s * 1000))
-        if isinstance(result, Claimed):
-            return result
-        log.info("batch %s/%s: attempt %d not started (%s)", name, batch_id, attempt, " ".join(result))
-        return None
+                                     lease_margin_ms=self.settings.lease_margin_ms)
+        if isinstance(result, Refused):
+            log.info("batch %s/%s: attempt %d not started (%s %s)", name, batch_id, attempt, result.reason,
+                     result.state or "")
+            return None
+        return result
 
     def request_headers(self, claimed: Claimed) -> dict[str, str]:
         headers = dict(claimed.headers)
@@ -276,26 +256,26 @@ class BatchForwarder:
     def finish(self, claimed: Claimed, outcome: Outcome) -> Settled:
         """Store the attempt's outcome: delete the batch once sent, queue a retry, or make it dead."""
         now = self.now_ms()
-        delay_s = min(MAX_RETRY_DELAY_S, claimed.backoff_base_ms / 1000 if outcome.retry_after_s is None
+        delay_s = min(MAX_RETRY_DELAY_S, seconds(claimed.backoff_base_ms) if outcome.retry_after_s is None
                       else outcome.retry_after_s)
         countdown_s: float | None = delay_s
-        deadline_ms = now + round(delay_s * 1000) + self.settings.publish_grace_ms
+        deadline_ms = now + ms(delay_s) + self.settings.publish_grace_ms
         if delay_s > self.settings.horizon_s:
-            countdown_s, deadline_ms = None, now + round(delay_s * 1000)
+            countdown_s, deadline_ms = None, now + ms(delay_s)
         error = outcome.error or (None if outcome.verdict == SUCCEEDED else f"HTTP {outcome.status_code}")
-        result = store_batches.finish(self.store, claimed.name, claimed.batch_id, claimed.attempt, now_ms=now,
-                                      verdict=outcome.verdict, status_code=outcome.status_code, error=error,
-                                      deadline_ms=deadline_ms)
+        finished = store_batches.finish(self.store, claimed.name, claimed.batch_id, claimed.attempt, now_ms=now,
+                                        verdict=outcome.verdict, status_code=outcome.status_code, error=error,
+                                        deadline_ms=deadline_ms)
         log.info("batch %s/%s: POST %d records (%d bytes), attempt %d -> %s in %d ms: %s", claimed.name,
                  claimed.batch_id, claimed.records, len(claimed.body), claimed.attempt,
                  outcome.status_code if outcome.status_code is not None else outcome.error, outcome.elapsed_ms,
-                 result[0])
-        if result[0] == "dead":
+                 finished.result)
+        if finished.result == "dead":
             why = "a permanent failure" if outcome.verdict == FAILED else f"{claimed.attempt} attempts"
             log.warning("batch %s/%s: dead after %s (%s)", claimed.name, claimed.batch_id, why, error)
-        if result[0] == "retry":
-            return Settled("retry", int(result[1]), countdown_s)
-        return Settled(result[0])
+        if finished.result == "retry":
+            return Settled("retry", finished.next_attempt, countdown_s)
+        return Settled(finished.result)
 
     def publish_retries(self, name: str, settled: Iterable[tuple[str, Settled]]) -> None:
         """Publish the next attempt of each (batch id, Settled) to retry after its countdown: a new
@@ -308,7 +288,7 @@ class BatchForwarder:
                 groups[outcome.countdown_s].append((batch_id, outcome.next_attempt))
         now = self.now_ms()
         for countdown_s, items in groups.items():
-            publish_sends(self.publisher, name, items, now + round(countdown_s * 1000) if countdown_s > 0 else None)
+            self.publisher.send_batches(name, items, now + ms(countdown_s) if countdown_s > 0 else None)
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -322,10 +302,10 @@ def to_resource(name: str, loaded: dict) -> dict:
         "endpoint": loaded["endpoint"],
         "max_records": int(loaded["max_records"]),
         "max_bytes": int(loaded["max_bytes"]),
-        "interval": int(loaded["interval_ms"]) / 1000,
+        "interval": seconds(int(loaded["interval_ms"])),
         "headers": json.loads(loaded.get("headers") or "{}"),
-        "retry": {"max_attempts": int(loaded["max_attempts"]), "backoff_base": int(loaded["backoff_base_ms"]) / 1000},
-        "timeout": int(loaded["timeout_ms"]) / 1000,
+        "retry": {"max_attempts": int(loaded["max_attempts"]), "backoff_base": seconds(int(loaded["backoff_base_ms"]))},
+        "timeout": seconds(int(loaded["timeout_ms"])),
         "created_at": clock.to_rfc3339(_int_or_none(loaded.get("created_ms"))),
         "pending": int(loaded["pending"]),
         "in_flight": int(loaded["in_flight"]),

@@ -1,18 +1,23 @@
 """Publishing tasks by name through an injected sender, so the core never imports Celery.
 
-The sender is anything with Celery's `send_task(name, args=..., eta=...)`: the web side passes
-its Celery client, the workers their own app, tests a recorder.
+The sender is anything with Celery's `send_task(name, args=..., eta=...)`: `app/broker.py` builds
+the one Publisher that the web side and the workers both use, tests pass a recorder. A broker
+that does not take a task is handled here, the same way for every caller: what was published is
+already stored, so it is logged and left to the relay (requests) or the sweep (batches), which
+publish it again once its publish grace has passed. Notices (callbacks, cancel notices) have no
+such net: their failure is logged as an error.
 """
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
-DELIVER_REQUESTS = "htq.deliver_requests"
-NOTIFY_CANCEL = "htq.notify_cancel"
-SEND_CALLBACK = "htq.send_callback"
+from app.core.task_names import DELIVER_REQUESTS, SEND_BATCHES
+
+log = logging.getLogger(__name__)
 
 # Requests due at the same millisecond travel in one task message, up to this many.
 DELIVERY_CHUNK = 50
@@ -21,6 +26,9 @@ DELIVERY_CHUNK = 50
 # pool dispatch delay is absorbed and nothing is sent early.
 DELIVERY_WINDOW_MS = 100
 DISPATCH_LEAD_MS = 50
+# Batches of one name per task message, sent concurrently by the worker that gets it: fewer messages
+# (each costs the broker, the web side and the worker's pool), yet work still spreads over workers.
+SEND_CHUNK = 8
 
 
 class Sender(Protocol):
@@ -28,28 +36,37 @@ class Sender(Protocol):
 
 
 class PublishFailed(Exception):
-    """The broker did not take a task. Stored work is not lost: the relay publishes it again."""
+    """The broker did not take a task."""
 
 
 class Publisher:
-    def __init__(self, sender: Sender, transient_errors: tuple[type[BaseException], ...] = ()):
-        """`transient_errors` are the sender's exceptions for an unreachable broker; they become
-        PublishFailed so callers can rely on the relay instead of failing a stored request."""
+    def __init__(self, sender: Sender, broker_errors: tuple[type[BaseException], ...] = ()):
+        """`broker_errors` are the sender's exceptions for an unreachable broker; each becomes
+        PublishFailed (app/broker.py names them for Celery)."""
         self._sender = sender
-        self._transient_errors = transient_errors
+        self._broker_errors = broker_errors
 
     def send(self, name: str, args: list, eta_ms: int | None = None) -> None:
+        """Publish one task; raises PublishFailed when the broker does not take it."""
         eta = None if eta_ms is None else datetime.fromtimestamp(eta_ms / 1000, tz=UTC)
         try:
             self._sender.send_task(name, args=args, eta=eta)
-        except self._transient_errors as exc:
+        except self._broker_errors as exc:
             raise PublishFailed(f"{name}: {exc}") from exc
 
-    def deliver(self, items: Iterable[tuple[str, int, int]], now_ms: int) -> None:
-        """Publish (id, attempt, due_ms) items: those due within one DELIVERY_WINDOW_MS go in one task
-        per chunk, due DISPATCH_LEAD_MS before its first item; items due sooner go at once.
+    def notify(self, name: str, request_id: str) -> bool:
+        """Publish a notice task about a request (a callback, a cancel notice); False if it failed."""
+        try:
+            self.send(name, [request_id])
+        except PublishFailed as exc:
+            log.error("request %s: %s not published, the broker is unavailable: %s", request_id, name, exc)
+            return False
+        return True
 
-        The worker waits out each item's remaining milliseconds, so nothing is sent early.
+    def deliver(self, items: Iterable[tuple[str, int, int]], now_ms: int) -> None:
+        """Publish stored (id, attempt, due_ms) attempts: those due within one DELIVERY_WINDOW_MS
+        go in one task per chunk, due DISPATCH_LEAD_MS before its first item; items due sooner go
+        at once. The worker waits out each item's remaining milliseconds, so nothing is sent early.
         """
         groups: dict[int | None, list[list]] = defaultdict(list)
         for request_id, attempt, due_ms in items:
@@ -59,4 +76,18 @@ class Publisher:
             group.sort(key=lambda item: item[2])
             for start in range(0, len(group), DELIVERY_CHUNK):
                 chunk = group[start:start + DELIVERY_CHUNK]
-                self.send(DELIVER_REQUESTS, [chunk], None if window is None else chunk[0][2] - DISPATCH_LEAD_MS)
+                eta_ms = None if window is None else chunk[0][2] - DISPATCH_LEAD_MS
+                self._send_stored(DELIVER_REQUESTS, [chunk], eta_ms, "requests", [item[0] for item in chunk])
+
+    def send_batches(self, name: str, items: list[tuple[str, int]], eta_ms: int | None = None) -> None:
+        """Publish stored (batch id, attempt) items of the batch `name`, SEND_CHUNK a message."""
+        for start in range(0, len(items), SEND_CHUNK):
+            chunk = [[batch_id, attempt] for batch_id, attempt in items[start:start + SEND_CHUNK]]
+            self._send_stored(SEND_BATCHES, [name, chunk], eta_ms, f"batch {name}", [item[0] for item in chunk])
+
+    def _send_stored(self, task: str, args: list, eta_ms: int | None, what: str, ids: list[str]) -> None:
+        try:
+            self.send(task, args, eta_ms)
+        except PublishFailed as exc:
+            log.warning("%s %s not published (%s); they are stored, and published again once their "
+                        "publish grace has passed", what, " ".join(ids), exc)

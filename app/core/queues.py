@@ -10,7 +10,6 @@ where a queue is looked up, since no such queue can exist.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import time
 from collections.abc import Callable
@@ -19,12 +18,13 @@ from typing import Any
 
 from app.core import clock, jsontext
 from app.core.errors import Conflict, Invalid, NotFound, TooLarge
+from app.core.model import NAME_RULE, is_name, ms, seconds
 from app.storage import queues as store_queues
 from app.storage.client import Store
 from app.storage.notify import Notifier
+from app.storage.queues import Acked
 from config import Settings
 
-NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 DEFAULT_CONFIG = {"visibility_timeout": 30, "max_receives": 0, "retention": 345600, "delay": 0}
 MS_FIELDS = {"visibility_timeout": "visibility_timeout_ms", "retention": "retention_ms", "delay": "delay_ms"}
 MAX_BATCH = 100
@@ -39,17 +39,9 @@ MIN_WAIT_S = 0.005  # a long poll never waits less than this between two checks
 RECHECK_S = 5.0
 
 
-def _ms(seconds: float) -> int:
-    return int(round(float(seconds) * 1000))
-
-
-def _seconds(ms: int) -> int | float:
-    return ms // 1000 if ms % 1000 == 0 else ms / 1000
-
-
 def _stored_config(fields: dict) -> dict[str, int]:
     """Config fields as stored: durations in ms under their `_ms` names."""
-    return {MS_FIELDS.get(field, field): (_ms(value) if field in MS_FIELDS else int(value))
+    return {MS_FIELDS.get(field, field): (ms(value) if field in MS_FIELDS else int(value))
             for field, value in fields.items() if field in DEFAULT_CONFIG}
 
 
@@ -100,13 +92,13 @@ class QueueService:
 
     @staticmethod
     def _creatable(name: str) -> str:
-        if not NAME.fullmatch(name):
-            raise Invalid("Bad queue name", {"name": ["Must match [A-Za-z0-9_-]{1,80}."]})
+        if not is_name(name):
+            raise Invalid("Bad queue name", {"name": [NAME_RULE]})
         return name
 
     @staticmethod
     def _known(name: str) -> str:
-        if not NAME.fullmatch(name):
+        if not is_name(name):
             raise NotFound(f"No queue {name}")
         return name
 
@@ -164,7 +156,7 @@ class QueueService:
         suffix = uuid_suffix() if uuid_ids else secrets.token_urlsafe(6)
         return store_queues.push(
             self.store, name, now_ms=self.now_ms(), id_suffix=suffix, defaults=STORED_DEFAULTS,
-            messages=[(body, None if delay_s is None else _ms(delay_s)) for body, delay_s in messages])
+            messages=[(body, None if delay_s is None else ms(delay_s)) for body, delay_s in messages])
 
     def receive(self, name: str, max_messages: int = 10, visibility_timeout_s: float | None = None,
                 wait_s: float = 0.0, body: Callable[[str], Any] = decode_body) -> list[dict]:
@@ -173,7 +165,7 @@ class QueueService:
         one arrives (woken through Redis pub/sub), or [] once wait_s has passed. `body` turns each
         stored body into what the caller gets (embedded_body for a JSON answer)."""
         self._known(name)
-        vt_ms = None if visibility_timeout_s is None else _ms(visibility_timeout_s)
+        vt_ms = None if visibility_timeout_s is None else ms(visibility_timeout_s)
         next_ms = store_queues.NO_NEXT
 
         def attempt() -> list[dict] | None:
@@ -203,7 +195,7 @@ class QueueService:
         while (remaining := deadline - time.monotonic()) > 0:
             # Pushes, releases and sweeps publish; a delay or lock that ends is a time we know.
             if next_ms != store_queues.NO_NEXT:
-                remaining = min(remaining, max(MIN_WAIT_S, (next_ms - self.now_ms()) / 1000))
+                remaining = min(remaining, max(MIN_WAIT_S, seconds(next_ms - self.now_ms())))
             found = self.notifier.wait_for(store_queues.channel(name), remaining, check, recheck_s=RECHECK_S,
                                            share=True)
             if found:
@@ -213,9 +205,9 @@ class QueueService:
     def ack(self, name: str, message_id: str, receipt: str | None = None) -> None:
         """Delete a message. With a receipt, 409 if the message was received again since."""
         result = self._ack(name, [(message_id, receipt)])[0]
-        if result == "not_found":
+        if result is Acked.NOT_FOUND:
             raise NotFound(f"No message {message_id} in queue {name}")
-        if result == "stale":
+        if result is Acked.STALE:
             raise Conflict(f"Stale receipt: message {message_id} was received again since, or dead-lettered")
 
     def ack_locked(self, name: str, message_id: str) -> bool:
@@ -224,15 +216,15 @@ class QueueService:
         lock = store_queues.lock(self.store, self._known(name), message_id)
         if lock is None or lock[1] <= self.now_ms():
             return False
-        return self._ack(name, [(message_id, lock[0])])[0] == "acked"
+        return self._ack(name, [(message_id, lock[0])])[0] is Acked.ACKED
 
     def ack_many(self, name: str, items: list[tuple[str, str | None]]) -> dict:
         results = self._ack(name, items)
-        failed = [{"id": message_id, "reason": result}
-                  for (message_id, _), result in zip(items, results, strict=True) if result != "acked"]
+        failed = [{"id": message_id, "reason": result.value}
+                  for (message_id, _), result in zip(items, results, strict=True) if result is not Acked.ACKED]
         return {"acked": len(items) - len(failed), "failed": failed}
 
-    def _ack(self, name: str, items: list[tuple[str, str | None]]) -> list[str]:
+    def _ack(self, name: str, items: list[tuple[str, str | None]]) -> list[Acked]:
         results = store_queues.ack(self.store, self._known(name), items)
         if results is None:
             raise NotFound(f"No queue {name}")
@@ -241,17 +233,17 @@ class QueueService:
     def change_visibility(self, name: str, message_id: str, receipt: str, visibility_timeout_s: float) -> dict:
         """Extend (or with 0 end) the lock of a message received with `receipt`."""
         now = self.now_ms()
-        status, visible_at = store_queues.change_visibility(
+        changed = store_queues.change_visibility(
             self.store, self._known(name), message_id, receipt, now_ms=now,
-            visibility_timeout_ms=_ms(visibility_timeout_s))
-        if status == "missing":
+            visibility_timeout_ms=ms(visibility_timeout_s))
+        if changed.result == "missing":
             raise NotFound(f"No queue {name}")
-        if status == "not_found":
+        if changed.result == "not_found":
             raise NotFound(f"No message {message_id} in queue {name}")
-        if status == "stale":
+        if changed.result == "stale":
             raise Conflict(f"Stale receipt: message {message_id} was received again since, or dead-lettered")
-        return {"id": message_id, "receipt": receipt, "visible_at": clock.to_rfc3339(visible_at),
-                "dead": visible_at is None}
+        return {"id": message_id, "receipt": receipt, "visible_at": clock.to_rfc3339(changed.visible_at_ms),
+                "dead": changed.visible_at_ms is None}
 
     # -- dead letters -----------------------------------------------------------------------
 
@@ -280,10 +272,9 @@ class QueueService:
         chunk: list[str] = []
 
         def run() -> None:
-            for returned, dropped in store_queues.sweep_many(self.store, chunk, now_ms=self.now_ms(),
-                                                             drop_limit=SWEEP_DROP_LIMIT):
-                totals["returned"] += returned
-                totals["dropped"] += dropped
+            for swept in store_queues.sweep_many(self.store, chunk, now_ms=self.now_ms(), drop_limit=SWEEP_DROP_LIMIT):
+                totals["returned"] += swept.returned
+                totals["dropped"] += swept.dropped
             totals["queues"] += len(chunk)
             chunk.clear()
 
@@ -307,10 +298,10 @@ def to_queue(name: str, stats: store_queues.Stats) -> dict:
     config = stats.config
     return {
         "name": name,
-        "visibility_timeout": _seconds(int(config["visibility_timeout_ms"])),
+        "visibility_timeout": seconds(int(config["visibility_timeout_ms"])),
         "max_receives": int(config["max_receives"]),
-        "retention": _seconds(int(config["retention_ms"])),
-        "delay": _seconds(int(config["delay_ms"])),
+        "retention": seconds(int(config["retention_ms"])),
+        "delay": seconds(int(config["delay_ms"])),
         "created_at": clock.to_rfc3339(int(config["created_ms"])),
         "updated_at": clock.to_rfc3339(int(config["updated_ms"])),
         "visible": stats.visible,

@@ -1,24 +1,22 @@
-"""Deferred HTTP requests, as the API sees them: create, read, list, cancel, redrive."""
+"""Deferred HTTP requests, as the API sees them: create, read, list, cancel, retry."""
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.core import clock, ids
 from app.core.errors import Conflict, Gone, Invalid, NotFound, TooLarge
-from app.core.publish import NOTIFY_CANCEL, Publisher, PublishFailed
+from app.core.model import FINAL_STATUSES, ms
+from app.core.publish import Publisher
+from app.core.task_names import NOTIFY_CANCEL
 from app.storage import requests as store_requests
 from app.storage.client import Store
-from app.storage.keys import FINAL_STATUSES
 from app.storage.notify import Notifier
+from app.storage.requests import Canceled, NewRequest
 from config import Settings
 
-log = logging.getLogger(__name__)
-
-IDEMPOTENCY_TTL_S = 86400
 DEFAULT_RETRY = {"max_attempts": 10, "backoff_base": 1.0, "backoff_max": 3600.0}
 
 
@@ -47,72 +45,57 @@ class RequestService:
         profile passes `alias` (its namespace, its own id for the request): stored in the same
         script, so the request is never there without it; `find` resolves it."""
         now = self.now_ms()
-        request_id = ids.new_id(now)
-        spec, due_ms = self._spec(request_id, fields, now)
-        fingerprint = (hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
-                       if idempotency_key else "")
-        result = store_requests.create(
-            self.store, request_id=request_id, now_ms=now, due_ms=due_ms, spec=spec,
-            **self._schedule_args(now, spec), idempotency_key=idempotency_key,
-            idempotency_value=f"{request_id} {fingerprint}", idempotency_ttl_s=IDEMPOTENCY_TTL_S,
-            alias=alias)
-        if result[0] == "alias_taken":
+        new = self._new(fields, now)
+        fingerprint = ""
+        if idempotency_key:
+            fingerprint = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+        stored = store_requests.create(
+            self.store, new, now_ms=now, horizon_end_ms=now + self.settings.horizon_ms,
+            grace_ms=self.settings.publish_grace_ms,
+            idempotency=(idempotency_key, fingerprint) if idempotency_key else None, alias=alias)
+        if stored.alias_taken:
             raise Conflict(f"{alias[0]} id {alias[1]} is already taken")
-        if result[0] == "exists":
-            original_id, original_fingerprint = result[1].split(" ", 1)
-            if original_fingerprint != fingerprint:
+        if stored.replay_of is not None:
+            if stored.replay_fingerprint != fingerprint:
                 raise Invalid("Idempotency-Key was used with a different body",
                               {"Idempotency-Key": ["already used with a different body"]})
-            return Created(self.get(original_id), replayed=True)
-        if result[1] == "queued":
-            self._publish([(request_id, 1, due_ms)], now)
-        return Created(new_resource(spec, result[1], now, due_ms))
+            return Created(self.get(stored.replay_of), replayed=True)
+        if stored.status == "queued":
+            self.publisher.deliver([(new.request_id, 1, new.due_ms)], now)
+        return Created(new_resource(new.spec, stored.status, now, new.due_ms))
 
     def create_many(self, items: list[dict]) -> list[dict]:
         """Store all requests in one script (all or none), then publish those due soon."""
         now = self.now_ms()
-        created = []
-        for fields in items:
-            request_id = ids.new_id(now)
-            spec, due_ms = self._spec(request_id, fields, now)
-            created.append((request_id, due_ms, spec, int(spec["retry"]["max_attempts"]),
-                            int(float(spec["timeout"]) * 1000)))
-        statuses = store_requests.create_many(
-            self.store, now_ms=now, horizon_end_ms=now + int(self.settings.horizon_s * 1000),
-            grace_ms=self.settings.publish_grace_ms, items=created)
-        self._publish([(request_id, 1, due_ms) for (request_id, due_ms, *_), status in zip(created, statuses)
-                       if status == "queued"], now)
-        return [new_resource(spec, status, now, due_ms) for (_, due_ms, spec, *_), status in zip(created, statuses)]
+        created = [self._new(fields, now) for fields in items]
+        statuses = store_requests.create_many(self.store, created, now_ms=now,
+                                              horizon_end_ms=now + self.settings.horizon_ms,
+                                              grace_ms=self.settings.publish_grace_ms)
+        self.publisher.deliver([(new.request_id, 1, new.due_ms) for new, status in zip(created, statuses)
+                                if status == "queued"], now)
+        return [new_resource(new.spec, status, now, new.due_ms) for new, status in zip(created, statuses)]
 
-    def _publish(self, items: list[tuple[str, int, int]], now: int) -> None:
-        """Hand stored requests to the workers; if the broker is down they are already safe in the
-        store, and the relay publishes them once the publish grace has passed."""
-        try:
-            self.publisher.deliver(items, now)
-        except PublishFailed as exc:
-            log.warning("publishing %d stored requests failed (%s); the relay will publish them in %ss",
-                        len(items), exc, self.settings.publish_grace_s)
-
-    def _spec(self, request_id: str, fields: dict, now: int) -> tuple[dict, int]:
+    def _new(self, fields: dict, now: int) -> NewRequest:
+        """The request to store from fields the API schema validated; its id, due time and spec."""
         self._check_body_size(fields)
         spec = {key: fields[key] for key in ("url", "method", "headers", "body", "json", "callback_url")
                 if key in fields}
-        spec["id"] = request_id
+        spec["id"] = ids.new_id(now)
         spec["timeout"] = fields.get("timeout", self.settings.default_timeout_s)
         spec["retry"] = {**DEFAULT_RETRY, **(fields.get("retry") or {})}
         spec["cancel_notify"] = bool(fields.get("cancel_notify", False))
         if fields.get("success_on_any_status"):
-            # Any complete HTTP answer ends the request as succeeded (Scheduler.finish): the htq
+            # Any complete HTTP answer ends the request as succeeded (attempts.judged): the htq
             # 2014 profile's rule. Not offered by /v1/requests.
             spec["success_on_any_status"] = True
         if fields.get("eta_ms") is not None:
             due_ms = max(now, int(fields["eta_ms"]))
         else:
-            due_ms = now + int(round(float(fields.get("delay") or 0) * 1000))
-        if due_ms - now > self.settings.max_delay_s * 1000:
+            due_ms = now + ms(fields.get("delay") or 0)
+        if due_ms - now > ms(self.settings.max_delay_s):
             field = "eta" if fields.get("eta_ms") is not None else "delay"
             raise Invalid("Too far in the future", {field: [f"at most {self.settings.max_delay_s} seconds from now"]})
-        return spec, due_ms
+        return NewRequest(spec["id"], due_ms, spec)
 
     def _check_body_size(self, fields: dict) -> None:
         if "body" in fields:
@@ -124,14 +107,6 @@ class RequestService:
         if size > self.settings.max_body_bytes:
             raise TooLarge(f"The {name} is {size} bytes, over the limit of {self.settings.max_body_bytes}",
                            {name: [f"at most {self.settings.max_body_bytes} bytes"]})
-
-    def _schedule_args(self, now: int, spec: dict) -> dict:
-        return {
-            "horizon_end_ms": now + int(self.settings.horizon_s * 1000),
-            "grace_ms": self.settings.publish_grace_ms,
-            "attempt_limit": int(spec["retry"]["max_attempts"]),
-            "timeout_ms": int(float(spec["timeout"]) * 1000),
-        }
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -197,37 +172,31 @@ class RequestService:
     # -- changing ---------------------------------------------------------------------------
 
     def cancel(self, request_id: str) -> None:
-        self._record(request_id)
-        result = store_requests.cancel(self.store, request_id, now_ms=self.now_ms())
-        if result[0] == "missing":
+        record = self._record(request_id)
+        cancel = store_requests.cancel(self.store, request_id, now_ms=self.now_ms())
+        if cancel.result is Canceled.MISSING:
             raise NotFound(f"No request {request_id}")
-        if result[0] == "ended":
-            raise Conflict(f"Request {request_id} already {result[1]}")
-        if result[0] == "canceled":
-            previous, attempts = result[1], int(result[2])
-            spec = json.loads(store_requests.load(self.store, request_id)["spec"])
-            if spec.get("cancel_notify") and (previous == "running" or attempts > 0):
-                try:
-                    self.publisher.send(NOTIFY_CANCEL, [request_id])
-                except PublishFailed as exc:
-                    log.warning("request %s: cancel notice not published: %s", request_id, exc)
+        if cancel.result is Canceled.ENDED:
+            raise Conflict(f"Request {request_id} already {cancel.status}")
+        if cancel.result is Canceled.CANCELED and (cancel.status == "running" or cancel.attempts > 0):
+            if store_requests.spec_of(record).get("cancel_notify"):
+                self.publisher.notify(NOTIFY_CANCEL, request_id)
 
     def delete_response(self, request_id: str) -> None:
         self._record(request_id)
         store_requests.delete_response(self.store, request_id)
 
-    def redrive(self, request_id: str) -> dict:
+    def retry(self, request_id: str) -> dict:
+        """Queue a failed or canceled request again, now, with a fresh budget of attempts."""
         record = self._record(request_id)
         now = self.now_ms()
-        spec = json.loads(record["spec"])
-        result = store_requests.redrive(self.store, request_id, now_ms=now,
-                                        grace_ms=self.settings.publish_grace_ms,
-                                        max_attempts=int(spec["retry"]["max_attempts"]))
-        if result[0] == "missing":
+        retried = store_requests.retry(self.store, request_id, now_ms=now, grace_ms=self.settings.publish_grace_ms,
+                                       max_attempts=int(store_requests.spec_of(record)["retry"]["max_attempts"]))
+        if retried.missing:
             raise NotFound(f"No request {request_id}")
-        if result[0] == "conflict":
-            raise Conflict(f"Only failed or canceled requests can be retried; this one is {result[1]}")
-        self._publish([(request_id, int(result[1]), now)], now)
+        if retried.attempt is None:
+            raise Conflict(f"Only failed or canceled requests can be retried; this one is {retried.status}")
+        self.publisher.deliver([(request_id, retried.attempt, now)], now)
         return self.get(request_id)
 
 
@@ -248,7 +217,7 @@ def new_resource(spec: dict, status: str, created_ms: int, due_ms: int) -> dict:
 
 
 def to_status(record: dict, spec: dict | None = None) -> dict:
-    spec = json.loads(record["spec"]) if spec is None else spec
+    spec = store_requests.spec_of(record) if spec is None else spec
     return {
         "id": spec["id"],
         "status": record["status"],
@@ -260,7 +229,7 @@ def to_status(record: dict, spec: dict | None = None) -> dict:
 
 def to_resource(record: dict) -> dict:
     """The contract's request resource from a stored hash."""
-    return resource_from(json.loads(record["spec"]), record)
+    return resource_from(store_requests.spec_of(record), record)
 
 
 def resource_from(spec: dict, record: dict) -> dict:

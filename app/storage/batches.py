@@ -1,16 +1,22 @@
-"""Storage of batch forwarding: each function is one Lua script or one round trip."""
+"""Storage of batch forwarding: each function is one Lua script or one round trip, and decodes
+what Redis answers into the typed results below."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.storage import keys
 from app.storage.client import Store
+from app.storage.scripts import Script
 
-# The fields of a batch's config hash that are its configuration (the rest is state).
-CONFIG_FIELDS = ("endpoint", "max_records", "max_bytes", "interval_ms", "headers", "max_attempts",
-                 "backoff_base_ms", "timeout_ms")
-
+_CONFIGURE = Script("batch_configure")
+_ADD = Script("batch_add")
+_DELETE = Script("batch_delete")
+_FLUSH = Script("batch_flush")
+_CLAIM = Script("batch_claim")
+_FINISH = Script("batch_finish")
+_REDRIVE = Script("batch_redrive")
 
 @dataclass(frozen=True)
 class BatchConfig:
@@ -23,9 +29,12 @@ class BatchConfig:
     backoff_base_ms: int
     timeout_ms: int
 
-    def args(self) -> list:
-        return [self.endpoint, self.max_records, self.max_bytes, self.interval_ms, json.dumps(self.headers),
-                self.max_attempts, self.backoff_base_ms, self.timeout_ms]
+    def args(self) -> dict:
+        """The script arguments of the configuration (batch_configure.lua), by name."""
+        return {"endpoint": self.endpoint, "max_records": self.max_records, "max_bytes": self.max_bytes,
+                "interval_ms": self.interval_ms, "headers": json.dumps(self.headers),
+                "max_attempts": self.max_attempts, "backoff_base_ms": self.backoff_base_ms,
+                "timeout_ms": self.timeout_ms}
 
 
 @dataclass(frozen=True)
@@ -44,36 +53,86 @@ class Claimed:
     backoff_base_ms: int
 
 
-def _keys(name: str, *extra: str) -> list[str]:
-    return [*keys.batch_keys(name), keys.batches_due(), *extra]
+class Configured(NamedTuple):
+    created: bool
+    taken: list[str]  # batches taken at once because the new limits are below what is pending
+
+
+class Added(NamedTuple):
+    """Records stored: `ids` in order, and `taken` the batches they filled (to publish); or
+    nothing, because record `too_large` (its index) cannot fit in a batch of `max_bytes` alone."""
+
+    ids: list[str]
+    taken: list[str]
+    too_large: int | None = None
+    max_bytes: int = 0
+
+
+class Flushed(NamedTuple):
+    """One batch beat handled: `kind` is "taken" (attempt 1 due), "republish" (published but never
+    claimed), "lost" (its worker died; the next attempt is due) or "dead" (no attempts left)."""
+
+    kind: str
+    name: str
+    batch_id: str
+    attempt: int
+
+
+class Refused(NamedTuple):
+    """Why an attempt was not claimed: "gone" (sent, or the batch deleted) or "skip" with the
+    batch's `state` (a duplicate or stale task message)."""
+
+    reason: str
+    state: str | None = None
+
+
+class Finished(NamedTuple):
+    """What storing an attempt's outcome did: `result` "sent", "dead", "retry" (with
+    `next_attempt`), "stale" (not the current attempt: the batch's `state`) or "gone"."""
+
+    result: str
+    next_attempt: int | None = None
+    state: str | None = None
+
+
+class DeadBatch(NamedTuple):
+    batch_id: str
+    body: str  # the JSON array that was POSTed
+    meta: dict  # attempts, last_status_code, error ...
 
 
 def configure(store: Store, name: str, config: BatchConfig, *, now_ms: int, grace_ms: int, epoch: str,
-              mode: str = "replace") -> tuple[bool, list[str]]:
-    """(created, ids of batches taken because the new limits are below what is pending)."""
-    result = store.scripts.batch_configure(
-        keys=_keys(name, keys.batches()), args=[name, now_ms, grace_ms, mode, epoch, *config.args()])
-    return bool(result[0]), list(result[1:])
+              mode: str = "replace") -> Configured:
+    """Create or update a batch's configuration; mode "env" keeps the fields WEBHOOK_* does not set."""
+    reply = store.run(_CONFIGURE, keys={**keys.batch_keys(name), "names": keys.batches()}, args={
+        "name": name, "now_ms": now_ms, "grace_ms": grace_ms, "mode": mode, "epoch": epoch, **config.args()})
+    return Configured(bool(reply[0]), list(reply[1:]))
 
 
-def add(store: Store, name: str, records: list[str], *, now_ms: int, grace_ms: int) -> list:
-    """Run batch_add.lua on records (non-empty JSON texts, which never contain NUL): {"missing"},
-    {"too_large", index, max_bytes} or {"added", epoch, first, ids...}."""
-    return store.scripts.batch_add(keys=_keys(name), args=[name, now_ms, grace_ms, "\0".join(records)])
+def add(store: Store, name: str, records: list[str], *, now_ms: int, grace_ms: int) -> Added | None:
+    """Append records (non-empty JSON texts, which never contain NUL) to the pending list; None
+    when the batch is not configured. Record ids are `<epoch>.<number>`."""
+    reply = store.run(_ADD, keys=keys.batch_keys(name),
+                      args={"name": name, "now_ms": now_ms, "grace_ms": grace_ms, "records": "\0".join(records)})
+    if reply[0] == "missing":
+        return None
+    if reply[0] == "too_large":
+        return Added([], [], too_large=int(reply[1]) - 1, max_bytes=int(reply[2]))
+    _, epoch, first, *taken = reply
+    return Added([f"{epoch}.{int(first) + offset}" for offset in range(len(records))], taken)
 
 
 def load(store: Store, name: str) -> dict | None:
     """The config hash plus pending, in_flight and dead counts, read in one MULTI."""
-    batch_keys = keys.batch_keys(name)
-    pipe = store.redis.pipeline(transaction=True)
-    pipe.hgetall(batch_keys[0])
-    pipe.llen(batch_keys[1])
-    pipe.zcard(batch_keys[4])
-    pipe.zcard(batch_keys[5])
-    config, pending, in_flight, dead = pipe.execute()
+    pipe = store.pipeline(transaction=True)
+    pipe.hgetall(keys.batch(name))
+    pipe.llen(keys.batch_pending(name))
+    pipe.zcard(keys.batch_taken(name))
+    pipe.zcard(keys.batch_dead(name))
+    config, pending, in_flight, dead_count = pipe.execute()
     if not config:
         return None
-    return {**config, "pending": pending, "in_flight": in_flight, "dead_batches": dead}
+    return {**config, "pending": pending, "in_flight": in_flight, "dead_batches": dead_count}
 
 
 def names(store: Store) -> list[str]:
@@ -81,68 +140,69 @@ def names(store: Store) -> list[str]:
 
 
 def delete(store: Store, name: str) -> bool:
-    return bool(store.scripts.batch_delete(keys=_keys(name, keys.batches()), args=[name]))
+    return bool(store.run(_DELETE, keys={**keys.batch_keys(name), "names": keys.batches()}, args={"name": name}))
 
 
 def due_names(store: Store, *, now_ms: int, limit: int) -> list[str]:
     return store.redis.zrangebyscore(keys.batches_due(), "-inf", now_ms, start=0, num=limit)
 
 
-def flush(store: Store, batch_names: list[str], *, now_ms: int, grace_ms: int,
-          limit: int) -> list[tuple[str, str, str, int]]:
-    """Run batch_flush.lua for each name in one round trip: (kind, name, id, attempt) items."""
-    pipe = store.redis.pipeline(transaction=False)
+def flush(store: Store, batch_names: list[str], *, now_ms: int, grace_ms: int, limit: int) -> list[Flushed]:
+    """Beat's work on each named batch, in one round trip (see batch_flush.lua)."""
+    pipe = store.pipeline()
     for name in batch_names:
-        store.scripts.batch_flush(keys=_keys(name), args=[name, now_ms, grace_ms, limit], client=pipe)
-    items = []
-    for name, flat in zip(batch_names, pipe.execute()):
-        items.extend((flat[i], name, flat[i + 1], int(flat[i + 2])) for i in range(0, len(flat), 3))
-    return items
+        store.run(_FLUSH, keys=keys.batch_keys(name),
+                  args={"name": name, "now_ms": now_ms, "grace_ms": grace_ms, "limit": limit}, pipeline=pipe)
+    return [Flushed(flat[i], name, flat[i + 1], int(flat[i + 2]))
+            for name, flat in zip(batch_names, pipe.execute()) for i in range(0, len(flat), 3)]
 
 
 def claim(store: Store, name: str, batch_id: str, attempt: int, *, now_ms: int,
-          lease_margin_ms: int) -> Claimed | list:
-    """A Claimed batch, or the script's refusal: ["gone"] or ["skip", state]."""
-    result = store.scripts.batch_claim(keys=_keys(name), args=[name, batch_id, attempt, now_ms, lease_margin_ms])
-    if result[0] != "send":
-        return result
-    _, body, endpoint, headers, timeout_ms, records, max_attempts, backoff_base_ms = result
+          lease_margin_ms: int) -> Claimed | Refused:
+    """Claim an attempt of a taken batch for sending, holding a lease of its timeout plus the margin."""
+    reply = store.run(_CLAIM, keys=keys.batch_keys(name), args={
+        "name": name, "id": batch_id, "attempt": attempt, "now_ms": now_ms, "lease_margin_ms": lease_margin_ms})
+    if reply[0] != "send":
+        return Refused(reply[0], reply[1] if len(reply) > 1 else None)
+    _, body, endpoint, headers, timeout_ms, records, max_attempts, backoff_base_ms = reply
     return Claimed(name=name, batch_id=batch_id, attempt=attempt, body=body.encode(), endpoint=endpoint,
                    headers=json.loads(headers), timeout_ms=int(timeout_ms), records=int(records),
                    max_attempts=int(max_attempts), backoff_base_ms=int(backoff_base_ms))
 
 
 def finish(store: Store, name: str, batch_id: str, attempt: int, *, now_ms: int, verdict: str,
-           status_code: int | None, error: str | None, deadline_ms: int) -> list:
-    return store.scripts.batch_finish(
-        keys=_keys(name),
-        args=[name, batch_id, attempt, now_ms, verdict, "" if status_code is None else status_code,
-              error or "", deadline_ms])
+           status_code: int | None, error: str | None, deadline_ms: int) -> Finished:
+    reply = store.run(_FINISH, keys=keys.batch_keys(name), args={
+        "name": name, "id": batch_id, "attempt": attempt, "now_ms": now_ms, "verdict": verdict,
+        "status_code": "" if status_code is None else status_code, "error": error or "", "deadline_ms": deadline_ms})
+    if reply[0] == "retry":
+        return Finished("retry", next_attempt=int(reply[1]))
+    return Finished(reply[0], state=reply[1] if reply[0] == "stale" else None)
 
 
 def redrive(store: Store, name: str, *, now_ms: int, grace_ms: int, limit: int) -> list[str]:
-    return store.scripts.batch_redrive(keys=_keys(name), args=[name, now_ms, grace_ms, limit])
+    """Move up to `limit` dead batches back to taken with a fresh budget; the ids moved."""
+    return store.run(_REDRIVE, keys=keys.batch_keys(name),
+                     args={"name": name, "now_ms": now_ms, "grace_ms": grace_ms, "limit": limit})
 
 
-def dead(store: Store, name: str, *, limit: int) -> list[tuple[str, str, dict]]:
-    """(id, body, meta) of up to `limit` dead batches, oldest first."""
-    batch_keys = keys.batch_keys(name)
-    ids = store.redis.zrange(batch_keys[5], 0, limit - 1)
+def dead(store: Store, name: str, *, limit: int) -> list[DeadBatch]:
+    """Up to `limit` dead batches, oldest first."""
+    ids = store.redis.zrange(keys.batch_dead(name), 0, limit - 1)
     if not ids:
         return []
-    pipe = store.redis.pipeline(transaction=True)
-    pipe.hmget(batch_keys[2], ids)
-    pipe.hmget(batch_keys[3], ids)
+    pipe = store.pipeline(transaction=True)
+    pipe.hmget(keys.batch_bodies(name), ids)
+    pipe.hmget(keys.batch_meta(name), ids)
     bodies, metas = pipe.execute()
-    return [(batch_id, body, json.loads(meta)) for batch_id, body, meta in zip(ids, bodies, metas)
+    return [DeadBatch(batch_id, body, json.loads(meta)) for batch_id, body, meta in zip(ids, bodies, metas)
             if body is not None and meta is not None]
 
 
 def taken(store: Store, name: str) -> dict[str, dict]:
     """Every taken (not dead) batch's meta by id: for operators and tests."""
-    batch_keys = keys.batch_keys(name)
-    ids = store.redis.zrange(batch_keys[4], 0, -1)
+    ids = store.redis.zrange(keys.batch_taken(name), 0, -1)
     if not ids:
         return {}
-    return {batch_id: json.loads(meta) for batch_id, meta in zip(ids, store.redis.hmget(batch_keys[3], ids))
+    return {batch_id: json.loads(meta) for batch_id, meta in zip(ids, store.redis.hmget(keys.batch_meta(name), ids))
             if meta is not None}

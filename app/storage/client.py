@@ -1,16 +1,18 @@
-"""Redis connections and the Lua scripts, loaded once per process from `storage/lua/`."""
+"""Redis connections (the one factory, the one set of timeouts) and the Store that runs scripts."""
 from __future__ import annotations
 
 import _socket
 import socket
-from functools import cached_property
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 import redis
+from redis.client import Pipeline
+from redis.commands.core import Script as RedisScript
 from redis.connection import parse_url
 from redis.maint_notifications import MaintNotificationsConfig
 
-LUA_DIR = Path(__file__).with_name("lua")
+from app.storage.scripts import Script
 
 # Short socket timeouts so that a Redis outage answers 503 within seconds instead of hanging.
 # No htq command blocks inside Redis: long polls wait on pub/sub (storage/notify.py).
@@ -20,6 +22,8 @@ CONNECT_TIMEOUT_S = 2.0
 # of failing: hundreds of long polls in one gevent web worker may wake and query at the same moment
 # (redis-py's default pool raises "Too many connections" past 100).
 MAX_CONNECTIONS = 64
+# What redis-py raises when Redis is unreachable or not ready: answered 503 with Retry-After.
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError)
 
 
 class CheapReadinessCheck:
@@ -77,48 +81,33 @@ def connect(redis_url: str, **options) -> redis.Redis:
         redis_url, decode_responses=True, **options))
 
 
-class Scripts:
-    """The Lua scripts by verb: `scripts.create(keys=[...], args=[...])`, also inside pipelines.
-
-    redis-py's Script objects run EVALSHA and load the script again after a Redis restart.
-    """
-
-    def __init__(self, client: redis.Redis):
-        self._client = client
-        self._loaded: dict[str, redis.commands.core.Script] = {}
-
-    def __getattr__(self, verb: str):
-        if verb.startswith("_"):
-            raise AttributeError(verb)
-        script = self._loaded.get(verb)
-        if script is None:
-            path = LUA_DIR / f"{verb}.lua"
-            if not path.exists():
-                raise AttributeError(f"no Lua script {path.name}")
-            script = self._loaded[verb] = self._client.register_script(load_lua(path))
-        return script
-
-
-def load_lua(path: Path) -> str:
-    """The script's text with each `--#include NAME` line replaced by that file of `lua/`."""
-    lines = []
-    for line in path.read_text().splitlines():
-        if line.startswith("--#include "):
-            line = (LUA_DIR / line.split(None, 1)[1].strip()).read_text()
-        lines.append(line)
-    return "\n".join(lines)
-
-
 class Store:
-    """A Redis client plus its scripts: what core functions receive to reach storage."""
+    """A Redis client and the scripts loaded through it: the one handle storage functions take.
+
+    Scripts run with EVALSHA; redis-py loads a script again when Redis has lost it (a restart)."""
 
     def __init__(self, client: redis.Redis):
         self.redis = client
-
-    @cached_property
-    def scripts(self) -> Scripts:
-        return Scripts(self.redis)
+        self._loaded: dict[Script, RedisScript] = {}
 
     @classmethod
     def from_url(cls, redis_url: str) -> Store:
         return cls(connect(redis_url))
+
+    def run(self, script: Script, keys: Mapping[str, Any], args: Mapping[str, Any], pipeline: Pipeline | None = None):
+        """Run `script` with its KEYS and ARGV by name; with `pipeline`, queue it there instead."""
+        loaded = self._loaded.get(script)
+        if loaded is None:
+            loaded = self._loaded[script] = self.redis.register_script(script.source)
+        key_values, arg_values = script.inputs(keys, args)
+        return loaded(keys=key_values, args=arg_values, client=pipeline)
+
+    def pipeline(self, transaction: bool = False) -> Pipeline:
+        return self.redis.pipeline(transaction=transaction)
+
+    def ping(self) -> None:
+        """Raises redis.RedisError when Redis does not answer."""
+        self.redis.ping()
+
+    def close(self) -> None:
+        self.redis.close()

@@ -3,9 +3,14 @@
 Key schema (``P`` is the prefix, ``htq`` by default):
 
 Deferred requests
-  P:req:{id}               hash    the request: spec fields, ``status``, ``attempts``,
-                                   ``attempt_limit``, ``due_ms``, ``lease_ms``, ``last_error`` ...;
-                                   deleted by the expiry sweep ``retention`` after it ended
+  P:req:{id}               hash    the request: ``spec`` (JSON of what the client sent, with its
+                                   ``id``), ``status``, ``created_ms``, ``due_ms``,
+                                   ``next_attempt_ms``, ``attempts`` (started so far),
+                                   ``attempt_limit``, ``timeout_ms``, ``started_ms`` (of the latest
+                                   attempt), ``ended_ms``, ``last_error``, ``alias`` (compat),
+                                   ``response_deleted``; the lease of a running attempt is its score
+                                   in P:requests:inflight. Deleted by the expiry sweep
+                                   ``retention`` after it ended
   P:req:{id}:attempts      list    one JSON object per started attempt, oldest first
   P:req:{id}:response      string  JSON of the last response (or final error) of the request
   P:requests:due           zset    id -> due time (ms) of requests waiting beyond the horizon
@@ -70,10 +75,9 @@ channel P:notify:queue:{Q} hears when messages may have become visible.
 """
 from __future__ import annotations
 
-PREFIX = "htq"
+from app.core.model import REQUEST_STATUSES
 
-REQUEST_STATUSES = ("scheduled", "queued", "running", "retrying", "succeeded", "failed", "canceled")
-FINAL_STATUSES = ("succeeded", "failed", "canceled")
+PREFIX = "htq"
 
 
 def request(request_id: str) -> str:
@@ -104,9 +108,9 @@ def requests_by_status(status: str) -> str:
     return f"{PREFIX}:requests:status:{status}"
 
 
-def requests_status_indexes() -> list[str]:
-    """The per-status index keys in the order of REQUEST_STATUSES (scripts receive them as KEYS)."""
-    return [requests_by_status(status) for status in REQUEST_STATUSES]
+def requests_status_indexes() -> dict[str, str]:
+    """Every per-status index, named as the request scripts take them (``status_queued`` ...)."""
+    return {f"status_{status}": requests_by_status(status) for status in REQUEST_STATUSES}
 
 
 def requests_ended() -> str:
@@ -169,10 +173,11 @@ def queue_ages(name: str) -> str:
     return f"{PREFIX}:queue:{name}:ages"
 
 
-def queue_keys(name: str) -> list[str]:
-    """A queue's keys in the order the queue_*.lua scripts take them as KEYS[1..7]."""
-    return [queue(name), queue_ready(name), queue_inflight(name), queue_dead(name), queue_bodies(name),
-            queue_meta(name), queue_ages(name)]
+def queue_keys(name: str) -> dict[str, str]:
+    """A queue's keys, named as the queue scripts take them (see lua/_queue_common.lua)."""
+    return {"config": queue(name), "ready": queue_ready(name), "inflight": queue_inflight(name),
+            "dead": queue_dead(name), "bodies": queue_bodies(name), "meta": queue_meta(name),
+            "ages": queue_ages(name)}
 
 
 def batches() -> str:
@@ -187,8 +192,29 @@ def batch(name: str) -> str:
     return f"{PREFIX}:batch:{name}"
 
 
-def batch_keys(name: str) -> list[str]:
-    """A batch's keys in the order the batch_*.lua scripts take them as KEYS[1..6]:
-    config, pending, bodies, meta, taken, dead."""
-    base = batch(name)
-    return [base, f"{base}:pending", f"{base}:bodies", f"{base}:meta", f"{base}:taken", f"{base}:dead"]
+def batch_pending(name: str) -> str:
+    return f"{PREFIX}:batch:{name}:pending"
+
+
+def batch_bodies(name: str) -> str:
+    return f"{PREFIX}:batch:{name}:bodies"
+
+
+def batch_meta(name: str) -> str:
+    return f"{PREFIX}:batch:{name}:meta"
+
+
+def batch_taken(name: str) -> str:
+    return f"{PREFIX}:batch:{name}:taken"
+
+
+def batch_dead(name: str) -> str:
+    return f"{PREFIX}:batch:{name}:dead"
+
+
+def batch_keys(name: str) -> dict[str, str]:
+    """A batch's keys and the global due zset, named as the batch scripts take them (see
+    lua/_batch_common.lua)."""
+    return {"config": batch(name), "pending": batch_pending(name), "bodies": batch_bodies(name),
+            "meta": batch_meta(name), "taken": batch_taken(name), "dead": batch_dead(name),
+            "due": batches_due()}

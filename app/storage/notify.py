@@ -23,6 +23,7 @@ from typing import TypeVar
 import redis
 
 from app.storage import keys
+from app.storage.client import connect
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,10 @@ class Notifier:
         while True:
             pubsub = None
             try:
-                client = redis.Redis.from_url(self._redis_url, decode_responses=True,
-                                              socket_connect_timeout=2, socket_timeout=PING_EVERY_S)
+                # Its own connection, timing out when the channel is quiet for a ping's interval;
+                # the subscriber pings by itself, so no health check of the pool's.
+                client = connect(self._redis_url, socket_timeout=PING_EVERY_S, health_check_interval=0,
+                                 max_connections=1)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(keys.notify_pattern())
                 self._subscribed.set()

@@ -1,4 +1,5 @@
-"""Storage of message queues: each function is one Lua script or one read-only round trip.
+"""Storage of message queues: each function is one Lua script or one read-only round trip, and
+decodes what Redis answers into the typed results below.
 
 The layout (documented with the other keys in `keys.py`): per queue a config hash, a `ready`
 sorted set scored by the time each message becomes available, an `inflight` sorted set scored by
@@ -8,13 +9,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import NamedTuple
 
 from app.storage import keys
 from app.storage.client import Store
+from app.storage.scripts import Script
 
 NO_NEXT = -1  # what the scripts answer for "no time" (nothing waiting, released to the dead letters)
-ACK_RESULTS = {"a": "acked", "n": "not_found", "s": "stale"}
+
+_PUT = Script("queue_put")
+_PUSH = Script("queue_push")
+_RECEIVE = Script("queue_receive")
+_ACK = Script("queue_ack")
+_VISIBILITY = Script("queue_visibility")
+_STATS = Script("queue_stats")
+_DELETE = Script("queue_delete")
+_SWEEP = Script("queue_sweep")
+_REDRIVE = Script("queue_redrive")
+
+
+class Acked(StrEnum):
+    """What acknowledging one message did."""
+
+    ACKED = "acked"
+    NOT_FOUND = "not_found"  # unknown, or already acknowledged
+    STALE = "stale"  # received again since (or dead-lettered): the receipt is not the current one
+
+
+_ACK_LETTERS = {"a": Acked.ACKED, "n": Acked.NOT_FOUND, "s": Acked.STALE}
 
 
 class Received(NamedTuple):
@@ -58,25 +81,41 @@ def parse_meta(raw: str) -> tuple[int, int, int, str]:
     return int(avail), int(enq), int(count), receipt
 
 
+class Visibility(NamedTuple):
+    """What changing a lock did: `result` is "ok", "missing" (no such queue), "not_found" or
+    "stale"; when ok, the time the message becomes visible, or None when it went to the dead letters."""
+
+    result: str
+    visible_at_ms: int | None = None
+
+
+class Swept(NamedTuple):
+    returned: int  # expired locks returned to ready
+    dropped: int  # messages past the queue's retention
+
+
 def put(store: Store, name: str, *, now_ms: int, defaults: dict[str, int], updates: dict[str, int]) -> bool:
     """Create or update a queue's config; True if it was created."""
-    args: list = [now_ms, name, len(defaults)]
+    fields: list = []
     for field, value in [*defaults.items(), *updates.items()]:
-        args += [field, value]
-    return bool(store.scripts.queue_put(keys=[keys.queue(name), keys.queues()], args=args))
+        fields += [field, value]
+    return bool(store.run(_PUT, keys={"config": keys.queue(name), "registry": keys.queues()},
+                          args={"now_ms": now_ms, "name": name, "defaults": len(defaults), "fields": fields}))
 
 
 def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict[str, int],
-         messages: Iterable[tuple[str, int | None]], client=None) -> list[str]:
+         messages: Iterable[tuple[str, int | None]]) -> list[str]:
     """Push (stored body, delay_ms or None for the queue's) pairs; the new ids in push order.
 
     Ids are the queue's counter in 12 hex digits plus id_suffix; a suffix shaped like the end of
     a UUID ("-4xxx-yxxx-xxxxxxxxxxxx") gets the UUID layout (see queue_push.lua)."""
-    args: list = [now_ms, name, channel(name), id_suffix, defaults["visibility_timeout_ms"],
-                  defaults["max_receives"], defaults["retention_ms"], defaults["delay_ms"]]
+    pairs: list = []
     for body, delay_ms in messages:
-        args += ["" if delay_ms is None else delay_ms, body]
-    ids = store.scripts.queue_push(keys=[*keys.queue_keys(name), keys.queues()], args=args, client=client)
+        pairs += ["" if delay_ms is None else delay_ms, body]
+    ids = store.run(_PUSH, keys={**keys.queue_keys(name), "registry": keys.queues()}, args={
+        "now_ms": now_ms, "name": name, "channel": channel(name), "id_suffix": id_suffix,
+        "visibility_timeout_ms": defaults["visibility_timeout_ms"], "max_receives": defaults["max_receives"],
+        "retention_ms": defaults["retention_ms"], "delay_ms": defaults["delay_ms"], "messages": pairs})
     return ids.split(" ") if ids else []
 
 
@@ -87,9 +126,9 @@ def receive(store: Store, name: str, *, now_ms: int, max_messages: int, visibili
     next_ms is, when nothing was received, the earliest time something may become visible
     (NO_NEXT when nothing is waiting or locked).
     """
-    flat = store.scripts.queue_receive(
-        keys=keys.queue_keys(name),
-        args=[now_ms, max_messages, "" if visibility_timeout_ms is None else visibility_timeout_ms, token])
+    flat = store.run(_RECEIVE, keys=keys.queue_keys(name), args={
+        "now_ms": now_ms, "max": max_messages, "token": token,
+        "visibility_timeout_ms": "" if visibility_timeout_ms is None else visibility_timeout_ms})
     if flat[0] == "missing":
         return None
     messages = []
@@ -99,20 +138,19 @@ def receive(store: Store, name: str, *, now_ms: int, max_messages: int, visibili
     return messages, int(flat[1])
 
 
-def ack(store: Store, name: str, items: list[tuple[str, str | None]]) -> list[str] | None:
-    """Acknowledge (id, receipt or None) pairs: "acked", "not_found" or "stale" for each, or None
-    without such a queue."""
-    args: list = []
+def ack(store: Store, name: str, items: list[tuple[str, str | None]]) -> list[Acked] | None:
+    """Acknowledge (id, receipt or None) pairs, or None without such a queue."""
+    pairs: list = []
     for message_id, receipt in items:
-        args += [message_id, receipt or ""]
-    result = store.scripts.queue_ack(keys=keys.queue_keys(name), args=args)
-    return None if result[0] == "missing" else [ACK_RESULTS[letter] for letter in result[1]]
+        pairs += [message_id, receipt or ""]
+    reply = store.run(_ACK, keys=keys.queue_keys(name), args={"items": pairs})
+    return None if reply[0] == "missing" else [_ACK_LETTERS[letter] for letter in reply[1]]
 
 
 def lock(store: Store, name: str, message_id: str) -> tuple[str, int] | None:
     """(receipt, lock expiry ms) of a message a receive holds (its lock may have just ended), or
     None; read-only. Acknowledging with that receipt then deletes it only if not received since."""
-    pipe = store.redis.pipeline(transaction=False)
+    pipe = store.pipeline()
     pipe.zscore(keys.queue_inflight(name), message_id)
     pipe.hget(keys.queue_meta(name), message_id)
     expiry_ms, meta = pipe.execute()
@@ -123,34 +161,34 @@ def lock(store: Store, name: str, message_id: str) -> tuple[str, int] | None:
 
 
 def change_visibility(store: Store, name: str, message_id: str, receipt: str, *, now_ms: int,
-                      visibility_timeout_ms: int) -> tuple[str, int | None]:
-    """("missing" | "not_found" | "stale", None) or ("ok", visible_at_ms or None if dead-lettered)."""
-    result = store.scripts.queue_visibility(
-        keys=keys.queue_keys(name), args=[now_ms, message_id, receipt, visibility_timeout_ms, channel(name)])
-    if result[0] != "ok":
-        return result[0], None
-    visible_at = int(result[1])
-    return "ok", None if visible_at == NO_NEXT else visible_at
+                      visibility_timeout_ms: int) -> Visibility:
+    reply = store.run(_VISIBILITY, keys=keys.queue_keys(name), args={
+        "now_ms": now_ms, "id": message_id, "receipt": receipt, "visibility_timeout_ms": visibility_timeout_ms,
+        "channel": channel(name)})
+    if reply[0] != "ok":
+        return Visibility(reply[0])
+    visible_at = int(reply[1])
+    return Visibility("ok", None if visible_at == NO_NEXT else visible_at)
 
 
 def stats(store: Store, name: str, *, now_ms: int) -> Stats | None:
     """The queue's config and counts (expired locks returned first), or None without such a queue."""
-    return _to_stats(store.scripts.queue_stats(keys=keys.queue_keys(name), args=[now_ms]))
+    return _to_stats(store.run(_STATS, keys=keys.queue_keys(name), args={"now_ms": now_ms}))
 
 
 def stats_many(store: Store, names: list[str], *, now_ms: int) -> list[Stats | None]:
-    pipe = store.redis.pipeline(transaction=False)
+    pipe = store.pipeline()
     for name in names:
-        store.scripts.queue_stats(keys=keys.queue_keys(name), args=[now_ms], client=pipe)
-    return [_to_stats(result) for result in pipe.execute()]
+        store.run(_STATS, keys=keys.queue_keys(name), args={"now_ms": now_ms}, pipeline=pipe)
+    return [_to_stats(reply) for reply in pipe.execute()]
 
 
-def _to_stats(result: list) -> Stats | None:
-    if not result:
+def _to_stats(reply: list) -> Stats | None:
+    if not reply:
         return None
-    flat = result[0]
+    flat = reply[0]
     config = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
-    return Stats(config, int(result[1]), int(result[2]), int(result[3]), int(result[4]))
+    return Stats(config, int(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]))
 
 
 def names(store: Store) -> list[str]:
@@ -163,22 +201,23 @@ def iter_names(store: Store, count: int = 500) -> Iterator[str]:
 
 
 def delete(store: Store, name: str) -> bool:
-    return bool(store.scripts.queue_delete(keys=[*keys.queue_keys(name), keys.queues()],
-                                           args=[name, channel(name)]))
+    return bool(store.run(_DELETE, keys={**keys.queue_keys(name), "registry": keys.queues()},
+                          args={"name": name, "channel": channel(name)}))
 
 
-def sweep_many(store: Store, names: list[str], *, now_ms: int, drop_limit: int) -> list[tuple[int, int]]:
-    """Sweep several queues in one round trip: (returned to ready, dropped by retention) each."""
-    pipe = store.redis.pipeline(transaction=False)
+def sweep_many(store: Store, names: list[str], *, now_ms: int, drop_limit: int) -> list[Swept]:
+    """Sweep several queues in one round trip."""
+    pipe = store.pipeline()
     for name in names:
-        store.scripts.queue_sweep(keys=keys.queue_keys(name), args=[now_ms, channel(name), drop_limit],
-                                  client=pipe)
-    return [(int(returned), int(dropped)) for returned, dropped in pipe.execute()]
+        store.run(_SWEEP, keys=keys.queue_keys(name), args={"now_ms": now_ms, "channel": channel(name),
+                                                            "drop_limit": drop_limit}, pipeline=pipe)
+    return [Swept(int(returned), int(dropped)) for returned, dropped in pipe.execute()]
 
 
 def redrive(store: Store, name: str, *, now_ms: int, limit: int) -> int | None:
     """Move up to `limit` dead letters back to the queue; None without such a queue."""
-    moved = int(store.scripts.queue_redrive(keys=keys.queue_keys(name), args=[now_ms, limit, channel(name)]))
+    moved = int(store.run(_REDRIVE, keys=keys.queue_keys(name),
+                          args={"now_ms": now_ms, "limit": limit, "channel": channel(name)}))
     return None if moved < 0 else moved
 
 
@@ -188,7 +227,7 @@ def dead(store: Store, name: str, *, limit: int) -> list[StoredMessage]:
     if not entries:
         return []
     ids = [message_id for message_id, _ in entries]
-    pipe = store.redis.pipeline(transaction=False)
+    pipe = store.pipeline()
     pipe.hmget(keys.queue_bodies(name), ids)
     pipe.hmget(keys.queue_meta(name), ids)
     bodies, metas = pipe.execute()

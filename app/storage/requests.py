@@ -1,16 +1,126 @@
-"""Storage of deferred requests: each function is one Lua script or one round trip."""
+"""Storage of deferred requests: each function is one Lua script or one round trip, and decodes
+what Redis answers into the typed results below."""
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Iterable
+from enum import StrEnum
+from typing import NamedTuple
 
+from app.core.model import REQUEST_STATUSES, ms
 from app.storage import keys
 from app.storage.client import Store
+from app.storage.scripts import Script
 
 ARCHIVE_BITS = 1 << 25  # 4 MiB bitmap: about 1% false positives at 3.5 million expired ids
 ARCHIVE_HASHES = 7
-UNUSED_KEY = keys.idempotency("-")  # stands in KEYS when a request has no Idempotency-Key
+IDEMPOTENCY_TTL_S = 86400
+UNUSED_KEY = keys.idempotency("-")  # stands in KEYS when a request has no Idempotency-Key or alias
+
+_CREATE = Script("request_create")
+_CREATE_MANY = Script("request_create_many")
+_CLAIM = Script("request_claim")
+_RECOVER = Script("request_recover")
+_START = Script("request_start")
+_FINISH = Script("request_finish")
+_CANCEL = Script("request_cancel")
+_RETRY = Script("request_retry")
+_EXPIRE = Script("request_expire")
+
+
+class NewRequest(NamedTuple):
+    """A request to store: its id, when it is due, and its spec (what the client sent, with
+    `id`, `timeout` in seconds and `retry.max_attempts`)."""
+
+    request_id: str
+    due_ms: int
+    spec: dict
+
+
+class Stored(NamedTuple):
+    """What creating did: stored with `status` ("queued": publish it now; "scheduled": the relay
+    will), or nothing, because the Idempotency-Key was used for `replay_of` (with a body whose
+    fingerprint was `replay_fingerprint`) or the compat alias is taken."""
+
+    status: str | None
+    replay_of: str | None = None
+    replay_fingerprint: str = ""
+    alias_taken: bool = False
+
+
+class Due(NamedTuple):
+    """An attempt to hand to the workers: the request, the attempt's number, its due time."""
+
+    request_id: str
+    attempt: int
+    due_ms: int
+
+
+class Overdue(NamedTuple):
+    """In-flight requests past their deadline: published but never started (publish them again),
+    and started attempts whose lease expired (their worker is lost: settle them as such)."""
+
+    republish: list[Due]
+    lost: list[Due]
+
+
+class Started(NamedTuple):
+    """An attempt claimed for sending (`spec` set), or not, with the `status` found ("" if gone)."""
+
+    status: str
+    spec: dict | None = None
+    next_attempt_ms: int | None = None
+
+
+class AttemptEnd(NamedTuple):
+    """What a finished attempt stores: its verdict (`succeeded`, `retry` or `failed`), when the
+    next attempt is due should it retry, the attempt's record, the response document, the error."""
+
+    request_id: str
+    attempt: int
+    verdict: str
+    next_due_ms: int
+    record: dict
+    response: dict
+    last_error: str | None
+
+
+class Next(StrEnum):
+    """What follows a finished attempt (request_finish.lua)."""
+
+    PUBLISH = "publish"  # the next attempt is due within the horizon: publish it now
+    SCHEDULED = "scheduled"  # the next attempt waits for the relay
+    ENDED = "ended"  # a final status was reached
+    CANCELED = "canceled"  # canceled while running: recorded only
+    STALE = "stale"  # not the current attempt any more: nothing was written
+
+
+class Settled(NamedTuple):
+    next: Next
+    final_status: str | None = None
+
+
+class Canceled(StrEnum):
+    MISSING = "missing"
+    ENDED = "ended"  # too late: it already succeeded or failed
+    ALREADY = "already"
+    CANCELED = "canceled"
+
+
+class Cancel(NamedTuple):
+    result: Canceled
+    status: str | None = None  # the status it had (CANCELED) or has (ENDED)
+    attempts: int = 0  # attempts started before it was canceled
+
+
+class Retried(NamedTuple):
+    """A failed or canceled request queued again (`attempt` is the next one), or why not:
+    `missing`, or `conflict` with the `status` it has."""
+
+    attempt: int | None
+    missing: bool = False
+    status: str | None = None
 
 
 def ended_channel(request_id: str) -> str:
@@ -18,31 +128,111 @@ def ended_channel(request_id: str) -> str:
     return keys.notify_channel("request", request_id)
 
 
-def create(store: Store, *, request_id: str, now_ms: int, due_ms: int, horizon_end_ms: int,
-           grace_ms: int, spec: dict, attempt_limit: int, timeout_ms: int,
-           idempotency_key: str | None = None, idempotency_value: str = "",
-           idempotency_ttl_s: int = 86400, alias: tuple[str, str] | None = None, client=None) -> list:
-    """Run request_create.lua; with `client` a pipeline, the call is queued in it.
-
-    `alias` (namespace, alias) also stores the alias key that finds the request by that name."""
-    alias_text = ":".join(alias) if alias else ""
-    return store.scripts.request_create(
-        keys=[*keys.requests_status_indexes(), keys.request(request_id), keys.requests_due(),
-              keys.requests_inflight(), keys.requests_all(),
-              keys.idempotency(idempotency_key) if idempotency_key else UNUSED_KEY,
-              *_alias_keys(alias_text)],
-        args=[request_id, now_ms, due_ms, horizon_end_ms, grace_ms, json.dumps(spec),
-              attempt_limit, timeout_ms, idempotency_value if idempotency_key else "",
-              idempotency_ttl_s, alias_text],
-        client=client)
+_STATUS_INDEXES = keys.requests_status_indexes()
 
 
-def _alias_keys(alias: str | None) -> list[str]:
-    """The alias key and its namespace's index for a stored ``namespace:alias``, or stand-ins."""
-    if not alias:
-        return [UNUSED_KEY, UNUSED_KEY]
-    namespace, name = alias.split(":", 1)
-    return [keys.request_alias(namespace, name), keys.request_aliases(namespace)]
+def _request_keys(request_id: str) -> dict[str, str]:
+    return {**_STATUS_INDEXES, "request": keys.request(request_id)}
+
+
+# -- creating ------------------------------------------------------------------------------------
+
+def create(store: Store, new: NewRequest, *, now_ms: int, horizon_end_ms: int, grace_ms: int,
+           idempotency: tuple[str, str] | None = None, alias: tuple[str, str] | None = None) -> Stored:
+    """Store one request, its indexes and schedule entry in one script. `idempotency` is
+    (Idempotency-Key, fingerprint of the body); `alias` (namespace, alias) also stores the key
+    that finds the request by a compat profile's own id, so the request is never there without it."""
+    idempotency_key, fingerprint = idempotency or (None, "")
+    reply = store.run(_CREATE, keys={
+        **_request_keys(new.request_id), "due": keys.requests_due(), "inflight": keys.requests_inflight(),
+        "all": keys.requests_all(),
+        "idempotency": keys.idempotency(idempotency_key) if idempotency_key else UNUSED_KEY,
+        "alias": keys.request_alias(*alias) if alias else UNUSED_KEY,
+        "alias_index": keys.request_aliases(alias[0]) if alias else UNUSED_KEY,
+    }, args={
+        "id": new.request_id, "now_ms": now_ms, "due_ms": new.due_ms, "horizon_end_ms": horizon_end_ms,
+        "grace_ms": grace_ms, "spec": json.dumps(new.spec), "attempt_limit": _attempt_limit(new.spec),
+        "timeout_ms": _timeout_ms(new.spec),
+        "idempotency_value": f"{new.request_id} {fingerprint}" if idempotency_key else "",
+        "idempotency_ttl_s": IDEMPOTENCY_TTL_S, "alias": ":".join(alias) if alias else "",
+    })
+    if reply[0] == "alias_taken":
+        return Stored(None, alias_taken=True)
+    if reply[0] == "exists":
+        original_id, original_fingerprint = reply[1].split(" ", 1)
+        return Stored(None, replay_of=original_id, replay_fingerprint=original_fingerprint)
+    return Stored(reply[1])
+
+
+def create_many(store: Store, items: list[NewRequest], *, now_ms: int, horizon_end_ms: int,
+                grace_ms: int) -> list[str]:
+    """Store every request in one script (all or none); the status of each, "queued" or "scheduled"."""
+    args: list = []
+    for new in items:
+        args += [new.request_id, new.due_ms, json.dumps(new.spec), _attempt_limit(new.spec), _timeout_ms(new.spec)]
+    return store.run(_CREATE_MANY, keys={
+        **_STATUS_INDEXES, "due": keys.requests_due(), "inflight": keys.requests_inflight(),
+        "all": keys.requests_all(), "requests": [keys.request(new.request_id) for new in items],
+    }, args={"now_ms": now_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms, "items": args})
+
+
+def _attempt_limit(spec: dict) -> int:
+    return int(spec["retry"]["max_attempts"])
+
+
+def _timeout_ms(spec: dict) -> int:
+    return ms(spec["timeout"])
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+def load(store: Store, request_id: str) -> dict:
+    return store.redis.hgetall(keys.request(request_id))
+
+
+def spec_of(record: dict) -> dict:
+    """What the client sent (with its `id`), from a loaded request hash."""
+    return json.loads(record["spec"])
+
+
+def load_many(store: Store, request_ids: Iterable[str]) -> list[dict]:
+    pipe = store.pipeline()
+    for request_id in request_ids:
+        pipe.hgetall(keys.request(request_id))
+    return pipe.execute()
+
+
+def list_ids(store: Store, *, status: str | None, after: str | None, limit: int) -> list[str]:
+    """Ids newest first, strictly older than `after` (the previous page's last id)."""
+    index = keys.requests_by_status(status) if status else keys.requests_all()
+    upper = f"({after}" if after else "+"
+    return store.redis.zrevrangebylex(index, upper, "-", start=0, num=limit)
+
+
+def count_by_status(store: Store) -> tuple[dict[str, int], int]:
+    """({status: requests}, requests waiting beyond the horizon), read in one round trip."""
+    pipe = store.pipeline()
+    for status in REQUEST_STATUSES:
+        pipe.zcard(keys.requests_by_status(status))
+    pipe.zcard(keys.requests_due())
+    *by_status, due = pipe.execute()
+    return dict(zip(REQUEST_STATUSES, by_status, strict=True)), due
+
+
+def load_attempts(store: Store, request_id: str) -> list[dict]:
+    return [json.loads(item) for item in store.redis.lrange(keys.request_attempts(request_id), 0, -1)]
+
+
+def load_response(store: Store, request_id: str) -> dict | None:
+    raw = store.redis.get(keys.request_response(request_id))
+    return None if raw is None else json.loads(raw)
+
+
+def delete_response(store: Store, request_id: str) -> None:
+    pipe = store.pipeline(transaction=True)
+    pipe.delete(keys.request_response(request_id))
+    pipe.hset(keys.request(request_id), "response_deleted", 1)
+    pipe.execute()
 
 
 def resolve_alias(store: Store, namespace: str, alias: str) -> str | None:
@@ -56,135 +246,116 @@ def alias_archived(store: Store, namespace: str, alias: str) -> bool:
 
 def list_aliased_ids(store: Store, namespace: str, statuses: Iterable[str]) -> list[str]:
     """Ids of the namespace's live requests in one of `statuses`, newest first."""
-    pipe = store.redis.pipeline(transaction=False)
+    pipe = store.pipeline()
     for status in statuses:
         pipe.zinter([keys.requests_by_status(status), keys.request_aliases(namespace)])
     return sorted((i for found in pipe.execute() for i in found), reverse=True)
 
 
-def create_many(store: Store, *, now_ms: int, horizon_end_ms: int, grace_ms: int,
-                items: list[tuple[str, int, dict, int, int]]) -> list[str]:
-    """Run request_create_many.lua for (id, due_ms, spec, attempt_limit, timeout_ms) items."""
-    args: list = [now_ms, horizon_end_ms, grace_ms]
-    for request_id, due_ms, spec, attempt_limit, timeout_ms in items:
-        args += [request_id, due_ms, json.dumps(spec), attempt_limit, timeout_ms]
-    return store.scripts.request_create_many(
-        keys=[*keys.requests_status_indexes(), keys.requests_due(), keys.requests_inflight(), keys.requests_all(),
-              *(keys.request(item[0]) for item in items)],
-        args=args)
+# -- the relay -----------------------------------------------------------------------------------
 
-
-def load(store: Store, request_id: str) -> dict:
-    return store.redis.hgetall(keys.request(request_id))
-
-
-def load_many(store: Store, request_ids: Iterable[str]) -> list[dict]:
-    pipe = store.redis.pipeline(transaction=False)
-    for request_id in request_ids:
-        pipe.hgetall(keys.request(request_id))
-    return pipe.execute()
-
-
-def list_ids(store: Store, *, status: str | None, after: str | None, limit: int) -> list[str]:
-    """Ids newest first, strictly older than `after` (the previous page's last id)."""
-    index = keys.requests_by_status(status) if status else keys.requests_all()
-    upper = f"({after}" if after else "+"
-    return store.redis.zrevrangebylex(index, upper, "-", start=0, num=limit)
-
-
-def load_attempts(store: Store, request_id: str) -> list[dict]:
-    return [json.loads(item) for item in store.redis.lrange(keys.request_attempts(request_id), 0, -1)]
-
-
-def load_response(store: Store, request_id: str) -> dict | None:
-    raw = store.redis.get(keys.request_response(request_id))
-    return None if raw is None else json.loads(raw)
-
-
-def delete_response(store: Store, request_id: str) -> None:
-    pipe = store.redis.pipeline(transaction=True)
-    pipe.delete(keys.request_response(request_id))
-    pipe.hset(keys.request(request_id), "response_deleted", 1)
-    pipe.execute()
-
-
-def claim_due(store: Store, *, now_ms: int, horizon_end_ms: int, grace_ms: int,
-              limit: int) -> list[tuple[str, int, int]]:
-    """Move up to `limit` requests due before horizon_end_ms to queued; returns (id, attempt, due)."""
+def claim_due(store: Store, *, now_ms: int, horizon_end_ms: int, grace_ms: int, limit: int) -> list[Due]:
+    """Move up to `limit` requests due before horizon_end_ms to queued, to be published."""
     ids = store.redis.zrangebyscore(keys.requests_due(), "-inf", horizon_end_ms, start=0, num=limit)
     if not ids:
         return []
-    flat = store.scripts.request_claim(
-        keys=[*keys.requests_status_indexes(), keys.requests_due(), keys.requests_inflight(),
-              *(keys.request(i) for i in ids)],
-        args=[horizon_end_ms, grace_ms, *ids])
-    return [(flat[i], int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
+    flat = store.run(_CLAIM, keys={
+        **_STATUS_INDEXES, "due": keys.requests_due(), "inflight": keys.requests_inflight(),
+        "requests": [keys.request(i) for i in ids],
+    }, args={"horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms, "ids": ids})
+    return [Due(flat[i], int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
 
 
-def recover_overdue(store: Store, *, now_ms: int, grace_ms: int,
-                    limit: int) -> list[tuple[str, str, int, int]]:
-    """In-flight requests past their deadline: (kind, id, attempt, due_ms), kind republish or lost."""
+def recover_overdue(store: Store, *, now_ms: int, grace_ms: int, limit: int) -> Overdue:
+    """In-flight requests past their deadline, each reported again a grace later until settled."""
     ids = store.redis.zrangebyscore(keys.requests_inflight(), "-inf", now_ms, start=0, num=limit)
+    overdue = Overdue([], [])
     if not ids:
-        return []
-    flat = store.scripts.request_recover(
-        keys=[*keys.requests_status_indexes(), keys.requests_inflight(), *(keys.request(i) for i in ids)],
-        args=[now_ms, grace_ms, *ids])
-    return [(flat[i], flat[i + 1], int(flat[i + 2]), int(flat[i + 3])) for i in range(0, len(flat), 4)]
+        return overdue
+    flat = store.run(_RECOVER, keys={"inflight": keys.requests_inflight(), "requests": [keys.request(i) for i in ids]},
+                     args={"now_ms": now_ms, "grace_ms": grace_ms, "ids": ids})
+    for i in range(0, len(flat), 4):
+        kind, due = flat[i], Due(flat[i + 1], int(flat[i + 2]), int(flat[i + 3]))
+        (overdue.republish if kind == "republish" else overdue.lost).append(due)
+    return overdue
 
 
-def start_many(store: Store, items: list[tuple[str, int]], *, now_ms: int,
-               lease_margin_ms: int) -> list[list]:
-    """Claim each (id, attempt) for execution, in one round trip; one script result per item."""
-    pipe = store.redis.pipeline(transaction=False)
+# -- attempts ------------------------------------------------------------------------------------
+
+def start_many(store: Store, items: list[tuple[str, int]], *, now_ms: int, lease_margin_ms: int) -> list[Started]:
+    """Claim each (id, attempt) for execution, in one round trip."""
+    pipe = store.pipeline()
     for request_id, attempt in items:
-        store.scripts.request_start(
-            keys=[*keys.requests_status_indexes(), keys.request(request_id), keys.requests_inflight()],
-            args=[request_id, attempt, now_ms, lease_margin_ms], client=pipe)
-    return pipe.execute()
+        store.run(_START, keys={**_request_keys(request_id), "inflight": keys.requests_inflight()},
+                  args={"id": request_id, "attempt": attempt, "now_ms": now_ms, "lease_margin_ms": lease_margin_ms},
+                  pipeline=pipe)
+    return [Started("running", json.loads(reply[1]), int(reply[2]) if reply[2] else None)
+            if reply[0] == "started" else Started(reply[1]) for reply in pipe.execute()]
 
 
-def finish(store: Store, *, request_id: str, attempt: int, now_ms: int, outcome: str, next_due_ms: int,
-           horizon_end_ms: int, grace_ms: int, attempt_record: dict, response: dict,
-           last_error: str | None, client=None) -> list:
-    return store.scripts.request_finish(
-        keys=[*keys.requests_status_indexes(), keys.request(request_id), keys.request_attempts(request_id),
-              keys.request_response(request_id), keys.requests_due(), keys.requests_inflight(),
-              keys.requests_ended()],
-        args=[request_id, attempt, now_ms, outcome, next_due_ms, horizon_end_ms, grace_ms,
-              json.dumps(attempt_record), json.dumps(response), last_error or "",
-              ended_channel(request_id)],
-        client=client)
+def finish_many(store: Store, ends: list[AttemptEnd], *, now_ms: int, horizon_end_ms: int,
+                grace_ms: int) -> list[Settled]:
+    """Store each attempt's outcome and decide what follows, in one round trip."""
+    pipe = store.pipeline()
+    for end in ends:
+        store.run(_FINISH, keys={
+            **_request_keys(end.request_id), "attempts": keys.request_attempts(end.request_id),
+            "response": keys.request_response(end.request_id), "due": keys.requests_due(),
+            "inflight": keys.requests_inflight(), "ended": keys.requests_ended(),
+        }, args={
+            "id": end.request_id, "attempt": end.attempt, "now_ms": now_ms, "outcome": end.verdict,
+            "next_due_ms": end.next_due_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms,
+            "attempt_record": json.dumps(end.record), "response": json.dumps(end.response),
+            "last_error": end.last_error or "", "channel": ended_channel(end.request_id),
+        }, pipeline=pipe)
+    return [Settled(Next(reply[0]), reply[1] if reply[0] == Next.ENDED else None) for reply in pipe.execute()]
 
 
-def cancel(store: Store, request_id: str, *, now_ms: int) -> list:
-    return store.scripts.request_cancel(
-        keys=[*keys.requests_status_indexes(), keys.request(request_id), keys.requests_due(),
-              keys.requests_inflight(), keys.requests_ended()],
-        args=[request_id, now_ms, ended_channel(request_id)])
+# -- changing ------------------------------------------------------------------------------------
+
+def cancel(store: Store, request_id: str, *, now_ms: int) -> Cancel:
+    reply = store.run(_CANCEL, keys={
+        **_request_keys(request_id), "due": keys.requests_due(), "inflight": keys.requests_inflight(),
+        "ended": keys.requests_ended(),
+    }, args={"id": request_id, "now_ms": now_ms, "channel": ended_channel(request_id)})
+    result = Canceled(reply[0])
+    if result is Canceled.CANCELED:
+        return Cancel(result, reply[1], int(reply[2]))
+    return Cancel(result, reply[1] if result is Canceled.ENDED else None)
 
 
-def redrive(store: Store, request_id: str, *, now_ms: int, grace_ms: int, max_attempts: int) -> list:
-    return store.scripts.request_redrive(
-        keys=[*keys.requests_status_indexes(), keys.request(request_id), keys.requests_inflight(),
-              keys.requests_ended()],
-        args=[request_id, now_ms, grace_ms, max_attempts])
+def retry(store: Store, request_id: str, *, now_ms: int, grace_ms: int, max_attempts: int) -> Retried:
+    """Queue a failed or canceled request again, now, with `max_attempts` more attempts."""
+    reply = store.run(_RETRY, keys={
+        **_request_keys(request_id), "inflight": keys.requests_inflight(), "ended": keys.requests_ended(),
+    }, args={"id": request_id, "now_ms": now_ms, "grace_ms": grace_ms, "max_attempts": max_attempts})
+    if reply[0] == "missing":
+        return Retried(None, missing=True)
+    if reply[0] == "conflict":
+        return Retried(None, status=reply[1])
+    return Retried(int(reply[1]))
 
+
+# -- expiry --------------------------------------------------------------------------------------
 
 def expire_ended(store: Store, *, cutoff_ms: int, limit: int) -> int:
     """Delete up to `limit` requests that ended before cutoff_ms; their ids go to the archive."""
     ids = store.redis.zrangebyscore(keys.requests_ended(), "-inf", cutoff_ms, start=0, num=limit)
     if not ids:
         return 0
-    pipe = store.redis.pipeline(transaction=False)
+    pipe = store.pipeline()
     for i in ids:
         pipe.hget(keys.request(i), "alias")
-    per_id = [[keys.request(i), keys.request_attempts(i), keys.request_response(i), *_alias_keys(alias)]
-              for i, alias in zip(ids, pipe.execute())]
-    return store.scripts.request_expire(
-        keys=[*keys.requests_status_indexes(), keys.requests_ended(), keys.requests_all(),
-              keys.requests_archive(), *(key for five in per_id for key in five)],
-        args=[cutoff_ms, ARCHIVE_BITS, ARCHIVE_HASHES, *ids])
+    per_request = []
+    for i, alias in zip(ids, pipe.execute()):
+        namespace, name = alias.split(":", 1) if alias else (None, None)
+        per_request += [keys.request(i), keys.request_attempts(i), keys.request_response(i),
+                        keys.request_alias(namespace, name) if alias else UNUSED_KEY,
+                        keys.request_aliases(namespace) if alias else UNUSED_KEY]
+    return store.run(_EXPIRE, keys={
+        **_STATUS_INDEXES, "ended": keys.requests_ended(), "all": keys.requests_all(),
+        "archive": keys.requests_archive(), "requests": per_request,
+    }, args={"cutoff_ms": cutoff_ms, "archive_bits": ARCHIVE_BITS, "archive_hashes": ARCHIVE_HASHES, "ids": ids})
 
 
 def archive_positions(member: str) -> list[int]:
@@ -195,7 +366,7 @@ def archive_positions(member: str) -> list[int]:
 
 
 def was_archived(store: Store, member: str) -> bool:
-    pipe = store.redis.pipeline(transaction=False)
+    pipe = store.pipeline()
     for position in archive_positions(member):
         pipe.getbit(keys.requests_archive(), position)
     return all(pipe.execute())

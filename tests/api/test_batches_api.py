@@ -6,9 +6,10 @@ import json
 import pytest
 
 from app import create_app
-from app.core.batches import SEND_BATCHES, BatchForwarder
+from app.core.batches import BatchForwarder
 from app.core.outcome import FAILED, Outcome
 from app.core.publish import Publisher
+from app.core.task_names import SEND_BATCHES
 from app.extensions import services
 from tests.conftest import make_settings
 
@@ -18,10 +19,7 @@ MAX_BODY = 1024
 
 @pytest.fixture
 def app(redis_url, sender):
-    app = create_app(make_settings(redis_url, max_body_bytes=MAX_BODY))
-    with app.app_context():
-        services().batches.publisher = Publisher(sender)
-    return app
+    return create_app(make_settings(redis_url, max_body_bytes=MAX_BODY), publisher=Publisher(sender))
 
 
 @pytest.fixture
@@ -229,10 +227,7 @@ def test_an_unknown_batch_is_404(client, method, path, body):
 
 def test_the_log_batch_takes_records_before_any_put_when_the_environment_configures_it(redis_url, sender):
     settings = make_settings(redis_url, webhook_post_endpoint=URL, webhook_batch_size=2, webhook_batch_interval_s=5)
-    app = create_app(settings)
-    with app.app_context():
-        services().batches.publisher = Publisher(sender)
-    client = app.test_client()
+    client = create_app(settings, publisher=Publisher(sender)).test_client()
     body = client.get("/v1/batches/log").get_json()  # configured at start-up
     assert (body["endpoint"], body["max_records"], body["interval"]) == (URL, 2, 5.0)
     client.delete("/v1/batches/log")
@@ -253,7 +248,7 @@ def pending_texts(app, name="events") -> list[str]:
     from app.storage import keys
 
     with app.app_context():
-        return services().store.redis.lrange(keys.batch_keys(name)[1], 0, -1)
+        return services().store.redis.lrange(keys.batch_pending(name), 0, -1)
 
 
 def test_records_are_stored_exactly_as_sent(app, client):

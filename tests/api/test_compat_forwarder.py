@@ -8,8 +8,9 @@ import json
 import pytest
 
 from app import create_app
-from app.core.batches import ENV_BATCH, SEND_BATCHES, BatchForwarder
+from app.core.batches import ENV_BATCH, BatchForwarder
 from app.core.publish import Publisher
+from app.core.task_names import SEND_BATCHES
 from app.extensions import services
 from tests.conftest import make_settings, wait_until
 from tests.support.http_target import Reply
@@ -31,11 +32,8 @@ ZERO = {"user_id": 0, "total": 0, "title": "", "meta": {"logins": [], "phone_num
 
 @pytest.fixture
 def app(redis_url, sender):
-    app = create_app(make_settings(redis_url, webhook_post_endpoint=URL, webhook_batch_size=1,
-                                   max_body_bytes=4096))
-    with app.app_context():
-        services().batches.publisher = Publisher(sender)
-    return app
+    return create_app(make_settings(redis_url, webhook_post_endpoint=URL, webhook_batch_size=1, max_body_bytes=4096),
+                      publisher=Publisher(sender))
 
 
 @pytest.fixture

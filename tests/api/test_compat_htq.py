@@ -1,6 +1,6 @@
 """/compat/htq (HTTP Task Queue 2014) through the Flask app on a real Redis: the 303 create, the
 request, status and response resources with their Link headers, the status mapping, the response
-wait, cancel, purge, and every documented error. Attempts are settled by the core scheduler."""
+wait, cancel, purge, and every documented error. Attempts are settled by the core's Attempts."""
 from __future__ import annotations
 
 import json
@@ -12,9 +12,11 @@ import pytest
 
 from app import create_app
 from app.compat import htq
+from app.core.attempts import Attempts
 from app.core.outcome import FAILED, RETRY, SUCCEEDED, Outcome
-from app.core.publish import NOTIFY_CANCEL, Publisher
-from app.core.scheduler import Scheduler
+from app.core.publish import Publisher
+from app.core.relay import RequestRelay
+from app.core.task_names import NOTIFY_CANCEL
 from app.extensions import services
 from app.storage import keys
 from tests.conftest import make_settings
@@ -25,10 +27,7 @@ BASE = "http://localhost/compat/htq/"
 
 @pytest.fixture
 def app(redis_url, sender):
-    app = create_app(make_settings(redis_url, max_body_bytes=1024))
-    with app.app_context():
-        services().requests.publisher = Publisher(sender)
-    return app
+    return create_app(make_settings(redis_url, max_body_bytes=1024), publisher=Publisher(sender))
 
 
 @pytest.fixture
@@ -37,8 +36,8 @@ def client(app):
 
 
 @pytest.fixture
-def scheduler(app, store, sender):
-    return Scheduler(store, Publisher(sender), app.config["HTQ_SETTINGS"], rng=lambda: 0.5)
+def attempts(app, store, sender):
+    return Attempts(store, Publisher(sender), app.config["HTQ_SETTINGS"], rng=lambda: 0.5)
 
 
 def send(client, **body) -> str:
@@ -57,13 +56,13 @@ def native_spec(app, store, public_id) -> dict:
     return json.loads(store.redis.hget(keys.request(native(app, public_id)["id"]), "spec"))
 
 
-def start(scheduler, app, public_id):
-    [attempt] = scheduler.start([(native(app, public_id)["id"], 1, 0)])
+def start(attempts, app, public_id):
+    [attempt] = attempts.start([(native(app, public_id)["id"], 1, 0)])
     return attempt
 
 
-def settle(scheduler, app, public_id, outcome):
-    scheduler.finish([(start(scheduler, app, public_id), outcome)])
+def settle(attempts, app, public_id, outcome):
+    attempts.finish([(start(attempts, app, public_id), outcome)])
 
 
 def status(client, public_id) -> str:
@@ -118,11 +117,11 @@ def test_requests_are_sent_once_with_any_answer_a_success_and_delete_on_cancel(a
     assert store.redis.get(keys.request_alias("htq", public_id)) == native(app, public_id)["id"]
 
 
-def test_listing_shows_only_waiting_htq_requests_newest_first_with_links(app, client, scheduler):
+def test_listing_shows_only_waiting_htq_requests_newest_first_with_links(app, client, attempts):
     older, running, newer = send(client), send(client), send(client)
     client.post("/v1/requests", json={"url": TARGET})
     client.post("/compat/timers/timers", json={"url": TARGET})
-    start(scheduler, app, running)
+    start(attempts, app, running)
     response = client.get("/compat/htq/")
     assert response.status_code == 200 and response.headers["Link"] == link_header(self=BASE)
     items = response.get_json()
@@ -132,21 +131,21 @@ def test_listing_shows_only_waiting_htq_requests_newest_first_with_links(app, cl
     assert items[0]["links"] == {"self": url, "status": url + "status/", "response": url + "response/"}
 
 
-def test_status_goes_queued_pending_success(app, client, scheduler):
+def test_status_goes_queued_pending_success(app, client, attempts):
     public_id = send(client)
     assert status(client, public_id) == "queued"
-    attempt = start(scheduler, app, public_id)
+    attempt = start(attempts, app, public_id)
     assert status(client, public_id) == "pending"
-    scheduler.finish([(attempt, Outcome(SUCCEEDED, status_code=200))])
+    attempts.finish([(attempt, Outcome(SUCCEEDED, status_code=200))])
     assert status(client, public_id) == "success"
 
 
 @pytest.mark.parametrize("outcome", [Outcome(FAILED, status_code=404, reason="Not Found", body=b"nope"),
                                      Outcome(RETRY, status_code=503, reason="Service Unavailable", body=b"busy"),
                                      Outcome(FAILED, status_code=302, reason="Found", body=b"")])
-def test_any_http_answer_is_a_success_and_is_not_retried(app, client, scheduler, sender, outcome):
+def test_any_http_answer_is_a_success_and_is_not_retried(app, client, attempts, sender, outcome):
     public_id = send(client)
-    settle(scheduler, app, public_id, outcome)
+    settle(attempts, app, public_id, outcome)
     assert status(client, public_id) == "success" and len(sender.deliveries()) == 1
     body = client.get(f"/compat/htq/{public_id}/response/").get_json()
     assert body["code"] == outcome.status_code and body["data"] == outcome.body.decode()
@@ -155,9 +154,9 @@ def test_any_http_answer_is_a_success_and_is_not_retried(app, client, scheduler,
 @pytest.mark.parametrize("error, expected", [("timeout after 60s", "timeout"),
                                              ("connection error: connection refused", "error"),
                                              ("destination refused: 10.0.0.1 is not a public address", "error")])
-def test_timeouts_and_network_errors_end_the_request_without_retry(app, client, scheduler, sender, error, expected):
+def test_timeouts_and_network_errors_end_the_request_without_retry(app, client, attempts, sender, error, expected):
     public_id = send(client)
-    settle(scheduler, app, public_id, Outcome(RETRY, error=error))
+    settle(attempts, app, public_id, Outcome(RETRY, error=error))
     assert status(client, public_id) == expected and len(sender.deliveries()) == 1
     response = client.get(f"/compat/htq/{public_id}/response/")
     body = response.get_json()
@@ -165,9 +164,9 @@ def test_timeouts_and_network_errors_end_the_request_without_retry(app, client, 
     assert body["status"] == expected and body["message"] == error and isinstance(body["time"], int)
 
 
-def test_response_has_the_documented_fields_and_link_header(app, client, scheduler):
+def test_response_has_the_documented_fields_and_link_header(app, client, attempts):
     public_id = send(client)
-    settle(scheduler, app, public_id, Outcome(SUCCEEDED, status_code=200, reason="OK", body=b'{"origin": "x"}',
+    settle(attempts, app, public_id, Outcome(SUCCEEDED, status_code=200, reason="OK", body=b'{"origin": "x"}',
                                               headers={"Content-Type": "application/json"}, elapsed_ms=80))
     response = client.get(f"/compat/htq/{public_id}/response/")
     assert response.status_code == 200
@@ -181,14 +180,14 @@ def test_response_has_the_documented_fields_and_link_header(app, client, schedul
     assert response.headers["Link"] == link_header(self=url + "response/", request=url)
 
 
-def test_binary_response_data_is_base64_and_flagged(app, client, scheduler):
+def test_binary_response_data_is_base64_and_flagged(app, client, attempts):
     public_id = send(client)
-    settle(scheduler, app, public_id, Outcome(SUCCEEDED, status_code=200, body=b"\xff\x00\xfe"))
+    settle(attempts, app, public_id, Outcome(SUCCEEDED, status_code=200, body=b"\xff\x00\xfe"))
     body = client.get(f"/compat/htq/{public_id}/response/").get_json()
     assert body["data"] == "/wD+" and body["data_encoding"] == "base64"
 
 
-def test_response_waits_for_the_end_without_blocking_other_clients(app, client, scheduler):
+def test_response_waits_for_the_end_without_blocking_other_clients(app, client, attempts):
     public_id = send(client)
     answers = []
     waiter = threading.Thread(target=lambda: answers.append(client.get(f"/compat/htq/{public_id}/response/")))
@@ -201,11 +200,11 @@ def test_response_waits_for_the_end_without_blocking_other_clients(app, client, 
         assert time.monotonic() - started < 2
         time.sleep(0.3)
         assert waiter.is_alive() and answers == []
-        settle(scheduler, app, public_id, Outcome(SUCCEEDED, status_code=201, reason="Created"))
+        settle(attempts, app, public_id, Outcome(SUCCEEDED, status_code=201, reason="Created"))
         waiter.join(5)
     finally:
         if waiter.is_alive():  # unblock the waiter so a failing test does not hang
-            settle(scheduler, app, public_id, Outcome(SUCCEEDED, status_code=200))
+            settle(attempts, app, public_id, Outcome(SUCCEEDED, status_code=200))
             waiter.join(5)
     [response] = answers
     assert response.status_code == 200 and response.get_json()["code"] == 201
@@ -228,28 +227,28 @@ def test_cancel_of_a_queued_request_is_204_and_its_response_is_empty(app, client
     assert NOTIFY_CANCEL not in [name for name, _, _ in sender.sent]  # nothing was in flight
 
 
-def test_cancel_in_flight_sends_delete_and_drops_the_late_response(app, client, scheduler, sender):
+def test_cancel_in_flight_sends_delete_and_drops_the_late_response(app, client, attempts, sender):
     public_id = send(client)
-    attempt = start(scheduler, app, public_id)
+    attempt = start(attempts, app, public_id)
     assert client.delete(f"/compat/htq/{public_id}/").status_code == 204
     assert [args for name, args, _ in sender.sent if name == NOTIFY_CANCEL] == [[native(app, public_id)["id"]]]
-    scheduler.finish([(attempt, Outcome(SUCCEEDED, status_code=200, body=b"late"))])
+    attempts.finish([(attempt, Outcome(SUCCEEDED, status_code=200, body=b"late"))])
     assert status(client, public_id) == "canceled"
     assert client.get(f"/compat/htq/{public_id}/response/").get_json() == {}
 
 
-def test_cancel_after_the_end_deletes_the_response(app, client, scheduler):
+def test_cancel_after_the_end_deletes_the_response(app, client, attempts):
     public_id = send(client)
-    settle(scheduler, app, public_id, Outcome(SUCCEEDED, status_code=200))
+    settle(attempts, app, public_id, Outcome(SUCCEEDED, status_code=200))
     assert client.delete(f"/compat/htq/{public_id}/").status_code == 204
     assert client.get(f"/compat/htq/{public_id}/response/").get_json() == {}
     assert status(client, public_id) == "success"  # an ended request keeps its final status
 
 
-def test_purge_deletes_the_response_204_then_404(app, client, scheduler):
+def test_purge_deletes_the_response_204_then_404(app, client, attempts):
     public_id = send(client)
     assert client.delete(f"/compat/htq/{public_id}/response/").status_code == 404  # none yet
-    settle(scheduler, app, public_id, Outcome(SUCCEEDED, status_code=200))
+    settle(attempts, app, public_id, Outcome(SUCCEEDED, status_code=200))
     assert client.delete(f"/compat/htq/{public_id}/response/").status_code == 204
     assert client.delete(f"/compat/htq/{public_id}/response/").status_code == 404
     assert client.get(f"/compat/htq/{public_id}/response/").get_json() == {}
@@ -263,11 +262,11 @@ def test_unknown_uuid_is_404_everywhere(client, method, path, public_id):
     assert client.open(f"/compat/htq/{public_id}{path}", method=method).status_code == 404
 
 
-def test_expired_request_is_404(app, client, scheduler, store):
+def test_expired_request_is_404(app, client, attempts, store):
     public_id = send(client)
-    settle(scheduler, app, public_id, Outcome(SUCCEEDED, status_code=200))
-    later = Scheduler(store, scheduler.publisher, app.config["HTQ_SETTINGS"],
-                      clock_ms=lambda: int(time.time() * 1000) + 8 * 86400 * 1000)
+    settle(attempts, app, public_id, Outcome(SUCCEEDED, status_code=200))
+    later = RequestRelay(store, attempts.publisher, app.config["HTQ_SETTINGS"], attempts,
+                         clock_ms=lambda: int(time.time() * 1000) + 8 * 86400 * 1000)
     assert later.expire() == 1
     assert client.get(f"/compat/htq/{public_id}/").status_code == 404
     assert client.get(f"/compat/htq/{public_id}/response/").status_code == 404

@@ -14,7 +14,6 @@ from werkzeug.test import EnvironBuilder
 
 from app import create_app
 from app.compat.pushpull import PULL_LOCK_S, client_gone
-from app.extensions import services
 from tests.conftest import ServiceProcesses, free_port, make_settings, service_env, wait_until
 
 T0 = 1_800_000_000_000
@@ -204,10 +203,10 @@ def test_a_response_written_in_full_acknowledges_its_message_on_close(app, clien
     assert counts(client, "written") == {"visible": 0, "in_flight": 0}
 
 
-def test_a_web_process_that_died_mid_pull_leaves_the_message_to_come_back_when_its_lock_ends(app, client):
+def test_a_web_process_that_died_mid_pull_leaves_the_message_to_come_back_when_its_lock_ends(redis_url):
     clock = Clock()
-    with app.app_context():
-        services().queues.now_ms = clock
+    app = create_app(make_settings(redis_url, long_poll_timeout_s=0.3, max_body_bytes=1024), clock_ms=clock)
+    client = app.test_client()
     client.post("/compat/pushpull/push/orphan", data=b"survivor")
     start_pull(app, "orphan")  # never written, never closed: the process died
     assert pull(client, "/compat/pushpull/pull/orphan").status_code == 204

@@ -8,9 +8,10 @@ import uuid
 import pytest
 
 from app import create_app
+from app.core.attempts import Attempts
 from app.core.outcome import FAILED, RETRY, SUCCEEDED, Outcome
 from app.core.publish import Publisher
-from app.core.scheduler import Scheduler
+from app.core.relay import RequestRelay
 from app.embedded import free_port
 from app.extensions import services
 from app.storage import keys
@@ -38,11 +39,7 @@ def clock():
 
 @pytest.fixture
 def app(redis_url, sender, clock):
-    app = create_app(make_settings(redis_url, max_body_bytes=1024))
-    with app.app_context():
-        services().requests.publisher = Publisher(sender)
-        services().requests.now_ms = clock
-    return app
+    return create_app(make_settings(redis_url, max_body_bytes=1024), publisher=Publisher(sender), clock_ms=clock)
 
 
 @pytest.fixture
@@ -51,8 +48,8 @@ def client(app):
 
 
 @pytest.fixture
-def scheduler(app, store, sender, clock):
-    return Scheduler(store, Publisher(sender), app.config["HTQ_SETTINGS"], clock_ms=clock, rng=lambda: 0.5)
+def attempts(app, store, sender, clock):
+    return Attempts(store, Publisher(sender), app.config["HTQ_SETTINGS"], clock_ms=clock, rng=lambda: 0.5)
 
 
 def set_timer(client, **body):
@@ -75,10 +72,10 @@ def time_left(client, timer_id):
     return body["time_left"]
 
 
-def send_once(scheduler, app, timer_id, outcome):
+def send_once(attempts, app, timer_id, outcome):
     request = native(app, timer_id)
-    [attempt] = scheduler.start([(request["id"], request["attempts"] + 1, T0)])
-    scheduler.finish([(attempt, outcome)])
+    [attempt] = attempts.start([(request["id"], request["attempts"] + 1, T0)])
+    attempts.finish([(attempt, outcome)])
 
 
 def test_set_timer_answers_201_with_a_uuid4_and_schedules_the_webhook(app, client, store, sender):
@@ -140,27 +137,27 @@ def test_time_left_counts_down_in_whole_seconds_and_never_goes_below_zero(client
     Outcome(FAILED, status_code=404),
     Outcome(RETRY, status_code=503),
 ])
-def test_time_left_is_zero_once_the_webhook_was_sent(app, client, scheduler, clock, outcome):
+def test_time_left_is_zero_once_the_webhook_was_sent(app, client, attempts, clock, outcome):
     timer_id = set_timer(client, url=HOOK, seconds=0)
-    send_once(scheduler, app, timer_id, outcome)
+    send_once(attempts, app, timer_id, outcome)
     assert time_left(client, timer_id) == 0
 
 
-def test_server_errors_are_retried_and_other_answers_end_the_timer(app, client, scheduler, sender):
+def test_server_errors_are_retried_and_other_answers_end_the_timer(app, client, attempts, sender):
     retried = set_timer(client, url=HOOK)
-    send_once(scheduler, app, retried, Outcome(RETRY, status_code=429))
+    send_once(attempts, app, retried, Outcome(RETRY, status_code=429))
     assert native(app, retried)["status"] in ("queued", "retrying")
     ended = set_timer(client, url=HOOK)
-    send_once(scheduler, app, ended, Outcome(FAILED, status_code=400))
+    send_once(attempts, app, ended, Outcome(FAILED, status_code=400))
     assert native(app, ended)["status"] == "failed"
 
 
-def test_time_left_is_zero_after_expiry_through_the_archive(app, client, scheduler, store, clock):
+def test_time_left_is_zero_after_expiry_through_the_archive(app, client, attempts, store, clock):
     timer_id = set_timer(client, url=HOOK)
-    send_once(scheduler, app, timer_id, Outcome(SUCCEEDED, status_code=200))
+    send_once(attempts, app, timer_id, Outcome(SUCCEEDED, status_code=200))
     request_id = native(app, timer_id)["id"]
     clock.ms += app.config["HTQ_SETTINGS"].retention_s * 1000 + 1
-    assert scheduler.expire() == 1
+    assert RequestRelay(store, attempts.publisher, attempts.settings, attempts, clock_ms=clock).expire() == 1
     assert not store.redis.exists(keys.request(request_id), keys.request_alias("timers", timer_id))
     assert store.redis.zcard(keys.request_aliases("timers")) == 0
     assert time_left(client, timer_id) == 0

@@ -11,7 +11,6 @@ import pytest
 
 from app import create_app
 from app.core.queues import STORED_DEFAULTS
-from app.extensions import services
 from app.storage import queues as store_queues
 from tests.conftest import make_settings
 
@@ -33,10 +32,7 @@ def clock():
 
 
 def make_app(redis_url, clock, **overrides):
-    app = create_app(make_settings(redis_url, max_body_bytes=1024, **overrides))
-    with app.app_context():
-        services().queues.now_ms = clock
-    return app
+    return create_app(make_settings(redis_url, max_body_bytes=1024, **overrides), clock_ms=clock)
 
 
 @pytest.fixture

@@ -17,10 +17,7 @@ URL = "http://127.0.0.1:9/hook"
 
 @pytest.fixture
 def app(redis_url, sender):
-    app = create_app(make_settings(redis_url, max_body_bytes=1024))
-    with app.app_context():
-        services().requests.publisher = Publisher(sender)
-    return app
+    return create_app(make_settings(redis_url, max_body_bytes=1024), publisher=Publisher(sender))
 
 
 @pytest.fixture
@@ -209,15 +206,15 @@ def test_retry_requeues_a_canceled_request_and_conflicts_otherwise(client, sende
 
 
 def test_finished_request_cancel_is_409_and_response_can_be_deleted(app, client, store):
+    from app.core.attempts import Attempts
     from app.core.outcome import Outcome
-    from app.core.scheduler import Scheduler
 
     request_id = create(client).get_json()["id"]
     with app.app_context():
         svc = services()
-        scheduler = Scheduler(svc.store, svc.requests.publisher, svc.settings)
-        [attempt] = scheduler.start([(request_id, 1, 0)])
-        scheduler.finish([(attempt, Outcome(verdict="succeeded", status_code=201, reason="Created",
+        attempts = Attempts(svc.store, svc.publisher, svc.settings)
+        [attempt] = attempts.start([(request_id, 1, 0)])
+        attempts.finish([(attempt, Outcome(verdict="succeeded", status_code=201, reason="Created",
                                             headers={"A": "b"}, body=b"\xff\x00", elapsed_ms=7))])
     assert client.delete(f"/v1/requests/{request_id}").status_code == 409
     response = client.get(f"/v1/requests/{request_id}/response?wait=5").get_json()

@@ -1,12 +1,13 @@
-"""The scheduler with an injected clock on a real Redis: horizon, claims, leases, retries, expiry."""
+"""Attempts and the relay with an injected clock on a real Redis: horizon, claims, leases, retries, expiry."""
 from __future__ import annotations
 
 import pytest
 
+from app.core.attempts import Attempts, backoff_ms, response_document
 from app.core.outcome import Outcome
 from app.core.publish import DISPATCH_LEAD_MS, Publisher
+from app.core.relay import RequestRelay
 from app.core.requests import RequestService
-from app.core.scheduler import Scheduler, backoff_ms, response_document
 from app.storage import keys
 
 
@@ -29,90 +30,97 @@ def service(store, settings, sender, clock):
 
 
 @pytest.fixture
-def scheduler(store, settings, sender, clock):
-    return Scheduler(store, Publisher(sender), settings, clock_ms=clock, rng=lambda: 0.5)
+def attempts(store, settings, sender, clock):
+    return Attempts(store, Publisher(sender), settings, clock_ms=clock, rng=lambda: 0.5)
+
+
+@pytest.fixture
+def relay(store, settings, sender, clock, attempts):
+    return RequestRelay(store, Publisher(sender), settings, attempts, clock_ms=clock)
 
 
 def fields(**extra):
     return {"url": "http://127.0.0.1:9/x", "method": "POST", "headers": {}, **extra}
 
 
-def test_relay_publishes_only_what_enters_the_horizon_with_its_exact_eta(service, scheduler, sender, clock):
+def test_relay_publishes_only_what_enters_the_horizon_with_its_exact_eta(service, relay, sender, clock):
     far = service.create(fields(delay=3600)).resource["id"]
     soon = service.create(fields(delay=90)).resource["id"]
     assert sender.sent == []
     clock.ms += 31_000
-    assert scheduler.relay()["claimed"] == 1
+    assert relay.tick()["claimed"] == 1
     [(name, [[items]], eta)] = sender.sent
     assert name == "htq.deliver_requests" and items == [soon, 1, clock.ms - 31_000 + 90_000]
     assert round(eta.timestamp() * 1000) == items[2] - DISPATCH_LEAD_MS  # the worker waits out the rest
     assert service.status(far)["status"] == "scheduled"
 
 
-def test_two_relays_never_publish_a_request_twice(service, scheduler, store, settings, sender, clock):
+def test_two_relays_never_publish_a_request_twice(service, relay, store, settings, sender, clock):
     ids = {service.create(fields(delay=100)).resource["id"] for _ in range(5)}
-    other = Scheduler(store, Publisher(sender), settings, clock_ms=clock)
+    publisher = Publisher(sender)
+    other_attempts = Attempts(store, publisher, settings, clock_ms=clock)
+    other = RequestRelay(store, publisher, settings, other_attempts, clock_ms=clock)
     clock.ms += 50_000
-    scheduler.relay()
-    other.relay()
+    relay.tick()
+    other.tick()
     published = [item[0] for item in sender.deliveries()]
     assert sorted(published) == sorted(ids)
 
 
-def test_duplicate_delivery_of_an_attempt_is_dropped(service, scheduler):
+def test_duplicate_delivery_of_an_attempt_is_dropped(service, attempts):
     request_id = service.create(fields()).resource["id"]
-    assert len(scheduler.start([(request_id, 1, 0)])) == 1
-    assert scheduler.start([(request_id, 1, 0)]) == []
+    assert len(attempts.start([(request_id, 1, 0)])) == 1
+    assert attempts.start([(request_id, 1, 0)]) == []
 
 
-def test_retry_goes_back_through_the_schedule_with_backoff(service, scheduler, sender, clock):
+def test_retry_goes_back_through_the_schedule_with_backoff(service, attempts, sender, clock):
     request_id = service.create(fields(retry={"backoff_base": 100, "backoff_max": 1000})).resource["id"]
-    [attempt] = scheduler.start([(request_id, 1, clock.ms)])
-    scheduler.finish([(attempt, Outcome(verdict="retry", status_code=503, reason="Service Unavailable"))])
+    [attempt] = attempts.start([(request_id, 1, clock.ms)])
+    attempts.finish([(attempt, Outcome(verdict="retry", status_code=503, reason="Service Unavailable"))])
     status = service.status(request_id)
     # Full jitter with rng 0.5 over min(1000, 100 * 2^0) s = 50 s: within the horizon.
     assert status["status"] == "queued" and status["attempts"] == 1
     assert sender.deliveries()[-1] == [request_id, 2, clock.ms + 50_000]
     assert service.get(request_id)["last_error"] == "HTTP 503 Service Unavailable"
-    [attempt] = scheduler.start([(request_id, 2, clock.ms + 50_000)])
-    scheduler.finish([(attempt, Outcome(verdict="retry", retry_after_s=5000))])
+    [attempt] = attempts.start([(request_id, 2, clock.ms + 50_000)])
+    attempts.finish([(attempt, Outcome(verdict="retry", retry_after_s=5000))])
     # Retry-After replaces the backoff, capped at backoff_max (1000 s): beyond the horizon.
     assert service.status(request_id)["status"] == "retrying"
     assert service.get(request_id)["next_attempt_at"] is not None
 
 
-def test_expired_lease_is_settled_as_a_lost_attempt_and_retried(service, scheduler, sender, clock, settings):
+def test_expired_lease_is_settled_as_a_lost_attempt_and_retried(service, attempts, relay, sender, clock, settings):
     request_id = service.create(fields(timeout=10)).resource["id"]
-    scheduler.start([(request_id, 1, clock.ms)])
+    attempts.start([(request_id, 1, clock.ms)])
     clock.ms += 10_000 + int(settings.lease_margin_s * 1000) + 1
-    counts = scheduler.relay()
+    counts = relay.tick()
     assert counts["lost"] == 1
     attempts = service.attempts(request_id)
     assert attempts[0]["error"].startswith("worker lost")
     assert service.status(request_id)["status"] in {"queued", "retrying"}
 
 
-def test_publish_lost_before_start_is_published_again_after_the_grace(service, scheduler, sender, clock, settings):
+def test_publish_lost_before_start_is_published_again_after_the_grace(service, relay, sender, clock, settings):
     request_id = service.create(fields()).resource["id"]
     sender.sent.clear()
     clock.ms += settings.publish_grace_ms + 1
-    assert scheduler.relay()["republished"] == 1
+    assert relay.tick()["republished"] == 1
     assert sender.deliveries() == [[request_id, 1, clock.ms - settings.publish_grace_ms - 1]]
 
 
-def test_final_outcome_with_callback_publishes_the_callback(service, scheduler, sender):
+def test_final_outcome_with_callback_publishes_the_callback(service, attempts, sender):
     request_id = service.create(fields(callback_url="http://127.0.0.1:9/cb")).resource["id"]
-    [attempt] = scheduler.start([(request_id, 1, 0)])
-    scheduler.finish([(attempt, Outcome(verdict="succeeded", status_code=200, reason="OK"))])
+    [attempt] = attempts.start([(request_id, 1, 0)])
+    attempts.finish([(attempt, Outcome(verdict="succeeded", status_code=200, reason="OK"))])
     assert ("htq.send_callback", [request_id], None) in sender.sent
 
 
-def test_expire_removes_requests_after_the_retention(service, scheduler, clock, settings):
+def test_expire_removes_requests_after_the_retention(service, relay, clock, settings):
     request_id = service.create(fields()).resource["id"]
     service.cancel(request_id)
-    assert scheduler.expire() == 0
+    assert relay.expire() == 0
     clock.ms += settings.retention_s * 1000
-    assert scheduler.expire() == 1
+    assert relay.expire() == 1
     with pytest.raises(Exception) as gone:
         service.get(request_id)
     assert type(gone.value).__name__ == "Gone"

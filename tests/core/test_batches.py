@@ -8,10 +8,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from app.core.batches import SEND_BATCHES, BatchForwarder, BatchService, Settled, encode_record
+from app.core.batches import BatchForwarder, BatchService, Settled, encode_record
 from app.core.errors import Invalid, NotFound, TooLarge
 from app.core.outcome import FAILED, RETRY, SUCCEEDED, Outcome
 from app.core.publish import Publisher
+from app.core.task_names import SEND_BATCHES
 from app.storage import batches as sb
 from app.storage import keys
 from app.storage.client import Store
@@ -53,7 +54,7 @@ def sends(sender: RecordingSender) -> list[list]:
 
 
 def body_of(store, name, batch_id) -> list:
-    return json.loads(store.redis.hget(keys.batch_keys(name)[2], batch_id))
+    return json.loads(store.redis.hget(keys.batch_bodies(name), batch_id))
 
 
 def configure(service, name="events", **fields):
@@ -324,7 +325,7 @@ def test_batches_keep_order_never_exceed_the_limits_and_lose_or_repeat_nothing(r
     forwarder.flush()
     batches = []
     for _, batch_id, _ in sends(sender):
-        raw = store.redis.hget(keys.batch_keys("p")[2], batch_id)
+        raw = store.redis.hget(keys.batch_bodies("p"), batch_id)
         assert 1 <= len(json.loads(raw)) <= max_records
         assert len(raw.encode()) <= max_bytes
         batches.append(json.loads(raw))
@@ -334,7 +335,7 @@ def test_batches_keep_order_never_exceed_the_limits_and_lose_or_repeat_nothing(r
 
 
 def test_taken_batches_travel_a_few_per_task_message(service, sender):
-    from app.core.batches import SEND_CHUNK
+    from app.core.publish import SEND_CHUNK
 
     configure(service, max_records=1)
     service.add("events", list(range(2 * SEND_CHUNK + 1)))

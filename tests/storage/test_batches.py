@@ -7,7 +7,7 @@ import pytest
 
 from app.storage import batches as sb
 from app.storage import keys
-from app.storage.batches import BatchConfig, Claimed
+from app.storage.batches import Added, BatchConfig, Claimed, Finished, Flushed, Refused
 
 NAME = "orders"
 GRACE_MS = 60_000
@@ -27,16 +27,16 @@ def setup(store, now=T0, **overrides) -> None:
     assert created and taken == []
 
 
-def add(store, records, now=T0) -> list:
+def add(store, records, now=T0) -> Added | None:
     return sb.add(store, NAME, [json.dumps(r) for r in records], now_ms=now, grace_ms=GRACE_MS)
 
 
 def body(store, batch_id) -> list:
-    return json.loads(store.redis.hget(keys.batch_keys(NAME)[2], batch_id))
+    return json.loads(store.redis.hget(keys.batch_bodies(NAME), batch_id))
 
 
 def pending(store) -> list:
-    return [json.loads(r) for r in store.redis.lrange(keys.batch_keys(NAME)[1], 0, -1)]
+    return [json.loads(r) for r in store.redis.lrange(keys.batch_pending(NAME), 0, -1)]
 
 
 def due_score(store):
@@ -46,20 +46,20 @@ def due_score(store):
 def test_records_below_the_limits_stay_pending_and_make_the_batch_due_after_the_interval(store):
     setup(store)
     result = add(store, [1, 2, 3])
-    assert result == ["added", "E", 1]
+    assert result == Added(["E.1", "E.2", "E.3"], [])
     assert pending(store) == [1, 2, 3]
     assert store.redis.hget(keys.batch(NAME), "oldest_ms") == str(T0)
     assert due_score(store) == T0 + 10_000
-    assert add(store, [4], now=T0 + 500)[2] == 4  # record numbers continue
+    assert add(store, [4], now=T0 + 500).ids == ["E.4"]  # record numbers continue
     assert store.redis.hget(keys.batch(NAME), "oldest_ms") == str(T0)  # still the oldest record's arrival
 
 
 def test_reaching_max_records_takes_one_batch_in_arrival_order(store):
     setup(store, max_records=3)
-    assert add(store, ["a", "b"]) == ["added", "E", 1]
+    assert add(store, ["a", "b"]) == Added(["E.1", "E.2"], [])
     result = add(store, ["c"], now=T0 + 1)
-    assert result[:3] == ["added", "E", 3] and len(result) == 4
-    batch_id = result[3]
+    assert result.ids == ["E.3"] and len(result.taken) == 1
+    batch_id = result.taken[0]
     assert batch_id == "E-1"
     assert body(store, batch_id) == ["a", "b", "c"]
     assert pending(store) == []
@@ -73,8 +73,8 @@ def test_reaching_max_records_takes_one_batch_in_arrival_order(store):
 def test_one_call_over_several_batches_takes_each_full_batch_and_keeps_the_rest_pending(store):
     setup(store, max_records=10)
     result = add(store, list(range(25)))
-    ids = result[3:]
-    assert ids == ["E-1", "E-2"]
+    assert result.taken == ["E-1", "E-2"]
+    assert result.ids == [f"E.{n}" for n in range(1, 26)]
     assert body(store, "E-1") == list(range(10))
     assert body(store, "E-2") == list(range(10, 20))
     assert pending(store) == list(range(20, 25))
@@ -87,9 +87,9 @@ def test_byte_cap_cuts_before_the_record_that_would_overflow(store):
     records = ["x" * 8] * 7
     result = add(store, records)
     # Three records make 34 bytes; a fourth would make 45 > 40: batches of 3, 3, and 1 pending.
-    assert result[3:] == ["E-1", "E-2"]
-    for batch_id in result[3:]:
-        raw = store.redis.hget(keys.batch_keys(NAME)[2], batch_id)
+    assert result.taken == ["E-1", "E-2"]
+    for batch_id in result.taken:
+        raw = store.redis.hget(keys.batch_bodies(NAME), batch_id)
         assert len(raw.encode()) <= 40 and json.loads(raw) == records[:3]
     assert pending(store) == records[:1]
     assert store.redis.hget(keys.batch(NAME), "pending_bytes") == "10"
@@ -97,8 +97,8 @@ def test_byte_cap_cuts_before_the_record_that_would_overflow(store):
 
 def test_a_batch_reaching_max_bytes_exactly_is_taken_at_once(store):
     setup(store, max_records=100, max_bytes=23)  # two 10-byte records: 10 + 10 + 2 + 1 = 23 bytes
-    assert add(store, ["x" * 8])[3:] == []
-    assert add(store, ["y" * 8])[3:] == ["E-1"]
+    assert add(store, ["x" * 8]).taken == []
+    assert add(store, ["y" * 8]).taken == ["E-1"]
     assert pending(store) == []
 
 
@@ -108,20 +108,20 @@ def test_multibyte_records_are_measured_in_utf8_bytes(store):
     result = sb.add(store, NAME, [json.dumps(record, ensure_ascii=False)] * 2, now_ms=T0, grace_ms=GRACE_MS)
     # Two records make 10 + 10 + 3 = 23 bytes > 20 (in characters it would be 15): the first leaves
     # alone, the second waits.
-    assert result == ["added", "E", 1, "E-1"]
+    assert result == Added(["E.1", "E.2"], ["E-1"])
     assert body(store, "E-1") == [record] and pending(store) == [record]
 
 
 def test_a_record_that_cannot_fit_in_a_batch_alone_is_refused_and_nothing_is_stored(store):
     setup(store, max_bytes=16)
     result = add(store, ["ok", "x" * 13, "ok"])  # '"xxxxxxxxxxxxx"' = 15 bytes + 2 > 16
-    assert result == ["too_large", 2, 16]
+    assert result == Added([], [], too_large=1, max_bytes=16)  # the second record (index 1)
     assert pending(store) == []
     assert store.redis.hget(keys.batch(NAME), "record_seq") == "0"
 
 
 def test_adding_to_an_unknown_batch_is_refused(store):
-    assert add(store, [1]) == ["missing"]
+    assert add(store, [1]) is None
     assert store.redis.keys("*") == []
 
 
@@ -131,7 +131,8 @@ def test_flush_takes_pending_records_once_the_oldest_is_interval_old_and_never_a
     add(store, [1, 2], now=T0)
     add(store, [3], now=T0 + 4000)
     assert sb.flush(store, [NAME], now_ms=T0 + 9999, grace_ms=GRACE_MS, limit=10) == []
-    assert sb.flush(store, [NAME], now_ms=T0 + 10_000, grace_ms=GRACE_MS, limit=10) == [("taken", NAME, "E-1", 1)]
+    taken = sb.flush(store, [NAME], now_ms=T0 + 10_000, grace_ms=GRACE_MS, limit=10)
+    assert taken == [Flushed("taken", NAME, "E-1", 1)]
     assert body(store, "E-1") == [1, 2, 3]
     assert sb.flush(store, [NAME], now_ms=T0 + 20_000, grace_ms=GRACE_MS, limit=10) == []
     assert sb.taken(store, NAME).keys() == {"E-1"}
@@ -157,7 +158,7 @@ def finish(store, batch_id, attempt, now, verdict, status=None, error=None, dead
 
 def take_one(store, records=(1, 2, 3)) -> str:
     setup(store, max_records=len(records))
-    return add(store, list(records))[3]
+    return add(store, list(records)).taken[0]
 
 
 def test_claim_returns_the_body_once_and_drops_duplicate_messages(store):
@@ -167,23 +168,23 @@ def test_claim_returns_the_body_once_and_drops_duplicate_messages(store):
     assert json.loads(claimed.body) == [1, 2, 3]
     assert (claimed.endpoint, claimed.records, claimed.timeout_ms, claimed.max_attempts) == (
         "http://127.0.0.1:9/in", 3, 30_000, 3)
-    assert claim(store, batch_id, 1, T0 + 11) == ["skip", "sending"]
-    assert claim(store, batch_id, 2, T0 + 11) == ["skip", "sending"]
-    assert store.redis.zscore(keys.batch_keys(NAME)[4], batch_id) == T0 + 10 + 30_000 + MARGIN_MS
-    assert claim(store, "E-404", 1, T0) == ["gone"]
+    assert claim(store, batch_id, 1, T0 + 11) == Refused("skip", "sending")
+    assert claim(store, batch_id, 2, T0 + 11) == Refused("skip", "sending")
+    assert store.redis.zscore(keys.batch_taken(NAME), batch_id) == T0 + 10 + 30_000 + MARGIN_MS
+    assert claim(store, "E-404", 1, T0) == Refused("gone")
 
 
 def test_success_deletes_the_batch_and_counts_it(store):
     batch_id = take_one(store)
     claim(store, batch_id, 1, T0)
-    assert finish(store, batch_id, 1, T0 + 50, "succeeded", 200) == ["sent"]
+    assert finish(store, batch_id, 1, T0 + 50, "succeeded", 200) == Finished("sent")
     config_hash = store.redis.hgetall(keys.batch(NAME))
     assert (config_hash["sent_batches"], config_hash["sent_records"]) == ("1", "3")
     assert (config_hash["last_sent_ms"], config_hash["last_status_code"]) == (str(T0 + 50), "200")
     assert sb.taken(store, NAME) == {}
-    assert store.redis.hlen(keys.batch_keys(NAME)[2]) == 0
+    assert store.redis.hlen(keys.batch_bodies(NAME)) == 0
     assert due_score(store) is None
-    assert claim(store, batch_id, 2, T0 + 60) == ["gone"]
+    assert claim(store, batch_id, 2, T0 + 60) == Refused("gone")
 
 
 def test_retries_keep_the_id_until_attempts_run_out_then_the_batch_is_dead(store):
@@ -191,10 +192,10 @@ def test_retries_keep_the_id_until_attempts_run_out_then_the_batch_is_dead(store
     for attempt in (1, 2):
         assert isinstance(claim(store, batch_id, attempt, T0 + attempt), Claimed)
         assert finish(store, batch_id, attempt, T0 + attempt, "retry", 500, "HTTP 500",
-                      deadline=T0 + 99_000) == ["retry", attempt + 1]
-        assert store.redis.zscore(keys.batch_keys(NAME)[4], batch_id) == T0 + 99_000
+                      deadline=T0 + 99_000) == Finished("retry", attempt + 1)
+        assert store.redis.zscore(keys.batch_taken(NAME), batch_id) == T0 + 99_000
     assert isinstance(claim(store, batch_id, 3, T0 + 3), Claimed)
-    assert finish(store, batch_id, 3, T0 + 3, "retry", 503, "HTTP 503") == ["dead"]
+    assert finish(store, batch_id, 3, T0 + 3, "retry", 503, "HTTP 503") == Finished("dead")
     assert sb.taken(store, NAME) == {}
     [(dead_id, dead_body, meta)] = sb.dead(store, NAME, limit=10)
     assert (dead_id, json.loads(dead_body)) == (batch_id, [1, 2, 3])
@@ -204,7 +205,7 @@ def test_retries_keep_the_id_until_attempts_run_out_then_the_batch_is_dead(store
 def test_a_permanent_failure_makes_the_batch_dead_at_once(store):
     batch_id = take_one(store)
     claim(store, batch_id, 1, T0)
-    assert finish(store, batch_id, 1, T0, "failed", 400, "HTTP 400") == ["dead"]
+    assert finish(store, batch_id, 1, T0, "failed", 400, "HTTP 400") == Finished("dead")
     assert [d[0] for d in sb.dead(store, NAME, limit=10)] == [batch_id]
 
 
@@ -212,10 +213,10 @@ def test_a_stale_attempt_cannot_settle_the_batch_but_its_success_still_counts(st
     batch_id = take_one(store)
     claim(store, batch_id, 1, T0)
     finish(store, batch_id, 1, T0, "retry", 500)
-    assert finish(store, batch_id, 1, T0 + 1, "retry", 500) == ["stale", "queued"]
+    assert finish(store, batch_id, 1, T0 + 1, "retry", 500) == Finished("stale", state="queued")
     claim(store, batch_id, 2, T0 + 2)
-    assert finish(store, batch_id, 1, T0 + 3, "succeeded", 200) == ["sent"]  # delivered all the same
-    assert finish(store, batch_id, 2, T0 + 4, "retry", 500) == ["gone"]
+    assert finish(store, batch_id, 1, T0 + 3, "succeeded", 200) == Finished("sent")  # delivered all the same
+    assert finish(store, batch_id, 2, T0 + 4, "retry", 500) == Finished("gone")
 
 
 def test_redrive_sends_dead_batches_again_with_a_fresh_budget(store):
@@ -234,11 +235,12 @@ def test_an_expired_lease_sends_the_batch_again_with_the_next_attempt(store):
     claim(store, batch_id, 1, T0)  # lease until T0 + 35 s
     lease_end = T0 + 30_000 + MARGIN_MS
     assert sb.flush(store, [NAME], now_ms=lease_end - 1, grace_ms=GRACE_MS, limit=10) == []
-    assert sb.flush(store, [NAME], now_ms=lease_end, grace_ms=GRACE_MS, limit=10) == [("lost", NAME, batch_id, 2)]
+    lost = sb.flush(store, [NAME], now_ms=lease_end, grace_ms=GRACE_MS, limit=10)
+    assert lost == [Flushed("lost", NAME, batch_id, 2)]
     meta = sb.taken(store, NAME)[batch_id]
     assert (meta["state"], meta["attempts"]) == ("queued", 1)
     assert "worker lost" in meta["error"]
-    assert claim(store, batch_id, 1, lease_end + 1) == ["skip", "queued"]  # the dead worker's message
+    assert claim(store, batch_id, 1, lease_end + 1) == Refused("skip", "queued")  # the dead worker's message
     assert isinstance(claim(store, batch_id, 2, lease_end + 1), Claimed)
 
 
@@ -252,7 +254,7 @@ def test_a_lost_worker_on_the_last_attempt_makes_the_batch_dead(store):
         kind = "dead" if attempt == setup_attempts else "lost"
         expected_attempt = attempt if kind == "dead" else attempt + 1
         assert sb.flush(store, [NAME], now_ms=now, grace_ms=GRACE_MS, limit=10) == [
-            (kind, NAME, batch_id, expected_attempt)]
+            Flushed(kind, NAME, batch_id, expected_attempt)]
     assert [d[0] for d in sb.dead(store, NAME, limit=10)] == [batch_id]
 
 
@@ -260,12 +262,12 @@ def test_a_queued_batch_nobody_claimed_is_published_again_after_its_deadline(sto
     # The publish after taking, or a retry message, was lost: the sweep publishes the attempt again.
     batch_id = take_one(store)
     assert sb.flush(store, [NAME], now_ms=T0 + GRACE_MS, grace_ms=GRACE_MS, limit=10) == [
-        ("republish", NAME, batch_id, 1)]
+        Flushed("republish", NAME, batch_id, 1)]
     claim(store, batch_id, 1, T0 + GRACE_MS + 1)
     finish(store, batch_id, 1, T0 + GRACE_MS + 2, "retry", 500, deadline=T0 + 200_000)
     assert sb.flush(store, [NAME], now_ms=T0 + 199_999, grace_ms=GRACE_MS, limit=10) == []
     assert sb.flush(store, [NAME], now_ms=T0 + 200_000, grace_ms=GRACE_MS, limit=10) == [
-        ("republish", NAME, batch_id, 2)]
+        Flushed("republish", NAME, batch_id, 2)]
 
 
 def test_lowering_the_limits_takes_the_full_batches_that_were_pending(store):
@@ -302,6 +304,6 @@ def test_delete_removes_every_key_of_the_batch(store):
 @pytest.mark.parametrize("records", [[{"k": "v" * 50}] * 30, [[1, 2], None, "s", 3.5, True, {}] * 5])
 def test_any_json_values_round_trip_through_batches(store, records):
     setup(store, max_records=4, max_bytes=200)
-    ids = add(store, records)[3:]
+    ids = add(store, records).taken
     sent = [record for batch_id in ids for record in body(store, batch_id)]
     assert sent + pending(store) == records

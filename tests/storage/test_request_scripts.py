@@ -1,10 +1,10 @@
-"""The request Lua scripts on a real Redis: schedule, claim, start, finish, cancel, redrive, expire."""
+"""The request Lua scripts on a real Redis: schedule, claim, start, finish, cancel, retry, expire."""
 from __future__ import annotations
 
-import json
-
+from app.core.model import REQUEST_STATUSES
 from app.storage import keys
 from app.storage import requests as sr
+from app.storage.requests import AttemptEnd, Cancel, Canceled, Due, NewRequest, Next, Retried, Settled, Started, Stored
 
 HORIZON_MS = 60_000
 GRACE_MS = 120_000
@@ -12,38 +12,40 @@ SPEC = {"id": "R", "url": "http://127.0.0.1:1/x", "method": "POST", "headers": {
         "timeout": 5, "retry": {"max_attempts": 3, "backoff_base": 1, "backoff_max": 60}}
 
 
-def create(store, request_id, now, due, **kw):
-    return sr.create(store, request_id=request_id, now_ms=now, due_ms=due, horizon_end_ms=now + HORIZON_MS,
-                     grace_ms=GRACE_MS, spec={**SPEC, "id": request_id}, attempt_limit=kw.pop("limit", 3),
-                     timeout_ms=5000, **kw)
+def create(store, request_id, now, due, limit=3, **kw):
+    spec = {**SPEC, "id": request_id, "retry": {**SPEC["retry"], "max_attempts": limit}}
+    return sr.create(store, NewRequest(request_id, due, spec), now_ms=now, horizon_end_ms=now + HORIZON_MS,
+                     grace_ms=GRACE_MS, **kw)
 
 
 def statuses(store):
-    return {s: store.redis.zrange(keys.requests_by_status(s), 0, -1) for s in keys.REQUEST_STATUSES}
+    return {s: store.redis.zrange(keys.requests_by_status(s), 0, -1) for s in REQUEST_STATUSES}
 
 
 def finish(store, request_id, attempt, now, outcome, next_due=0):
-    return sr.finish(store, request_id=request_id, attempt=attempt, now_ms=now, outcome=outcome,
-                     next_due_ms=next_due, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS,
-                     attempt_record={"attempt": attempt}, response={"status_code": 200}, last_error=None)
+    [settled] = sr.finish_many(store, [AttemptEnd(request_id, attempt, outcome, next_due, {"attempt": attempt},
+                                                  {"status_code": 200}, None)],
+                               now_ms=now, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS)
+    return settled
 
 
 def test_request_due_within_horizon_is_queued_and_in_flight(store):
-    assert create(store, "A", 1000, 1000) == ["created", "queued"]
+    assert create(store, "A", 1000, 1000) == Stored("queued")
     assert store.redis.zscore(keys.requests_inflight(), "A") == 1000 + GRACE_MS
     assert store.redis.zcard(keys.requests_due()) == 0
     assert statuses(store)["queued"] == ["A"]
 
 
 def test_request_beyond_horizon_waits_in_due_set(store):
-    assert create(store, "A", 1000, 1000 + HORIZON_MS + 1) == ["created", "scheduled"]
+    assert create(store, "A", 1000, 1000 + HORIZON_MS + 1) == Stored("scheduled")
     assert store.redis.zscore(keys.requests_due(), "A") == 1000 + HORIZON_MS + 1
     assert store.redis.hget(keys.request("A"), "status") == "scheduled"
 
 
 def test_idempotency_key_returns_the_first_request(store):
-    assert create(store, "A", 1000, 1000, idempotency_key="k", idempotency_value="A h1")[0] == "created"
-    assert create(store, "B", 1001, 1001, idempotency_key="k", idempotency_value="B h1") == ["exists", "A h1"]
+    assert create(store, "A", 1000, 1000, idempotency=("k", "h1")) == Stored("queued")
+    assert create(store, "B", 1001, 1001, idempotency=("k", "h2")) == Stored(None, replay_of="A",
+                                                                             replay_fingerprint="h1")
     assert not store.redis.exists(keys.request("B"))
     assert 0 < store.redis.ttl(keys.idempotency("k")) <= 86400
 
@@ -52,7 +54,7 @@ def test_claim_takes_only_what_enters_the_horizon_and_only_once(store):
     create(store, "A", 0, HORIZON_MS + 10)
     create(store, "B", 0, HORIZON_MS + 5000)
     assert sr.claim_due(store, now_ms=20, horizon_end_ms=20 + HORIZON_MS, grace_ms=GRACE_MS, limit=10) == [
-        ("A", 1, HORIZON_MS + 10)]
+        Due("A", 1, HORIZON_MS + 10)]
     # A second relay at the same moment finds nothing left to claim.
     assert sr.claim_due(store, now_ms=20, horizon_end_ms=20 + HORIZON_MS, grace_ms=GRACE_MS, limit=10) == []
     assert statuses(store)["queued"] == ["A"] and statuses(store)["scheduled"] == ["B"]
@@ -61,24 +63,25 @@ def test_claim_takes_only_what_enters_the_horizon_and_only_once(store):
 def test_start_runs_an_attempt_once_and_drops_duplicates(store):
     create(store, "A", 0, 0)
     first = sr.start_many(store, [("A", 1), ("A", 1)], now_ms=10, lease_margin_ms=1000)
-    assert first[0][0] == "started" and json.loads(first[0][1])["id"] == "A"
-    assert first[1] == ["skip", "running"]
+    assert first[0] == Started("running", {**SPEC, "id": "A"}, 0)
+    assert first[1] == Started("running")
     assert store.redis.zscore(keys.requests_inflight(), "A") == 10 + 5000 + 1000
 
 
 def test_finish_retry_within_horizon_queues_the_next_attempt(store):
     create(store, "A", 0, 0)
     sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
-    assert finish(store, "A", 1, 100, "retry", next_due=1100) == ["publish", 1100]
+    assert finish(store, "A", 1, 100, "retry", next_due=1100) == Settled(Next.PUBLISH)
     assert store.redis.hget(keys.request("A"), "status") == "queued"
-    assert sr.start_many(store, [("A", 1)], now_ms=1100, lease_margin_ms=0)[0][0] == "skip"
-    assert sr.start_many(store, [("A", 2)], now_ms=1100, lease_margin_ms=0)[0][0] == "started"
+    assert store.redis.hget(keys.request("A"), "next_attempt_ms") == "1100"
+    assert sr.start_many(store, [("A", 1)], now_ms=1100, lease_margin_ms=0)[0] == Started("queued")
+    assert sr.start_many(store, [("A", 2)], now_ms=1100, lease_margin_ms=0)[0].spec is not None
 
 
 def test_finish_retry_beyond_horizon_goes_back_to_due_set(store):
     create(store, "A", 0, 0)
     sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
-    assert finish(store, "A", 1, 100, "retry", next_due=100 + HORIZON_MS + 1) == ["scheduled"]
+    assert finish(store, "A", 1, 100, "retry", next_due=100 + HORIZON_MS + 1) == Settled(Next.SCHEDULED)
     assert statuses(store)["retrying"] == ["A"]
     assert store.redis.zscore(keys.requests_due(), "A") == 100 + HORIZON_MS + 1
     assert store.redis.zscore(keys.requests_inflight(), "A") is None
@@ -87,7 +90,7 @@ def test_finish_retry_beyond_horizon_goes_back_to_due_set(store):
 def test_retry_after_last_allowed_attempt_fails_for_good(store):
     create(store, "A", 0, 0, limit=1)
     sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
-    assert finish(store, "A", 1, 100, "retry", next_due=200) == ["ended", "failed"]
+    assert finish(store, "A", 1, 100, "retry", next_due=200) == Settled(Next.ENDED, "failed")
     assert store.redis.zscore(keys.requests_ended(), "A") == 100
     assert statuses(store)["failed"] == ["A"] and statuses(store)["running"] == []
 
@@ -95,7 +98,7 @@ def test_retry_after_last_allowed_attempt_fails_for_good(store):
 def test_finish_of_a_stale_attempt_changes_nothing(store):
     create(store, "A", 0, 0)
     sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
-    assert finish(store, "A", 2, 100, "succeeded") == ["stale"]
+    assert finish(store, "A", 2, 100, "succeeded") == Settled(Next.STALE)
     assert store.redis.hget(keys.request("A"), "status") == "running"
     assert store.redis.llen(keys.request_attempts("A")) == 0
 
@@ -104,44 +107,45 @@ def test_expired_lease_is_reported_lost_and_queued_publish_is_repeated(store):
     create(store, "A", 0, 0)
     create(store, "B", 0, 0)
     sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)  # lease ends at 5000
-    assert sr.recover_overdue(store, now_ms=4999, grace_ms=GRACE_MS, limit=10) == []
+    assert sr.recover_overdue(store, now_ms=4999, grace_ms=GRACE_MS, limit=10) == ([], [])
     got = sr.recover_overdue(store, now_ms=GRACE_MS, grace_ms=GRACE_MS, limit=10)
-    assert sorted(got) == [("lost", "A", 1, GRACE_MS), ("republish", "B", 1, 0)]
+    assert got == ([Due("B", 1, 0)], [Due("A", 1, GRACE_MS)])
     # Reported once per grace period, not on every relay.
-    assert sr.recover_overdue(store, now_ms=GRACE_MS + 1, grace_ms=GRACE_MS, limit=10) == []
+    assert sr.recover_overdue(store, now_ms=GRACE_MS + 1, grace_ms=GRACE_MS, limit=10) == ([], [])
 
 
 def test_cancel_ends_a_waiting_request_and_conflicts_after_the_end(store):
     create(store, "A", 0, HORIZON_MS * 10)
-    assert sr.cancel(store, "A", now_ms=5) == ["canceled", "scheduled", 0]
-    assert sr.cancel(store, "A", now_ms=6) == ["already"]
+    assert sr.cancel(store, "A", now_ms=5) == Cancel(Canceled.CANCELED, "scheduled", 0)
+    assert sr.cancel(store, "A", now_ms=6) == Cancel(Canceled.ALREADY)
     assert store.redis.zcard(keys.requests_due()) == 0
     assert sr.claim_due(store, now_ms=HORIZON_MS * 10, horizon_end_ms=HORIZON_MS * 11,
                         grace_ms=GRACE_MS, limit=10) == []
     create(store, "B", 0, 0)
     sr.start_many(store, [("B", 1)], now_ms=0, lease_margin_ms=0)
     finish(store, "B", 1, 10, "succeeded")
-    assert sr.cancel(store, "B", now_ms=20) == ["ended", "succeeded"]
-    assert sr.cancel(store, "missing", now_ms=20) == ["missing"]
+    assert sr.cancel(store, "B", now_ms=20) == Cancel(Canceled.ENDED, "succeeded")
+    assert sr.cancel(store, "missing", now_ms=20) == Cancel(Canceled.MISSING)
 
 
 def test_attempt_finishing_after_cancel_is_recorded_but_stays_canceled(store):
     create(store, "A", 0, 0)
     sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
-    assert sr.cancel(store, "A", now_ms=5) == ["canceled", "running", 1]
-    assert finish(store, "A", 1, 10, "succeeded") == ["canceled"]
+    assert sr.cancel(store, "A", now_ms=5) == Cancel(Canceled.CANCELED, "running", 1)
+    assert finish(store, "A", 1, 10, "succeeded") == Settled(Next.CANCELED)
     assert store.redis.hget(keys.request("A"), "status") == "canceled"
     assert store.redis.llen(keys.request_attempts("A")) == 1
 
 
-def test_redrive_requeues_failed_request_with_fresh_attempts(store):
+def test_retry_requeues_failed_request_with_fresh_attempts(store):
     create(store, "A", 0, 0, limit=1)
     sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
     finish(store, "A", 1, 10, "failed")
-    assert sr.redrive(store, "A", now_ms=20, grace_ms=GRACE_MS, max_attempts=1) == ["publish", 2]
+    assert sr.retry(store, "A", now_ms=20, grace_ms=GRACE_MS, max_attempts=1) == Retried(2)
     assert store.redis.hget(keys.request("A"), "attempt_limit") == "2"
     assert store.redis.zscore(keys.requests_ended(), "A") is None
-    assert sr.redrive(store, "A", now_ms=20, grace_ms=GRACE_MS, max_attempts=1) == ["conflict", "queued"]
+    assert sr.retry(store, "A", now_ms=20, grace_ms=GRACE_MS, max_attempts=1) == Retried(None, status="queued")
+    assert sr.retry(store, "missing", now_ms=20, grace_ms=GRACE_MS, max_attempts=1) == Retried(None, missing=True)
 
 
 def test_expiry_deletes_ended_requests_and_archives_their_ids(store):
@@ -153,7 +157,7 @@ def test_expiry_deletes_ended_requests_and_archives_their_ids(store):
     assert sr.expire_ended(store, cutoff_ms=10, limit=10) == 1
     assert not store.redis.exists(keys.request("A"), keys.request_attempts("A"), keys.request_response("A"))
     assert store.redis.zrange(keys.requests_all(), 0, -1) == ["B"]
-    assert all(store.redis.zcard(keys.requests_by_status(s)) == (s == "queued") for s in keys.REQUEST_STATUSES)
+    assert all(store.redis.zcard(keys.requests_by_status(s)) == (s == "queued") for s in REQUEST_STATUSES)
     assert sr.was_archived(store, "A") and not sr.was_archived(store, "B")
 
 

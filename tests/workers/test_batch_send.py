@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from app.core.batches import SEND_BATCHES, BatchService, Settled
+from app.core.batches import BatchService, Settled
+from app.core.task_names import SEND_BATCHES
 from tests.support.http_target import Reply
 from workers import runtime
 from workers.tasks.batches import configure_env_batch, run_send

@@ -155,7 +155,7 @@ def make_deliverer(server):
 
 def send(deliverer: Deliverer, url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
          body: bytes | None = None, timeout_s: float = 5.0, attempt: int = 1):
-    return deliverer.send(message_id="req_1", attempt=attempt, method=method, url=url,
+    return deliverer.send(delivery_id="req_1", attempt=attempt, method=method, url=url,
                           headers=headers or {}, body=body, timeout_s=timeout_s)
 
 

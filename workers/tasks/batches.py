@@ -6,8 +6,10 @@ import logging
 import redis
 from celery import shared_task
 
-from app.core.batches import SEND_BATCHES, BatchForwarder, BatchService, Settled
-from app.core.publish import Publisher
+from app import broker
+from app.core.batches import BatchService, Settled
+from app.core.publish import Sender
+from app.core.task_names import FLUSH_BATCHES, SEND_BATCHES
 from app.storage.client import Store
 from config import Settings
 from workers import runtime
@@ -17,10 +19,6 @@ log = logging.getLogger(__name__)
 # Above the longest batch timeout (1800 s) plus the two store round trips; a message's batches
 # are sent at the same time.
 SEND_TIME_LIMIT_S = 1800 + 120
-
-
-def forwarder(rt: runtime.Runtime) -> BatchForwarder:
-    return BatchForwarder(rt.store, rt.publisher, rt.settings)
 
 
 @shared_task(name=SEND_BATCHES, ignore_result=True, time_limit=SEND_TIME_LIMIT_S)
@@ -34,39 +32,39 @@ def run_sends(rt: runtime.Runtime, name: str, batches: list[tuple[str, int]]) ->
         settled = [run_send(rt, name, *batches[0])]
     else:
         settled = list(rt.executor.map(lambda item: run_send(rt, name, *item), batches))
-    forwarder(rt).publish_retries(name, zip((batch_id for batch_id, _ in batches), settled))
+    rt.forwarder.publish_retries(name, zip((batch_id for batch_id, _ in batches), settled))
     return settled
 
 
 def run_send(rt: runtime.Runtime, name: str, batch_id: str, attempt: int) -> Settled:
     """Claim the attempt, POST the JSON array, settle the outcome: the task's logic as a plain function."""
-    batches = forwarder(rt)
+    batches = rt.forwarder
     claimed = batches.claim(name, batch_id, attempt)
     if claimed is None:
         return Settled("skip")
-    outcome = rt.deliverer.send(message_id=batch_id, attempt=attempt, method="POST", url=claimed.endpoint,
+    outcome = rt.deliverer.send(delivery_id=batch_id, attempt=attempt, method="POST", url=claimed.endpoint,
                                 headers=batches.request_headers(claimed), body=claimed.body,
                                 timeout_s=claimed.timeout_ms / 1000)
     return batches.finish(claimed, outcome)
 
 
-@shared_task(name="htq.flush_batches", ignore_result=True)
+@shared_task(name=FLUSH_BATCHES, ignore_result=True)
 def flush_batches() -> dict:
     """Beat, every second: send batches whose oldest record is `interval` old; recover lost ones."""
-    counts = forwarder(runtime.current()).flush()
+    counts = runtime.current().forwarder.flush()
     if any(counts.values()):
         log.info("flush batches: %s", counts)
     return counts
 
 
-def configure_env_batch(settings: Settings, sender) -> bool:
+def configure_env_batch(settings: Settings, sender: Sender) -> bool:
     """Configure the `log` batch from WEBHOOK_* at worker start (idempotent). Redis being down is
     not fatal: the API configures it too, at start-up and when the first record arrives."""
     store = Store.from_url(settings.redis_url)
     try:
-        return BatchService(store, Publisher(sender), settings).ensure_env_batch()
+        return BatchService(store, broker.publisher(settings, sender), settings).ensure_env_batch()
     except redis.RedisError as exc:
         log.warning("batch log: not configured from WEBHOOK_* yet (%s)", exc)
         return False
     finally:
-        store.redis.close()
+        store.close()

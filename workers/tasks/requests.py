@@ -8,10 +8,10 @@ import time
 from celery import shared_task
 
 from app.core import clock
+from app.core.attempts import Attempt
 from app.core.outcome import RETRY, SUCCEEDED
-from app.core.publish import DELIVER_REQUESTS, NOTIFY_CANCEL, SEND_CALLBACK
 from app.core.requests import to_resource
-from app.core.scheduler import Attempt
+from app.core.task_names import DELIVER_REQUESTS, EXPIRE_REQUESTS, NOTIFY_CANCEL, RELAY_REQUESTS, SEND_CALLBACK
 from app.storage import requests as store_requests
 from workers import runtime
 
@@ -29,13 +29,13 @@ def deliver_requests(items: list[list]) -> None:
 
 
 def run_deliveries(rt: runtime.Runtime, items: list[tuple[str, int, int]]) -> None:
-    started = rt.scheduler.start(items)
+    started = rt.attempts.start(items)
     if len(started) == 1:
         results = [(started[0], send_attempt(rt, started[0]))]
     else:
         results = list(zip(started, rt.executor.map(lambda attempt: send_attempt(rt, attempt), started)))
     if results:
-        rt.scheduler.finish(results)
+        rt.attempts.finish(results)
 
 
 def send_attempt(rt: runtime.Runtime, attempt: Attempt):
@@ -43,24 +43,24 @@ def send_attempt(rt: runtime.Runtime, attempt: Attempt):
     if early_ms > 0:
         time.sleep(early_ms / 1000)
     spec = attempt.spec
-    return rt.deliverer.send(message_id=attempt.request_id, attempt=attempt.attempt, method=spec["method"],
+    return rt.deliverer.send(delivery_id=attempt.request_id, attempt=attempt.attempt, method=spec["method"],
                              url=spec["url"], headers=attempt.headers, body=attempt.body,
                              timeout_s=float(spec["timeout"]))
 
 
-@shared_task(name="htq.relay_requests", ignore_result=True)
+@shared_task(name=RELAY_REQUESTS, ignore_result=True)
 def relay_requests() -> dict:
     """Beat, every second: publish requests due within the horizon, recover lost ones."""
-    counts = runtime.current().scheduler.relay()
+    counts = runtime.current().relay.tick()
     if any(counts.values()):
         log.info("relay: %s", counts)
     return counts
 
 
-@shared_task(name="htq.expire_requests", ignore_result=True)
+@shared_task(name=EXPIRE_REQUESTS, ignore_result=True)
 def expire_requests() -> int:
     """Beat: delete requests that ended longer ago than the retention period."""
-    expired = runtime.current().scheduler.expire()
+    expired = runtime.current().relay.expire()
     if expired:
         log.info("expired %d requests", expired)
     return expired
@@ -69,7 +69,7 @@ def expire_requests() -> int:
 def _send_notice(task, request_id: str, kind: str, method: str, url: str, body: bytes | None,
                  headers: dict[str, str]) -> None:
     rt = runtime.current()
-    outcome = rt.deliverer.send(message_id=request_id, attempt=task.request.retries + 1, method=method,
+    outcome = rt.deliverer.send(delivery_id=request_id, attempt=task.request.retries + 1, method=method,
                                 url=url, headers=headers, body=body, timeout_s=rt.settings.default_timeout_s)
     log.info("request %s: %s %s -> %s", request_id, kind, url, outcome.status_code or outcome.error)
     if outcome.verdict == RETRY and task.request.retries < NOTICE_RETRIES:
@@ -96,4 +96,4 @@ def notify_cancel(self, request_id: str) -> None:
     """Send DELETE to the url of a request canceled while running or after an attempt."""
     record = store_requests.load(runtime.current().store, request_id)
     if record:
-        _send_notice(self, request_id, "cancel notice", "DELETE", json.loads(record["spec"])["url"], None, {})
+        _send_notice(self, request_id, "cancel notice", "DELETE", store_requests.spec_of(record)["url"], None, {})

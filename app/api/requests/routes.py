@@ -117,4 +117,4 @@ class RequestResponse(MethodView):
 @blp.response(202, RequestSchema)
 def retry_request(request_id):
     """Queue a failed or canceled request again, now, with a fresh budget of attempts."""
-    return services().requests.redrive(request_id)
+    return services().requests.retry(request_id)

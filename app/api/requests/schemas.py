@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.api.validators import EpochOrTime, HeaderMap, TargetUrl
-from app.storage.keys import REQUEST_STATUSES
+from app.core.model import REQUEST_STATUSES
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MAX_BATCH = 100

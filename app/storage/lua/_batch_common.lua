@@ -1,12 +1,12 @@
 -- Shared helpers of the batch_*.lua scripts (included with --#include, never run alone).
--- A batch's keys come first in KEYS, in the order of keys.batch_keys(name):
---   1 config hash, 2 pending list (records, oldest first), 3 bodies hash (id -> JSON array),
---   4 meta hash (id -> JSON state), 5 taken zset (id -> deadline ms), 6 dead zset (id -> died ms);
--- then 7 the global due zset (name -> next time beat has work for the batch).
+-- KEYS: config (hash), pending (list: records, oldest first), bodies (hash: id -> JSON array),
+--       meta (hash: id -> JSON state), taken (zset: id -> deadline ms), dead (zset: id -> died ms),
+--       due (the global zset: name -> next time beat has work for the batch)
 -- meta[id] = {state = "queued"|"sending"|"dead", attempts, records, bytes, taken_ms,
 --             last_status_code, error}; "queued" means attempt attempts + 1 waits to start.
-local B_CFG, B_PENDING, B_BODIES, B_META, B_TAKEN, B_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local B_DUE = KEYS[7]
+local B_CFG, B_PENDING, B_BODIES, B_META, B_TAKEN, B_DEAD = KEY.config, KEY.pending, KEY.bodies, KEY.meta,
+  KEY.taken, KEY.dead
+local B_DUE = KEY.due
 
 -- Stores `records` (JSON texts, in arrival order, at least one) as a new taken batch, published
 -- by the caller; `grace` later the sweep publishes it again if no worker has claimed it.

@@ -1,11 +1,10 @@
 -- Shared helpers of the queue_*.lua scripts (included with --#include, never run alone).
--- A queue's keys come first in KEYS, in the order of keys.queue_keys(name):
---   1 config hash, 2 ready zset (id -> available ms), 3 inflight zset (id -> lock expiry ms),
---   4 dead zset (id -> dead-lettered ms), 5 bodies hash, 6 meta hash, 7 ages zset.
+-- KEYS: config (hash), ready (zset: id -> available ms), inflight (zset: id -> lock expiry ms),
+--       dead (zset: id -> dead-lettered ms), bodies (hash), meta (hash), ages (zset)
 -- meta[id] = "<available_ms> <enqueued_ms> <receive_count> <receipt>" (receipt may be empty);
 -- available_ms is the message's place in the queue, kept when its lock expires or is released.
-local Q_CFG, Q_READY, Q_INFLIGHT, Q_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local Q_BODIES, Q_META, Q_AGES = KEYS[5], KEYS[6], KEYS[7]
+local Q_CFG, Q_READY, Q_INFLIGHT, Q_DEAD = KEY.config, KEY.ready, KEY.inflight, KEY.dead
+local Q_BODIES, Q_META, Q_AGES = KEY.bodies, KEY.meta, KEY.ages
 
 local function meta_parse(raw)
   local avail, enq, count, receipt = string.match(raw, '^(%d+) (%d+) (%d+) ?(.*)$')

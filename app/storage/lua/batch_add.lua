@@ -3,18 +3,18 @@
 -- the one that sends it (the caller publishes the returned ids).
 -- A batch's body is '[' .. records joined by ',' .. ']', so n records of S bytes in all make
 -- S + n + 1 bytes; a record joins the pending ones only if the body stays within max_bytes.
--- KEYS: 1-6 the batch's keys (keys.batch_keys), 7 global due zset
--- ARGV: 1 name, 2 now_ms, 3 publish grace ms, 4 the records (JSON texts, arrival order) joined by
---       NUL characters, which no JSON text contains (one argument: far cheaper to send than many)
+--#include _batch_common.lua
+-- KEYS: (the batch's and the due zset, see _batch_common.lua)
+-- ARGV: name, now_ms, grace_ms (publish grace), records (the JSON texts, in arrival order, joined
+--       by NUL characters, which no JSON text contains: one argument is far cheaper than many)
 -- Returns {"missing"} if the batch is not configured; {"too_large", index, max_bytes} if a
 -- record (1-based) cannot fit in a batch even alone (then nothing is stored); otherwise
 -- {"added", epoch, number of the first record, taken batch ids...}.
---#include _batch_common.lua
-local name, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local name, now, grace = ARG.name, tonumber(ARG.now_ms), tonumber(ARG.grace_ms)
 local cfg = redis.call('HMGET', B_CFG, 'max_records', 'max_bytes', 'epoch', 'pending_bytes')
 if not cfg[1] then return {'missing'} end
 local max_records, max_bytes = tonumber(cfg[1]), tonumber(cfg[2])
-local records, blob, pos = {}, ARGV[4], 1
+local records, blob, pos = {}, ARG.records, 1
 while true do
   local stop = string.find(blob, '\0', pos, true)
   records[#records + 1] = string.sub(blob, pos, (stop or 0) - 1)

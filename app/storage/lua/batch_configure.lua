@@ -3,22 +3,22 @@
 -- other fields, or gives them the defaults passed in when the batch is new. If the new limits
 -- are below what is pending, the full batches are taken at once (the caller publishes them);
 -- what remains keeps its oldest_ms.
--- KEYS: 1-6 the batch's keys, 7 global due zset, 8 names set
--- ARGV: 1 name, 2 now_ms, 3 publish grace ms, 4 mode, 5 epoch for a new batch, 6 endpoint,
---       7 max_records, 8 max_bytes, 9 interval_ms, 10 headers JSON, 11 max_attempts,
---       12 backoff_base_ms, 13 timeout_ms
--- Returns {created (1 or 0), taken batch ids...}.
 --#include _batch_common.lua
-local name, now, grace, mode = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local created = redis.call('HSETNX', B_CFG, 'epoch', ARGV[5])
+-- KEYS: (the batch's and the due zset, see _batch_common.lua), names (set of batch names)
+-- ARGV: name, now_ms, grace_ms (publish grace), mode, epoch (for a new batch), endpoint,
+--       max_records, max_bytes, interval_ms, headers (JSON), max_attempts, backoff_base_ms, timeout_ms
+-- Returns {created (1 or 0), taken batch ids...}.
+local name, now, grace, mode = ARG.name, tonumber(ARG.now_ms), tonumber(ARG.grace_ms), ARG.mode
+local created = redis.call('HSETNX', B_CFG, 'epoch', ARG.epoch)
 if created == 1 then
   redis.call('HSET', B_CFG, 'created_ms', now, 'pending_bytes', 0, 'batch_seq', 0, 'record_seq', 0,
              'sent_batches', 0, 'sent_records', 0)
 end
-redis.call('SADD', KEYS[8], name)
-redis.call('HSET', B_CFG, 'updated_ms', now, 'endpoint', ARGV[6], 'max_records', ARGV[7], 'interval_ms', ARGV[9])
-local others = {max_bytes = ARGV[8], headers = ARGV[10], max_attempts = ARGV[11],
-                backoff_base_ms = ARGV[12], timeout_ms = ARGV[13]}
+redis.call('SADD', KEY.names, name)
+redis.call('HSET', B_CFG, 'updated_ms', now, 'endpoint', ARG.endpoint, 'max_records', ARG.max_records,
+           'interval_ms', ARG.interval_ms)
+local others = {max_bytes = ARG.max_bytes, headers = ARG.headers, max_attempts = ARG.max_attempts,
+                backoff_base_ms = ARG.backoff_base_ms, timeout_ms = ARG.timeout_ms}
 for field, value in pairs(others) do
   if mode == 'replace' then
     redis.call('HSET', B_CFG, field, value)

@@ -2,13 +2,13 @@
 -- it; otherwise only the current attempt counts: a permanent failure or the last attempt makes
 -- the batch dead, anything else queues the next attempt with `deadline` (the time after which
 -- the sweep publishes it again should the retry message be lost).
--- KEYS: 1-6 the batch's keys, 7 global due zset
--- ARGV: 1 name, 2 batch id, 3 attempt, 4 now_ms, 5 verdict (succeeded, retry, failed),
---       6 status code ("" without a response), 7 error ("" for none), 8 deadline ms
--- Returns {"sent"}, {"dead"}, {"retry", next attempt}, {"stale", state} or {"gone"}.
 --#include _batch_common.lua
-local name, id, attempt, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local verdict, status, err = ARGV[5], ARGV[6], ARGV[7]
+-- KEYS: (the batch's and the due zset, see _batch_common.lua)
+-- ARGV: name, id (the batch's), attempt, now_ms, verdict (succeeded, retry, failed),
+--       status_code ("" without a response), error ("" for none), deadline_ms
+-- Returns {"sent"}, {"dead"}, {"retry", next attempt}, {"stale", state} or {"gone"}.
+local name, id, attempt, now = ARG.name, ARG.id, tonumber(ARG.attempt), tonumber(ARG.now_ms)
+local verdict, status, err = ARG.verdict, ARG.status_code, ARG.error
 local meta = load_meta(id)
 if not meta then return {'gone'} end
 redis.call('HSET', B_CFG, 'last_sent_ms', now, 'last_status_code', status, 'last_error', err)
@@ -32,7 +32,7 @@ if verdict == 'failed' or meta.attempts >= tonumber(redis.call('HGET', B_CFG, 'm
 else
   meta.state = 'queued'
   save_meta(id, meta)
-  redis.call('ZADD', B_TAKEN, tonumber(ARGV[8]), id)
+  redis.call('ZADD', B_TAKEN, tonumber(ARG.deadline_ms), id)
   result = {'retry', meta.attempts + 1}
 end
 update_due(name)

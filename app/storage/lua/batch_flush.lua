@@ -3,12 +3,12 @@
 -- (a lost publish or retry message), so it is published again; a "sending" one lost its worker
 -- (lease expired): the attempt counts as failed, and the batch is published again or, with no
 -- attempts left, becomes dead.
--- KEYS: 1-6 the batch's keys, 7 global due zset
--- ARGV: 1 name, 2 now_ms, 3 publish grace ms, 4 most expired batches handled per call
+--#include _batch_common.lua
+-- KEYS: (the batch's and the due zset, see _batch_common.lua)
+-- ARGV: name, now_ms, grace_ms (publish grace), limit (most expired batches handled per call)
 -- Returns a flat list {kind, id, attempt, ...}: kind "taken" (attempt 1), "republish", "lost"
 -- (the caller publishes attempt `attempt` of each) or "dead".
---#include _batch_common.lua
-local name, now, grace, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local name, now, grace, limit = ARG.name, tonumber(ARG.now_ms), tonumber(ARG.grace_ms), tonumber(ARG.limit)
 local cfg = redis.call('HMGET', B_CFG, 'interval_ms', 'oldest_ms', 'max_attempts')
 if not cfg[1] then
   redis.call('ZREM', B_DUE, name)

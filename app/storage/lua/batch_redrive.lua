@@ -1,10 +1,10 @@
 -- Move dead batches back to taken with a fresh budget of attempts (they go to the batch's
 -- current endpoint); the caller publishes attempt 1 of each.
--- KEYS: 1-6 the batch's keys, 7 global due zset
--- ARGV: 1 name, 2 now_ms, 3 publish grace ms, 4 most batches moved per call
--- Returns the ids moved.
 --#include _batch_common.lua
-local name, now, grace, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- KEYS: (the batch's and the due zset, see _batch_common.lua)
+-- ARGV: name, now_ms, grace_ms (publish grace), limit (most batches moved per call)
+-- Returns the ids moved.
+local name, now, grace, limit = ARG.name, tonumber(ARG.now_ms), tonumber(ARG.grace_ms), tonumber(ARG.limit)
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', B_DEAD, 0, limit - 1)) do
   redis.call('ZREM', B_DEAD, id)

@@ -2,20 +2,20 @@
 -- First every expired lock returns to its original place (or to the dead letters), so receiving
 -- never depends on the sweep; a visible message already received max_receives times (the
 -- limit was lowered) goes to the dead letters instead of being handed out.
--- KEYS: 1-7 the queue's keys (see _queue_common.lua)
--- ARGV: 1 now_ms, 2 max, 3 visibility timeout ms ("" = the queue's), 4 receipt token (random,
---       from the caller; message i of this call gets receipt "<token>.<i>")
+--#include _queue_common.lua
+-- KEYS: (the queue's, see _queue_common.lua)
+-- ARGV: now_ms, max, visibility_timeout_ms ("" = the queue's), token (random, from the caller:
+--       message i of this call gets receipt "<token>.<i>")
 -- Returns {"missing"} when there is no such queue, else {"ok", next_ms, message, ...} with each
 -- message one string "<id>\t<receipt>\t<receive_count>\t<enqueued_ms>\t<body>" (one reply
 -- element per message parses much faster than five; ids and receipts never hold a tab);
 -- next_ms (only when nothing was received, else -1) is the earliest time a message may become
 -- visible (-1: none is waiting or locked).
---#include _queue_common.lua
 if redis.call('EXISTS', Q_CFG) == 0 then return {'missing'} end
-local now, max, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
+local now, max, token = tonumber(ARG.now_ms), tonumber(ARG.max), ARG.token
 local cfg = redis.call('HMGET', Q_CFG, 'visibility_timeout_ms', 'max_receives')
 local vt = tonumber(cfg[1]) or 0
-if ARGV[3] ~= '' then vt = tonumber(ARGV[3]) end
+if ARG.visibility_timeout_ms ~= '' then vt = tonumber(ARG.visibility_timeout_ms) end
 local maxr = tonumber(cfg[2]) or 0
 reclaim(now, maxr)
 

@@ -1,11 +1,11 @@
 -- Move dead letters back to the queue, visible now, with their receive count reset.
--- KEYS: 1-7 the queue's keys (see _queue_common.lua)
--- ARGV: 1 now_ms, 2 most messages moved in one run, 3 notify channel
--- Returns how many were moved (-1 when there is no such queue).
 --#include _queue_common.lua
+-- KEYS: (the queue's, see _queue_common.lua)
+-- ARGV: now_ms, limit (most messages moved in one run), channel (the queue's notify channel)
+-- Returns how many were moved (-1 when there is no such queue).
 if redis.call('EXISTS', Q_CFG) == 0 then return -1 end
-local now = tonumber(ARGV[1])
-local ids = redis.call('ZRANGE', Q_DEAD, 0, tonumber(ARGV[2]) - 1)
+local now = tonumber(ARG.now_ms)
+local ids = redis.call('ZRANGE', Q_DEAD, 0, tonumber(ARG.limit) - 1)
 if #ids == 0 then return 0 end
 local metas = redis.call('HMGET', Q_META, unpack(ids))
 for i, id in ipairs(ids) do
@@ -16,5 +16,5 @@ for i, id in ipairs(ids) do
   end
 end
 redis.call('ZREM', Q_DEAD, unpack(ids))
-redis.call('PUBLISH', ARGV[3], #ids)
+redis.call('PUBLISH', ARG.channel, #ids)
 return #ids

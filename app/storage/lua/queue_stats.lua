@@ -1,12 +1,12 @@
 -- A queue's config and exact counts; expired locks are returned first (as receive would), so
 -- the counts never wait for the sweep.
--- KEYS: 1-7 the queue's keys (see _queue_common.lua)
--- ARGV: 1 now_ms
+--#include _queue_common.lua
+-- KEYS: (the queue's, see _queue_common.lua)
+-- ARGV: now_ms
 -- Returns {} when there is no such queue, else {config as a flat field/value list, visible,
 -- in_flight, delayed, dead}.
---#include _queue_common.lua
 if redis.call('EXISTS', Q_CFG) == 0 then return {} end
-local now = tonumber(ARGV[1])
+local now = tonumber(ARG.now_ms)
 reclaim(now, max_receives())
 return {redis.call('HGETALL', Q_CFG), redis.call('ZCOUNT', Q_READY, '-inf', now),
         redis.call('ZCARD', Q_INFLIGHT), redis.call('ZCOUNT', Q_READY, '(' .. now, '+inf'),

@@ -1,17 +1,17 @@
 -- Change the visibility timeout of a received message: lock it until now + timeout, or with 0
 -- release it to its original place (or to the dead letters once received max_receives times).
 -- The receipt must be the current one: the message was not received again since.
--- KEYS: 1-7 the queue's keys (see _queue_common.lua)
--- ARGV: 1 now_ms, 2 id, 3 receipt, 4 visibility timeout ms, 5 notify channel
+--#include _queue_common.lua
+-- KEYS: (the queue's, see _queue_common.lua)
+-- ARGV: now_ms, id, receipt, visibility_timeout_ms, channel (the queue's notify channel)
 -- Returns {"missing"} (no queue), {"not_found"}, {"stale"}, or {"ok", visible_at_ms} where
 -- visible_at_ms is -1 when the release sent the message to the dead letters.
---#include _queue_common.lua
 if redis.call('EXISTS', Q_CFG) == 0 then return {'missing'} end
-local now, id, vt = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[4])
+local now, id, vt = tonumber(ARG.now_ms), ARG.id, tonumber(ARG.visibility_timeout_ms)
 local raw = redis.call('HGET', Q_META, id)
 if not raw then return {'not_found'} end
 local avail, enq, count, receipt = meta_parse(raw)
-if receipt == '' or receipt ~= ARGV[3] or redis.call('ZSCORE', Q_DEAD, id) then return {'stale'} end
+if receipt == '' or receipt ~= ARG.receipt or redis.call('ZSCORE', Q_DEAD, id) then return {'stale'} end
 if vt > 0 then
   redis.call('ZREM', Q_READY, id)
   redis.call('ZADD', Q_INFLIGHT, now + vt, id)
@@ -26,5 +26,5 @@ if maxr > 0 and count >= maxr then
   return {'ok', -1}
 end
 redis.call('ZADD', Q_READY, avail, id)
-redis.call('PUBLISH', ARGV[5], 1)
+redis.call('PUBLISH', ARG.channel, 1)
 return {'ok', math.max(avail, now)}

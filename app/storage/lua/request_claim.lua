@@ -1,19 +1,19 @@
 -- Relay: move requests that fall due within the horizon from the schedule to "queued".
 -- Two relays claiming the same id race harmlessly: only the first finds it in the due set.
--- KEYS: 1-7 status indexes, 8 due zset, 9 inflight zset, 10.. one request hash per candidate
--- ARGV: 1 horizon_end_ms, 2 publish_grace_ms, 3.. candidate ids (same order as KEYS 10..)
--- Returns a flat list {id, attempt, due_ms, ...} of the requests claimed, to publish.
 --#include _request_status.lua
-local horizon_end, grace = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- KEYS: due, inflight, ...requests (one request hash per candidate, in the order of ARGV ids)
+-- ARGV: horizon_end_ms, grace_ms (publish grace), ...ids (the candidates)
+-- Returns a flat list {id, attempt, due_ms, ...} of the requests claimed, to publish.
+local horizon_end, grace = tonumber(ARG.horizon_end_ms), tonumber(ARG.grace_ms)
 local claimed = {}
-for i = 3, #ARGV do
-  local id, req = ARGV[i], KEYS[i + 7]
-  local due = tonumber(redis.call('ZSCORE', KEYS[8], id))
+for i, id in ipairs(ARG.ids) do
+  local req = KEY.requests[i]
+  local due = tonumber(redis.call('ZSCORE', KEY.due, id))
   if due and due <= horizon_end then
-    redis.call('ZREM', KEYS[8], id)
+    redis.call('ZREM', KEY.due, id)
     local status = redis.call('HGET', req, 'status')
     if status == 'scheduled' or status == 'retrying' then
-      redis.call('ZADD', KEYS[9], due + grace, id)
+      redis.call('ZADD', KEY.inflight, due + grace, id)
       set_status(req, id, status, 'queued')
       local attempt = tonumber(redis.call('HGET', req, 'attempts')) + 1
       table.insert(claimed, id)

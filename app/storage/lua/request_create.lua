@@ -1,35 +1,35 @@
 -- Create a deferred request: record, indexes, idempotency key, alias and schedule entry, all at once.
--- KEYS: 1-7 status indexes, 8 request hash, 9 due zset, 10 inflight zset, 11 listing index,
---       12 idempotency key (any unused key name when there is no Idempotency-Key),
---       13 alias key, 14 the alias namespace's index (any unused key names when there is no alias)
--- ARGV: 1 id, 2 now_ms, 3 due_ms, 4 horizon_end_ms, 5 publish_grace_ms, 6 spec JSON,
---       7 attempt_limit, 8 timeout_ms, 9 idempotency value ("" for none), 10 idempotency TTL s,
---       11 alias as "namespace:alias" ("" for none)
+--#include _request_status.lua
+-- KEYS: request (hash), due, inflight, all (listing index),
+--       idempotency (any unused key name when there is no Idempotency-Key),
+--       alias, alias_index (the alias namespace's index; any unused key names without an alias)
+-- ARGV: id, now_ms, due_ms, horizon_end_ms, grace_ms (publish grace), spec (JSON),
+--       attempt_limit, timeout_ms, idempotency_value ("" for none), idempotency_ttl_s,
+--       alias ("namespace:alias", "" for none)
 -- Returns {"exists", stored idempotency value}, {"alias_taken"} or {"created", status}; status
 -- "queued" means the caller publishes it now (it is due within the horizon), "scheduled" that
 -- the relay will.
---#include _request_status.lua
-local id, now, due = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[13]) == 1 then return {'alias_taken'} end
-if ARGV[9] ~= '' then
-  local existing = redis.call('GET', KEYS[12])
+local id, now, due = ARG.id, tonumber(ARG.now_ms), tonumber(ARG.due_ms)
+if ARG.alias ~= '' and redis.call('EXISTS', KEY.alias) == 1 then return {'alias_taken'} end
+if ARG.idempotency_value ~= '' then
+  local existing = redis.call('GET', KEY.idempotency)
   if existing then return {'exists', existing} end
-  redis.call('SET', KEYS[12], ARGV[9], 'EX', tonumber(ARGV[10]))
+  redis.call('SET', KEY.idempotency, ARG.idempotency_value, 'EX', tonumber(ARG.idempotency_ttl_s))
 end
 local status = 'scheduled'
-if due <= tonumber(ARGV[4]) then status = 'queued' end
-redis.call('HSET', KEYS[8], 'spec', ARGV[6], 'created_ms', now, 'due_ms', due,
-           'next_attempt_ms', due, 'attempts', 0, 'attempt_limit', ARGV[7], 'timeout_ms', ARGV[8])
-set_status(KEYS[8], id, nil, status)
-redis.call('ZADD', KEYS[11], 0, id)
-if ARGV[11] ~= '' then
-  redis.call('SET', KEYS[13], id)
-  redis.call('ZADD', KEYS[14], 0, id)
-  redis.call('HSET', KEYS[8], 'alias', ARGV[11])
+if due <= tonumber(ARG.horizon_end_ms) then status = 'queued' end
+redis.call('HSET', KEY.request, 'spec', ARG.spec, 'created_ms', now, 'due_ms', due,
+           'next_attempt_ms', due, 'attempts', 0, 'attempt_limit', ARG.attempt_limit, 'timeout_ms', ARG.timeout_ms)
+set_status(KEY.request, id, nil, status)
+redis.call('ZADD', KEY.all, 0, id)
+if ARG.alias ~= '' then
+  redis.call('SET', KEY.alias, id)
+  redis.call('ZADD', KEY.alias_index, 0, id)
+  redis.call('HSET', KEY.request, 'alias', ARG.alias)
 end
 if status == 'queued' then
-  redis.call('ZADD', KEYS[10], due + tonumber(ARGV[5]), id)
+  redis.call('ZADD', KEY.inflight, due + tonumber(ARG.grace_ms), id)
 else
-  redis.call('ZADD', KEYS[9], due, id)
+  redis.call('ZADD', KEY.due, due, id)
 end
 return {'created', status}

@@ -1,0 +1,73 @@
+"""Beat's work on deferred requests: hand to the workers what falls due within the horizon,
+publish again what was published but never started, settle attempts whose worker died, and
+expire requests that ended longer ago than the retention period."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from app.core import clock
+from app.core.attempts import Attempt, Attempts
+from app.core.outcome import RETRY, Outcome
+from app.core.publish import Publisher
+from app.storage import requests as store_requests
+from app.storage.client import Store
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+RELAY_BATCH = 500
+LOST = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)")
+
+
+class RequestRelay:
+    def __init__(self, store: Store, publisher: Publisher, settings: Settings, attempts: Attempts,
+                 clock_ms: Callable[[], int] = clock.now_ms):
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+        self.attempts = attempts
+        self.now_ms = clock_ms
+
+    def tick(self) -> dict[str, int]:
+        """Beat, every second: publish what falls due within the horizon; republish lost
+        publishes; settle attempts whose lease expired."""
+        counts = {"claimed": 0, "republished": 0, "lost": 0}
+        while True:
+            now = self.now_ms()
+            claimed = store_requests.claim_due(self.store, now_ms=now, horizon_end_ms=now + self.settings.horizon_ms,
+                                               grace_ms=self.settings.publish_grace_ms, limit=RELAY_BATCH)
+            self.publisher.deliver(claimed, now)
+            counts["claimed"] += len(claimed)
+            if len(claimed) < RELAY_BATCH:
+                break
+        now = self.now_ms()
+        overdue = store_requests.recover_overdue(self.store, now_ms=now, grace_ms=self.settings.publish_grace_ms,
+                                                 limit=RELAY_BATCH)
+        self.publisher.deliver(overdue.republish, now)
+        counts["republished"] = len(overdue.republish)
+        self._settle_lost(overdue.lost, now)
+        counts["lost"] = len(overdue.lost)
+        return counts
+
+    def _settle_lost(self, lost: list[store_requests.Due], now: int) -> None:
+        records = store_requests.load_many(self.store, [due.request_id for due in lost])
+        attempts = []
+        for due, record in zip(lost, records):
+            if record:
+                started_ms = int(record.get("started_ms") or now)
+                log.warning("request %s: attempt %d lost its worker (lease expired)", due.request_id, due.attempt)
+                attempts.append(Attempt(due.request_id, due.attempt, started_ms, started_ms,
+                                        store_requests.spec_of(record)))
+        if attempts:
+            self.attempts.finish([(attempt, LOST) for attempt in attempts])
+
+    def expire(self) -> int:
+        """Delete requests that ended more than the retention period ago."""
+        cutoff = self.now_ms() - self.settings.retention_ms
+        total = 0
+        while True:
+            expired = store_requests.expire_ended(self.store, cutoff_ms=cutoff, limit=RELAY_BATCH)
+            total += expired
+            if expired < RELAY_BATCH:
+                return total

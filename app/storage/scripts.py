@@ -1,0 +1,127 @@
+"""Lua scripts and their contracts: each script's KEYS and ARGV by name, read from its header.
+
+A script in `lua/` states its inputs in two header lines (an included file may state its own,
+which come first):
+
+    -- KEYS: request, due, inflight, ...requests
+    -- ARGV: id, now_ms, channel, ...ids
+
+Each entry is a name followed by an optional description (commas inside parentheses are part of
+it), or only a parenthesized remark; a name written `...name` takes every remaining key or
+argument, so it comes last. The script
+reads its inputs by name, `KEY.request` and `ARG.now_ms`, from tables this module builds in a
+prologue, and a variadic name is a Lua array (`ARG.ids[1]`). Its wrapper in `app/storage/` passes
+them by name too (`keys={"request": ..., "requests": [...]}`), so nobody counts positions: adding
+a key changes the header, the wrapper and the line that uses it, and a wrapper that passes a name
+the script does not declare (or misses one) fails on its first call.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+LUA_DIR = Path(__file__).with_name("lua")
+
+_HEADER = re.compile(r"^-- (KEYS|ARGV): (.*)$")
+_CONTINUATION = re.compile(r"^--\s{3,}(\S.*)$")
+_ENTRY_NAME = re.compile(r"(\.\.\.)?([a-z_][a-z0-9_]*)")
+
+
+class Inputs:
+    """The names of a script's KEYS or ARGV, in order, the last one possibly variadic."""
+
+    def __init__(self, names: Sequence[str], rest: str | None):
+        self.names = tuple(names)
+        self.rest = rest
+        self.count = len(self.names) + (rest is not None)
+
+    def ordered(self, given: Mapping[str, Any], verb: str, what: str) -> list:
+        """The values of `given` in the script's order, the variadic ones at the end."""
+        if len(given) != self.count:
+            expected = [*self.names, *([f"...{self.rest}"] if self.rest else [])]
+            raise TypeError(f"{verb}.lua takes {what} {expected}, got {sorted(given)}")
+        values = [given[name] for name in self.names]
+        if self.rest is not None:
+            values.extend(given[self.rest])
+        return values
+
+    def lua_table(self, array: str, table: str) -> str:
+        """`local KEY = {request = KEYS[1], ...}`, the variadic tail copied into an array."""
+        fields = ", ".join(f"{name} = {array}[{index}]" for index, name in enumerate(self.names, 1))
+        lines = [f"local {table} = {{{fields}}}"]
+        if self.rest is not None:
+            first = len(self.names) + 1
+            lines.append(f"{table}.{self.rest} = {{}}")
+            lines.append(f"for i = {first}, #{array} do {table}.{self.rest}[i - {first - 1}] = {array}[i] end")
+        return "\n".join(lines)
+
+
+class Script:
+    """One script of `lua/`: its source (includes expanded, prologue added) and its inputs."""
+
+    def __init__(self, verb: str):
+        self.verb = verb
+        declared: dict[str, list[str]] = {"KEYS": [], "ARGV": []}
+        body = expand(LUA_DIR / f"{verb}.lua", declared)
+        self.keys = _inputs(declared["KEYS"], verb)
+        self.args = _inputs(declared["ARGV"], verb)
+        self.source = "\n".join([self.keys.lua_table("KEYS", "KEY"), self.args.lua_table("ARGV", "ARG"), body])
+
+    def inputs(self, keys: Mapping[str, Any], args: Mapping[str, Any]) -> tuple[list, list]:
+        return self.keys.ordered(keys, self.verb, "KEYS"), self.args.ordered(args, self.verb, "ARGV")
+
+    def __repr__(self) -> str:
+        return f"Script({self.verb!r})"
+
+
+def expand(path: Path, declared: dict[str, list[str]]) -> str:
+    """The file's text with each `--#include NAME` replaced by that file of `lua/`; the header
+    entries of every file read are added to `declared`, included ones first."""
+    lines = []
+    field = None
+    for line in path.read_text().splitlines():
+        if line.startswith("--#include "):
+            line = expand(LUA_DIR / line.split(None, 1)[1].strip(), declared)
+        elif header := _HEADER.match(line):
+            field = header.group(1)
+            declared[field].append(header.group(2))
+        elif field and (more := _CONTINUATION.match(line)):
+            declared[field][-1] += " " + more.group(1)
+        else:
+            field = None
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _inputs(headers: list[str], verb: str) -> Inputs:
+    names: list[str] = []
+    rest = None
+    for entry in (entry for header in headers for entry in _split_entries(header)):
+        if entry.startswith("("):
+            continue
+        match = _ENTRY_NAME.match(entry)
+        if match is None or rest is not None:
+            raise ValueError(f"{verb}.lua: bad or misplaced header entry {entry!r}")
+        if match.group(1):
+            rest = match.group(2)
+        else:
+            names.append(match.group(2))
+    if len(set(names) | {rest} - {None}) != len(names) + (rest is not None):
+        raise ValueError(f"{verb}.lua: a name appears twice in its header")
+    return Inputs(names, rest)
+
+
+def _split_entries(header: str) -> list[str]:
+    """Comma-separated entries, commas inside parentheses kept."""
+    entries, depth, current = [], 0, []
+    for char in header:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            entries.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    entries.append("".join(current).strip())
+    return [entry for entry in entries if entry]
