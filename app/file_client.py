@@ -11,16 +11,39 @@ by id, so on them a 404 can only mean the queue. It can also mean the URL does n
 queue API at all (a wrong base path answers 404 in the same shape): the first time a client sees
 a 404 before any call of it has succeeded, it asks `GET /v1/queues` once, and a 404 there too is
 an `HTTPError`, not a missing queue. A 404 in another shape (a proxy's page) is an `HTTPError`.
+
+Retries (tenacity). A call is tried up to `ATTEMPTS` times, waiting `BACKOFF_FIRST_S` and then
+twice as long each time (a `Retry-After` of the server's, up to `RETRY_AFTER_MAX_S`, when it
+asks for longer), on transient failures only; whether a failure may be retried depends on
+whether the call is safe to replay:
+
+- Any call: `Unreachable` (refused, no route, DNS, connect timeout): nothing was sent, so nothing
+  was processed; and 429, which refuses a request without processing it.
+- Receive, ack and get-queue also on `NoReply` (read timeout, connection reset) and 502, 503,
+  504. They are safe to replay: a receive retried after its answer was lost locks messages that
+  nobody writes; they come back when the lock ends (at-least-once, as any lost reader). An ack is
+  idempotent: acknowledging again changes nothing; the messages the lost attempt acknowledged are
+  then reported `not_found`, and a read warns they may be read again (a false alarm on the safe
+  side).
+- A push is not replayed on those: it may have been stored, and a replay would push its lines a
+  second time. A read timeout or a reset may come after the server stored the batch; 502 and 504
+  come from a proxy that may have forwarded it; htq answers 503 for a Redis connection error or
+  timeout (app/errors.py), and a timeout may come after Redis wrote the batch.
+- Never any other 4xx: the request is wrong and sending it again changes nothing.
+
+The waits are not randomised: a file client runs as one or two processes, not a fleet.
 """
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from email.utils import parsedate_to_datetime
 from typing import IO, Any, Protocol
 
 import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 from urllib3.exceptions import NewConnectionError
 
 BATCH_LINES = 100  # messages per push, receive and ack (the API's batch limit)
@@ -29,7 +52,13 @@ LOCK_S = 120  # what a read holds a batch for while it writes and acknowledges i
 MAX_WAIT_S = 20  # the API's longest receive wait
 CONNECT_TIMEOUT_S = 10
 TIMEOUT_S = 30  # for an answer, beyond a receive's wait
+ATTEMPTS = 4
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 8.0
+RETRY_AFTER_MAX_S = 10.0
 MISSING_QUEUE_POLL_S = 0.25
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+TOO_MANY_REQUESTS = 429
 
 
 class ClientError(Exception):
@@ -42,9 +71,13 @@ class ClientError(Exception):
         self.request = request  # "POST http://host/v1/queues/q/messages/batch"
         self.message = message
         self.errors = errors
+        self.attempts = 1
 
     def __str__(self) -> str:
-        return f"{self.request} failed: {self.message}"
+        return f"{self.request} failed: {self.message}{self._tries()}"
+
+    def _tries(self) -> str:
+        return f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
 
 
 class Unreachable(ClientError):
@@ -55,7 +88,7 @@ class Unreachable(ClientError):
         self.base = base
 
     def __str__(self) -> str:
-        return f"cannot reach {self.base}: {self.message}"
+        return f"cannot reach {self.base}: {self.message}{self._tries()}"
 
 
 class NoReply(ClientError):
@@ -66,16 +99,18 @@ class NoReply(ClientError):
 class HTTPError(ClientError):
     """The server answered with an error status; `message` and `errors` come from its JSON body."""
 
-    def __init__(self, request: str, status: int, message: str, *, errors: Any = None, api_shape: bool = False):
+    def __init__(self, request: str, status: int, message: str, *, errors: Any = None,
+                 retry_after_s: float | None = None, api_shape: bool = False):
         super().__init__(request, message, errors=errors)
         self.status = status
+        self.retry_after_s = retry_after_s
         self.api_shape = api_shape  # the body is the API's error shape {code, status, message, errors}
 
     def __str__(self) -> str:
         detail = f": {self.message}" if self.message else ""
         if self.errors:
             detail += f" {json.dumps(self.errors)}"
-        return f"{self.request}: HTTP {self.status}{detail}"
+        return f"{self.request}: HTTP {self.status}{detail}{self._tries()}"
 
 
 class QueueMissing(HTTPError):
@@ -117,15 +152,50 @@ class NoProgress:
         pass
 
 
+def _retry_after_s(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _may_retry(exc: BaseException, *, replayable: bool) -> bool:
+    if isinstance(exc, Unreachable) or (isinstance(exc, HTTPError) and exc.status == TOO_MANY_REQUESTS):
+        return True
+    if not replayable:
+        return False
+    return isinstance(exc, NoReply) or (isinstance(exc, HTTPError) and exc.status in TRANSIENT_STATUSES)
+
+
+_exponential = wait_exponential(multiplier=BACKOFF_FIRST_S, max=BACKOFF_MAX_S)
+
+
+def _wait(state: RetryCallState) -> float:
+    """The exponential backoff, or the server's Retry-After when it asks for longer."""
+    backoff = _exponential(state)
+    exc = state.outcome.exception() if state.outcome else None
+    retry_after_s = getattr(exc, "retry_after_s", None)
+    return max(backoff, min(retry_after_s, RETRY_AFTER_MAX_S)) if retry_after_s is not None else backoff
+
+
 class QueueClient:
     """The /v1/queues calls the file client makes on one queue, over one keep-alive session (use
-    one per thread: `another()`)."""
+    one per thread: `another()`). `sleep` is what waits between attempts."""
 
-    def __init__(self, url: str, queue: str, token: str | None, *, timeout_s: float = TIMEOUT_S):
+    def __init__(self, url: str, queue: str, token: str | None, *, timeout_s: float = TIMEOUT_S,
+                 sleep: Callable[[float], None] = time.sleep):
         self.base = url.rstrip("/")
         self.queue = queue
         self.token = token
         self.timeout_s = timeout_s
+        self.sleep = sleep
         self.queue_url = f"{self.base}/v1/queues/{requests.utils.quote(queue, safe='')}"
         self.session = requests.Session()
         if token:
@@ -134,36 +204,41 @@ class QueueClient:
 
     def another(self) -> QueueClient:
         """The same client on its own connection, for another thread."""
-        return QueueClient(self.base, self.queue, self.token, timeout_s=self.timeout_s)
+        return QueueClient(self.base, self.queue, self.token, timeout_s=self.timeout_s, sleep=self.sleep)
 
     def push(self, bodies: list[str]) -> None:
         """One request: all of `bodies` stored in order, or none (413 when too large together)."""
-        self._call("POST", self.queue_url + "/messages/batch", {"messages": [{"body": b} for b in bodies]})
+        self._call("POST", self.queue_url + "/messages/batch", {"messages": [{"body": b} for b in bodies]},
+                   replayable=False)
 
     def receive(self, wait_s: float) -> list[dict]:
         """Up to BATCH_LINES messages, each locked for LOCK_S; [] when none came within wait_s."""
         body = {"max": BATCH_LINES, "visibility_timeout": LOCK_S, "wait": wait_s}
-        return self._json(self._call("POST", self.queue_url + "/messages/receive", body,
+        return self._json(self._call("POST", self.queue_url + "/messages/receive", body, replayable=True,
                                      timeout_s=wait_s + self.timeout_s))["messages"]
 
     def ack(self, messages: list[dict]) -> list[dict]:
         """The messages that could not be acknowledged, each with its reason (`not_found`, `stale`)."""
         items = [{"id": message["id"], "receipt": message["receipt"]} for message in messages]
-        return self._json(self._call("POST", self.queue_url + "/messages/ack", {"messages": items}))["failed"]
+        return self._json(self._call("POST", self.queue_url + "/messages/ack", {"messages": items},
+                                     replayable=True))["failed"]
 
     def pending(self) -> int:
         """Messages in the queue, visible, locked or delayed; 0 when it does not exist."""
         try:
-            queue = self._json(self._call("GET", self.queue_url))
+            queue = self._json(self._call("GET", self.queue_url, replayable=True))
         except QueueMissing:
             return 0
         return queue["visible"] + queue["in_flight"] + queue["delayed"]
 
-    def _call(self, method: str, url: str, body: Any = None, *, timeout_s: float | None = None,
+    def _call(self, method: str, url: str, body: Any = None, *, replayable: bool, timeout_s: float | None = None,
               on_queue: bool = True) -> requests.Response:
+        retrying = Retrying(retry=retry_if_exception(lambda exc: _may_retry(exc, replayable=replayable)),
+                            stop=stop_after_attempt(ATTEMPTS), wait=_wait, sleep=self.sleep, reraise=True)
         try:
-            response = self._send(method, url, body, timeout_s or self.timeout_s)
+            response = retrying(self._send, method, url, body, timeout_s or self.timeout_s)
         except ClientError as exc:
+            exc.attempts = retrying.statistics.get("attempt_number", 1)
             if on_queue and exc.status == 404 and exc.api_shape and self._leads_to_queue_api():
                 raise QueueMissing(exc.request, 404, exc.message, errors=exc.errors, api_shape=True) from None
             raise
@@ -174,7 +249,7 @@ class QueueClient:
         """Whether the base URL leads to the queue API: a call has succeeded, or GET /v1/queues does."""
         if not self._api_seen:
             try:
-                self._call("GET", f"{self.base}/v1/queues", on_queue=False)
+                self._call("GET", f"{self.base}/v1/queues", replayable=True, on_queue=False)
             except HTTPError as exc:
                 if exc.status == 404:
                     return False
@@ -207,9 +282,9 @@ class QueueClient:
         except ValueError:
             error = None
         if not isinstance(error, dict):
-            return HTTPError(request, response.status_code, "")
+            return HTTPError(request, response.status_code, "", retry_after_s=_retry_after_s(response))
         return HTTPError(request, response.status_code, str(error.get("message") or ""), errors=error.get("errors"),
-                         api_shape=error.get("code") == response.status_code)
+                         retry_after_s=_retry_after_s(response), api_shape=error.get("code") == response.status_code)
 
     @staticmethod
     def _json(response: requests.Response) -> Any:
