@@ -5,12 +5,15 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_any, wait_fixed
 
 START_TIMEOUT_S = 10.0
+START_POLL_S = 0.05
 
 
 def redis_server_binary() -> str:
@@ -70,18 +73,16 @@ class RedisServer:
                 "--loglevel", "warning", "--logfile", str(self.dir / "redis.log")]
         if self.socket_path:
             argv += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + START_TIMEOUT_S
+        self.process = process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = redis.Redis(port=self.port, retry=Retry(NoBackoff(), 0))  # no backoff of its own under ours
+        until_it_answers = Retrying(retry=retry_if_exception_type(redis.ConnectionError),  # BusyLoadingError too
+                                    stop=stop_any(stop_after_delay(START_TIMEOUT_S),
+                                                  lambda _: process.poll() is not None),
+                                    wait=wait_fixed(START_POLL_S), reraise=True)
         try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
-                    if time.monotonic() > deadline or self.process.poll() is not None:
-                        raise RuntimeError(f"Redis did not start; see {self.dir / 'redis.log'}") from None
-                    time.sleep(0.05)
+            until_it_answers(client.ping)
+        except redis.ConnectionError:
+            raise RuntimeError(f"Redis did not start; see {self.dir / 'redis.log'}") from None
         finally:
             client.close()
 
