@@ -1,7 +1,7 @@
 """Lua scripts and their contracts: each script's KEYS and ARGV by name, read from its header.
 
 A script in `lua/` states its inputs in two header lines (an included file may state its own,
-which come first):
+as _queue_common.lua does for a queue's keys; the order never matters to anyone, only names do):
 
     -- KEYS: request, due, inflight, ...requests
     -- ARGV: id, now_ms, channel, ...ids
@@ -61,10 +61,10 @@ class Inputs:
 class Script:
     """One script of `lua/`: its source (includes expanded, prologue added) and its inputs."""
 
-    def __init__(self, verb: str):
+    def __init__(self, verb: str, directory: Path = LUA_DIR):
         self.verb = verb
         declared: dict[str, list[str]] = {"KEYS": [], "ARGV": []}
-        body = expand(LUA_DIR / f"{verb}.lua", declared)
+        body = expand(directory / f"{verb}.lua", declared)
         self.keys = _inputs(declared["KEYS"], verb)
         self.args = _inputs(declared["ARGV"], verb)
         self.source = "\n".join([self.keys.lua_table("KEYS", "KEY"), self.args.lua_table("ARGV", "ARG"), body])
@@ -77,13 +77,13 @@ class Script:
 
 
 def expand(path: Path, declared: dict[str, list[str]]) -> str:
-    """The file's text with each `--#include NAME` replaced by that file of `lua/`; the header
-    entries of every file read are added to `declared`, included ones first."""
+    """The file's text with each `--#include NAME` replaced by that file of its folder; the
+    header entries of every file read are added to `declared`, in the order they are read."""
     lines = []
     field = None
     for line in path.read_text().splitlines():
         if line.startswith("--#include "):
-            line = expand(LUA_DIR / line.split(None, 1)[1].strip(), declared)
+            line = expand(path.with_name(line.split(None, 1)[1].strip()), declared)
         elif header := _HEADER.match(line):
             field = header.group(1)
             declared[field].append(header.group(2))
