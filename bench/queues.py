@@ -5,7 +5,7 @@ Run from the repository root, with the project's virtualenv:
     python -m bench.queues                # about two minutes on 2 cores
     python -m bench.queues --duration 5 --rounds 1   # shorter
 
-It starts its own Redis (tests.conftest.RedisServer, a real redis-server on a free port) and the
+It starts its own Redis (app.processes.TemporaryRedis, a real redis-server on a free port) and the
 web server as production runs it (`gunicorn -c config/gunicorn.py "app:create_app()"`, gevent
 workers), then drives it from `--clients` processes, each an asyncio HTTP/1.1 client with
 `--connections` keep-alive connections. Phases 1-3 run `--rounds` times, interleaved, each round
@@ -54,9 +54,10 @@ from dataclasses import dataclass  # noqa: E402
 
 import orjson  # noqa: E402
 
+from app.embedded import free_port  # noqa: E402
+from app.processes import ServiceProcesses, TemporaryRedis, service_env  # noqa: E402
 from bench import cpu_seconds  # noqa: E402
-from tests.conftest import RedisServer, ServiceProcesses, free_port, service_env  # noqa: E402
-from tests.support.long_polls import collect, open_long_polls  # noqa: E402
+from bench.long_polls import collect, open_long_polls  # noqa: E402
 
 TARGETS = {"batch": 20_000, "single": 800, "wake_p99_ms": 20, "others_p99_ms": 100}
 
@@ -370,7 +371,7 @@ def main() -> None:
 
     print(f"htq queue benchmark: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
           f"{args.clients} client processes x {args.connections} connections, {args.duration:g} s phases")
-    redis = RedisServer()
+    redis = TemporaryRedis()
     redis.start()
     logdir = Path(tempfile.mkdtemp(prefix="htq-bench-"))
     services = ServiceProcesses(service_env(redis.url, LOG_LEVEL="WARNING"), logdir)

@@ -14,8 +14,10 @@ from werkzeug.test import EnvironBuilder
 
 from app import create_app
 from app.compat.pushpull import PULL_LOCK_S, client_gone
+from app.embedded import free_port
 from app.extensions import services
-from tests.conftest import ServiceProcesses, free_port, make_settings, service_env, wait_until
+from app.processes import ServiceProcesses, service_env
+from tests.conftest import make_settings, wait_until
 
 T0 = 1_800_000_000_000
 

@@ -10,10 +10,11 @@ import time
 import pytest
 
 from app import create_app
+from app.embedded import free_port
 from app.storage import keys
 from app.storage.client import Store
-from tests.conftest import free_port, make_settings, wait_until
-from tests.support.long_polls import collect, open_long_polls
+from bench.long_polls import collect, open_long_polls
+from tests.conftest import make_settings, wait_until
 
 LONG_POLLS = 500
 

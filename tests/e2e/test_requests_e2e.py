@@ -8,7 +8,8 @@ import redis
 
 from app import create_app
 from app.core import clock
-from tests.conftest import ServiceProcesses, make_settings, service_env, wait_until
+from app.processes import ServiceProcesses, service_env
+from tests.conftest import make_settings, wait_until
 from tests.support.http_target import Reply
 
 # A short horizon, lease margin and publish grace make the relay paths happen within seconds.

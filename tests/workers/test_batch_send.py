@@ -95,7 +95,8 @@ def test_the_worker_configures_the_env_batch_at_start(redis_url, sender):
 
 
 def test_the_worker_starts_even_when_redis_is_down(sender, caplog):
-    from tests.conftest import free_port, make_settings
+    from app.embedded import free_port
+    from tests.conftest import make_settings
 
     settings = make_settings(f"redis://127.0.0.1:{free_port()}/0", webhook_post_endpoint="http://127.0.0.1:9/hook")
     with caplog.at_level(logging.WARNING):
