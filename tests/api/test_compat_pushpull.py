@@ -17,7 +17,8 @@ from app.compat.pushpull import PULL_LOCK_S, client_gone
 from app.embedded import free_port
 from app.extensions import services
 from app.processes import ServiceProcesses, service_env
-from tests.conftest import make_settings, wait_until
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 T0 = 1_800_000_000_000
 

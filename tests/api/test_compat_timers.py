@@ -14,7 +14,7 @@ from app.core.scheduler import Scheduler
 from app.embedded import free_port
 from app.extensions import services
 from app.storage import keys
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 T0 = 1_800_000_000_000
 HOOK = "http://127.0.0.1:9/hook"

@@ -13,7 +13,7 @@ from app import create_app
 from app.core.queues import STORED_DEFAULTS
 from app.extensions import services
 from app.storage import queues as store_queues
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 T0 = 1_800_000_000_000
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")

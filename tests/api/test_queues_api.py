@@ -8,7 +8,7 @@ import time
 import pytest
 
 from app import create_app
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from app.core.publish import Publisher
 from app.storage import batches as sb
 from app.storage import keys
 from app.storage.client import Store
-from tests.conftest import RecordingSender, make_settings
+from tests.support.sender import RecordingSender
+from tests.support.settings import make_settings
 
 T0 = 1_700_000_000_000
 

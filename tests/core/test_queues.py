@@ -10,7 +10,7 @@ import pytest
 from app.core.errors import Conflict, Invalid, NotFound, TooLarge
 from app.core.queues import QueueService, json_body, text_body
 from app.storage.notify import Notifier
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 T0 = 1_700_000_000_000
 

@@ -18,7 +18,7 @@ from app.core.errors import Conflict, NotFound
 from app.core.queues import QueueService, json_body
 from app.storage import keys
 from app.storage.client import Store
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 T0 = 1_700_000_000_000
 NAME = "model"

@@ -12,7 +12,7 @@ import requests
 
 from app.embedded import free_port
 from app.processes import ROOT
-from tests.conftest import wait_until
+from tests.support.waiting import wait_until
 
 
 def htq_command() -> list[str]:

@@ -14,7 +14,8 @@ from app.embedded import free_port
 from app.storage import keys
 from app.storage.client import Store
 from bench.long_polls import collect, open_long_polls
-from tests.conftest import make_settings, wait_until
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 LONG_POLLS = 500
 

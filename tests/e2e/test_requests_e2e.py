@@ -9,8 +9,9 @@ import redis
 from app import create_app
 from app.core import clock
 from app.processes import ServiceProcesses, service_env
-from tests.conftest import make_settings, wait_until
 from tests.support.http_target import Reply
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 # A short horizon, lease margin and publish grace make the relay paths happen within seconds.
 FAST = {"HTQ_HORIZON": "1", "HTQ_LEASE_MARGIN": "1", "HTQ_PUBLISH_GRACE": "3"}
