@@ -11,6 +11,7 @@ import redis
 from app.processes import ServiceProcesses, TemporaryRedis, service_env
 from app.storage.client import Store
 from config.settings import Settings
+from tests.support.clock import FakeClock
 from tests.support.http_target import HttpTarget
 from tests.support.sender import RecordingSender
 from tests.support.settings import make_settings
@@ -42,6 +43,11 @@ def store(redis_url) -> Store:
 @pytest.fixture
 def settings(redis_url) -> Settings:
     return make_settings(redis_url)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture

@@ -17,18 +17,11 @@ from app.compat.pushpull import PULL_LOCK_S, client_gone
 from app.embedded import free_port
 from app.extensions import services
 from app.processes import ServiceProcesses, service_env
+from tests.support.clock import FakeClock
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 
 T0 = 1_800_000_000_000
-
-
-class Clock:
-    def __init__(self, ms: int = T0):
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
 
 
 @pytest.fixture
@@ -208,13 +201,13 @@ def test_a_response_written_in_full_acknowledges_its_message_on_close(app, clien
 
 
 def test_a_web_process_that_died_mid_pull_leaves_the_message_to_come_back_when_its_lock_ends(app, client):
-    clock = Clock()
+    clock = FakeClock(T0)
     with app.app_context():
         services().queues.now_ms = clock
     client.post("/compat/pushpull/push/orphan", data=b"survivor")
     start_pull(app, "orphan")  # never written, never closed: the process died
     assert pull(client, "/compat/pushpull/pull/orphan").status_code == 204
-    clock.ms += int(PULL_LOCK_S * 1000) + 1
+    clock.advance(PULL_LOCK_S + 0.001)
     assert pull(client, "/compat/pushpull/pull/orphan").data == b"survivor"
 
 

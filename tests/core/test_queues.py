@@ -12,24 +12,6 @@ from app.core.queues import QueueService, json_body, text_body
 from app.storage.notify import Notifier
 from tests.support.settings import make_settings
 
-T0 = 1_700_000_000_000
-
-
-class Clock:
-    def __init__(self, now_ms: int = T0):
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-    def advance(self, seconds: float) -> None:
-        self.now_ms += int(seconds * 1000)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
 
 @pytest.fixture
 def notifier(redis_url):

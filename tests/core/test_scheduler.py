@@ -10,19 +10,6 @@ from app.core.scheduler import Scheduler, backoff_ms, response_document
 from app.storage import keys
 
 
-class Clock:
-    def __init__(self, ms: int = 1_700_000_000_000):
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def service(store, settings, sender, clock):
     return RequestService(store, Publisher(sender), settings, clock_ms=clock)
@@ -41,7 +28,7 @@ def test_relay_publishes_only_what_enters_the_horizon_with_its_exact_eta(service
     far = service.create(fields(delay=3600)).resource["id"]
     soon = service.create(fields(delay=90)).resource["id"]
     assert sender.sent == []
-    clock.ms += 31_000
+    clock.advance_ms(31_000)
     assert scheduler.relay()["claimed"] == 1
     [(name, [[items]], eta)] = sender.sent
     assert name == "htq.deliver_requests" and items == [soon, 1, clock.ms - 31_000 + 90_000]
@@ -52,7 +39,7 @@ def test_relay_publishes_only_what_enters_the_horizon_with_its_exact_eta(service
 def test_two_relays_never_publish_a_request_twice(service, scheduler, store, settings, sender, clock):
     ids = {service.create(fields(delay=100)).resource["id"] for _ in range(5)}
     other = Scheduler(store, Publisher(sender), settings, clock_ms=clock)
-    clock.ms += 50_000
+    clock.advance_ms(50_000)
     scheduler.relay()
     other.relay()
     published = [item[0] for item in sender.deliveries()]
@@ -84,7 +71,7 @@ def test_retry_goes_back_through_the_schedule_with_backoff(service, scheduler, s
 def test_expired_lease_is_settled_as_a_lost_attempt_and_retried(service, scheduler, sender, clock, settings):
     request_id = service.create(fields(timeout=10)).resource["id"]
     scheduler.start([(request_id, 1, clock.ms)])
-    clock.ms += 10_000 + int(settings.lease_margin_s * 1000) + 1
+    clock.advance_ms(10_000 + int(settings.lease_margin_s * 1000) + 1)
     counts = scheduler.relay()
     assert counts["lost"] == 1
     attempts = service.attempts(request_id)
@@ -95,7 +82,7 @@ def test_expired_lease_is_settled_as_a_lost_attempt_and_retried(service, schedul
 def test_publish_lost_before_start_is_published_again_after_the_grace(service, scheduler, sender, clock, settings):
     request_id = service.create(fields()).resource["id"]
     sender.sent.clear()
-    clock.ms += settings.publish_grace_ms + 1
+    clock.advance_ms(settings.publish_grace_ms + 1)
     assert scheduler.relay()["republished"] == 1
     assert sender.deliveries() == [[request_id, 1, clock.ms - settings.publish_grace_ms - 1]]
 
@@ -111,7 +98,7 @@ def test_expire_removes_requests_after_the_retention(service, scheduler, clock, 
     request_id = service.create(fields()).resource["id"]
     service.cancel(request_id)
     assert scheduler.expire() == 0
-    clock.ms += settings.retention_s * 1000
+    clock.advance_ms(settings.retention_s * 1000)
     assert scheduler.expire() == 1
     with pytest.raises(Exception) as gone:
         service.get(request_id)
