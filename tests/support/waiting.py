@@ -15,3 +15,9 @@ def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.02):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         time.sleep(interval_s)
+
+
+def wait_parked(notifier, channel: str, count: int = 1, timeout_s: float = 10.0) -> None:
+    """Until `count` long polls of this process wait on `channel` (Notifier.waiting): a publish
+    from then on reaches each of them, so a test can act knowing they are already waiting."""
+    wait_until(lambda: notifier.waiting(channel) >= count, timeout_s, 0.005)
