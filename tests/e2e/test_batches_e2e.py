@@ -43,7 +43,9 @@ def test_full_batches_leave_at_once_and_the_rest_after_the_interval_in_order(red
     assert max(received[0].at, received[1].at) < received[2].at
     final = wait_until(lambda: (s := stats(client))["sent_batches"] == 3 and s, 10)
     assert (final["sent_records"], final["pending"], final["in_flight"], final["last_status_code"]) == (25, 0, 0, 200)
-    time.sleep(1.5)  # beat keeps running: no empty batch is ever sent
+    # A sleep on purpose, to show that something does not happen: beat goes on flushing (every
+    # second) for 1.5 s more, and no empty batch may be sent meanwhile.
+    time.sleep(1.5)
     assert len(http_target.requests_to("/in")) == 3
     assert "batch events/" in procs.log("worker") and "POST 10 records" in procs.log("worker")
 
