@@ -77,10 +77,13 @@ class ServiceProcesses:
 
     def start_worker(self, name: str = "worker", concurrency: int = 4, pool: str = "prefork", app: str = "workers",
                      options: Sequence[str] = SOLO_WORKER_OPTIONS) -> subprocess.Popen:
+        """`celery -A <app> worker` named `<name>@<host>`; give `options=()` to run it exactly as
+        the Procfile does."""
         return self.start(name, [sys.executable, "-m", "celery", "-A", app, "worker", "-l", self._log_level(),
                                  "-c", str(concurrency), "-P", pool, "-n", f"{name}@%h", *options])
 
     def start_beat(self, name: str = "beat") -> subprocess.Popen:
+        """`celery -A workers beat`, its schedule file in the log directory."""
         return self.start(name, [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", self._log_level(),
                                  "-s", str(self.logdir / f"{name}-schedule")])
 
