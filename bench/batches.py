@@ -7,7 +7,7 @@ Run from the repository root, with the project's virtualenv:
     python bench/batches.py --records 500000 --clients 8 --keep
 
 It starts everything itself and stops all of it at the end (also on Ctrl-C or an error): its own
-Redis (`tests.conftest.RedisServer`), a local endpoint on 127.0.0.1 (an asyncio HTTP server in a
+Redis (`app.processes.TemporaryRedis`), a local endpoint on 127.0.0.1 (an asyncio HTTP server in a
 subprocess that parses every batch and records when it arrived), the htq web server as production
 runs it (`gunicorn -c config/gunicorn.py "app:create_app()"`) and a real Celery worker
 (`celery -A workers worker`).
@@ -39,19 +39,19 @@ import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
 from app.embedded import free_port  # noqa: E402
+from app.processes import ServiceProcesses, TemporaryRedis, service_env  # noqa: E402
 from bench import cpu_seconds  # noqa: E402
 
 BATCH_RECORDS = 500
+WARM_UP_TIMEOUT_S = 60.0
 CALL_RECORDS = 1000
 TARGET_RATE = 50_000
 TARGET_P99_MS = 50.0
-START_TIMEOUT_S = 60.0
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -177,12 +177,11 @@ def run_clients(port: int, path: str, bodies: list[bytes], calls: int, clients: 
 
 class Bench:
     def __init__(self, args: argparse.Namespace):
-        from tests.conftest import RedisServer
-
         self.args = args
         self.dir = Path(tempfile.mkdtemp(prefix="htq-bench-batches-"))
-        self.redis = RedisServer()
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.redis = TemporaryRedis()
+        self.procs = ServiceProcesses(service_env(self.redis.url, LOG_LEVEL="WARNING",
+                                                  WEB_CONCURRENCY=str(self.args.web_workers)), self.dir)
         self.api_port, self.endpoint_port = free_port(), free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.endpoint_port}/in"
 
@@ -190,51 +189,14 @@ class Bench:
 
     def start(self) -> None:
         self.redis.start()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HTQ_", "CELERY_", "WEBHOOK_"))}
-        env.update({"REDIS_URL": self.redis.url, "HTQ_ALLOW_PRIVATE_TARGETS": "1", "LOG_LEVEL": "WARNING",
-                    "PYTHONPATH": str(REPO), "WEB_CONCURRENCY": str(self.args.web_workers)})
-        self._spawn("endpoint", [sys.executable, str(Path(__file__).resolve()), "_endpoint",
-                                 str(self.endpoint_port)], env)
-        self._spawn("web", [sys.executable, "-m", "gunicorn", "-c", str(REPO / "config" / "gunicorn.py"),
-                            "--bind", f"127.0.0.1:{self.api_port}", "app:create_app()"], env)
-        self._spawn("worker", [sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "WARNING",
-                               "-c", str(self.args.concurrency), "-P", self.args.pool, "--without-heartbeat",
-                               "--without-mingle",
-                               "--without-gossip"], env)
-        self._wait_http("endpoint", self.endpoint_port, "/__stats")
-        self._wait_http("web", self.api_port, "/healthz")
-
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        with open(self.dir / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def _wait_http(self, name: str, port: int, path: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                client = Client(port)
-                status, _ = client.call("GET", path)
-                client.close()
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            if self.procs[name].poll() is not None or time.monotonic() > deadline:
-                log = (self.dir / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{name} did not start; its log:\n{log}")
-            time.sleep(0.1)
+        self.procs.start("endpoint", [sys.executable, str(Path(__file__).resolve()), "_endpoint",
+                                      str(self.endpoint_port)])
+        self.procs.start_worker(concurrency=self.args.concurrency, pool=self.args.pool)
+        self.procs.start_web(self.api_port)
+        self.procs.wait_answering("endpoint", f"http://127.0.0.1:{self.endpoint_port}/__stats")
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        self.procs.stop_all()
         self.redis.cleanup()
         if self.args.keep:
             print(f"logs kept in {self.dir}")
@@ -245,7 +207,7 @@ class Bench:
 
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds used so far by each component (with its child processes), Redis included."""
-        spent = {name: cpu_seconds([proc.pid]) for name, proc in self.procs.items()}
+        spent = {name: cpu_seconds([proc.pid]) for name, proc in self.procs.procs.items()}
         spent["redis"] = cpu_seconds([self.redis.process.pid])
         return spent
 
@@ -284,7 +246,7 @@ class Bench:
         self.put_batch("warmup", 1)
         body = json.dumps({"records": [record(n) for n in range(CALL_RECORDS)]}).encode()
         run_clients(self.api_port, "/v1/batches/warmup/records/batch", [body], 4, 2, 202)
-        self.wait_records(4 * CALL_RECORDS, START_TIMEOUT_S)
+        self.wait_records(4 * CALL_RECORDS, WARM_UP_TIMEOUT_S)
 
     def throughput(self) -> dict:
         calls = self.args.records // CALL_RECORDS

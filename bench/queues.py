@@ -5,7 +5,7 @@ Run from the repository root, with the project's virtualenv:
     python -m bench.queues                # about two minutes on 2 cores
     python -m bench.queues --duration 5 --rounds 1   # shorter
 
-It starts its own Redis (tests.conftest.RedisServer, a real redis-server on a free port) and the
+It starts its own Redis (app.processes.TemporaryRedis, a real redis-server on a free port) and the
 web server as production runs it (`gunicorn -c config/gunicorn.py "app:create_app()"`, gevent
 workers), then drives it from `--clients` processes, each an asyncio HTTP/1.1 client with
 `--connections` keep-alive connections. Phases 1-3 run `--rounds` times, interleaved, each round
@@ -54,9 +54,11 @@ from dataclasses import dataclass  # noqa: E402
 
 import orjson  # noqa: E402
 
+from app.embedded import free_port  # noqa: E402
+from app.processes import ServiceProcesses, TemporaryRedis, service_env  # noqa: E402
+from app.storage.client import connect  # noqa: E402
 from bench import cpu_seconds  # noqa: E402
-from tests.conftest import RedisServer, ServiceProcesses, free_port, service_env  # noqa: E402
-from tests.support.long_polls import collect, open_long_polls  # noqa: E402
+from bench.long_polls import collect, open_long_polls, parked, wait_parked  # noqa: E402
 
 TARGETS = {"batch": 20_000, "single": 800, "wake_p99_ms": 20, "others_p99_ms": 100}
 
@@ -288,16 +290,19 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def wake_up_latency(port: int, rounds: int) -> tuple[list[float], list[float]]:
-    """(ms from the push's answer, ms from the push's sending) to the parked receive's answer."""
+async def wake_up_latency(port: int, rounds: int, store) -> tuple[list[float], list[float]]:
+    """(ms from the push's answer, ms from the push's sending) to the parked receive's answer.
+    `store` is a client of the Redis, to tell when the receive waits."""
     waiter, pusher = await Connection(port).open(), await Connection(port).open()
     status, data = await pusher.request("PUT", "/v1/queues/wake", {})
     _expect(status, 201, data)
     after_ack, after_send = [], []
     for n in range(rounds):
+        store.config_resetstat()
         receive = asyncio.ensure_future(waiter.request("POST", "/v1/queues/wake/messages/receive",
                                                        {"wait": 20, "max": 1}))
-        await asyncio.sleep(0.03)  # parked
+        while not parked(store, 1) and not receive.done():
+            await asyncio.sleep(0.001)
         sent = time.perf_counter()
         status, data = await pusher.request("POST", "/v1/queues/wake/messages", {"n": n})
         acked = time.perf_counter()
@@ -314,9 +319,9 @@ async def wake_up_latency(port: int, rounds: int) -> tuple[list[float], list[flo
     return after_ack, after_send
 
 
-def hold_waiters(port: int, count: int, probes: int) -> tuple[list[float], float, int]:
+def hold_waiters(port: int, count: int, probes: int, store) -> tuple[list[float], float, int]:
     """Park `count` long polls; (latencies of other requests meanwhile in ms, seconds until every
-    waiter was answered after the pushes, messages they got)."""
+    waiter was answered after the pushes, messages they got). `store` is a client of the Redis."""
 
     async def other_requests() -> list[float]:
         conn = await Connection(port).open()
@@ -335,8 +340,9 @@ def hold_waiters(port: int, count: int, probes: int) -> tuple[list[float], float
         sock.sendall(b"PUT /v1/queues/held HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 2\r\nConnection: close\r\n\r\n" + body)
         sock.recv(65536)
+    store.config_resetstat()
     selector = open_long_polls(port, "held", count, {"wait": 20, "max": 1})
-    time.sleep(2.0)  # all parked
+    wait_parked(store, count)
     latencies = asyncio.run(other_requests())
 
     async def push_all() -> None:
@@ -370,8 +376,9 @@ def main() -> None:
 
     print(f"htq queue benchmark: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
           f"{args.clients} client processes x {args.connections} connections, {args.duration:g} s phases")
-    redis = RedisServer()
+    redis = TemporaryRedis()
     redis.start()
+    store = connect(redis.url)
     logdir = Path(tempfile.mkdtemp(prefix="htq-bench-"))
     services = ServiceProcesses(service_env(redis.url, LOG_LEVEL="WARNING"), logdir)
     try:
@@ -401,17 +408,18 @@ def main() -> None:
             print(f"{label:43s}{median(phase):10,.0f} ({max(run.rate for run in runs[phase]):,.0f}) messages/s  "
                   f"= {median(phase) / median('bare ' + phase):.0%} of the bare queue's {median('bare ' + phase):,.0f}"
                   f"  (target {TARGETS[phase]:,}/s; server CPU {cpu * 1e6:.0f} us per message)")
-        after_ack, after_send = asyncio.run(wake_up_latency(port, args.wake_rounds))
+        after_ack, after_send = asyncio.run(wake_up_latency(port, args.wake_rounds, store))
         print(f"wake-up   after the push's answer  p50 {percentile(after_ack, 0.5):6.1f} ms  "
               f"p99 {percentile(after_ack, 0.99):6.1f} ms  (target p99 <= {TARGETS['wake_p99_ms']} ms)")
         print(f"          after the push's sending p50 {percentile(after_send, 0.5):6.1f} ms  "
               f"p99 {percentile(after_send, 0.99):6.1f} ms")
-        latencies, drained_s, got = hold_waiters(port, args.waiters, 200)
+        latencies, drained_s, got = hold_waiters(port, args.waiters, 200, store)
         print(f"waiters   {args.waiters} long polls held; other requests p50 {percentile(latencies, 0.5):6.1f} ms  "
               f"p99 {percentile(latencies, 0.99):6.1f} ms  (target p99 < {TARGETS['others_p99_ms']} ms); "
               f"{got} messages reached them {drained_s:.2f} s after the pushes began")
     finally:
         services.stop_all()
+        store.close()
         redis.cleanup()
         shutil.rmtree(logdir, ignore_errors=True)
 

@@ -58,6 +58,7 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
+from app.processes import ServiceProcesses, die_with_parent, service_env  # noqa: E402
 from bench import cpu_seconds, descendants  # noqa: E402
 from config.settings import Settings, load_settings  # noqa: E402
 
@@ -67,9 +68,6 @@ BATCH_SIZE = 100
 BASELINE_QUEUE = "htq-bench-baseline"
 BASELINE_TASK = "bench.baseline_send"
 BARE_KEY_PREFIX = "bench:bare:"
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 15.0
-PR_SET_PDEATHSIG = 1
 
 
 # -- the HTTP target (subprocess: `python -m bench.requests _target PORT`) ---------------------
@@ -296,67 +294,6 @@ def __getattr__(name: str):
 # -- process management ---------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """Child side of Popen: get SIGTERM if the bench itself dies without cleaning up."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
-class Processes:
-    """Every subprocess the bench starts, each in its own process group, all stopped at the end."""
-
-    def __init__(self, logdir: Path, env: dict[str, str]):
-        self.logdir = logdir
-        self.env = env
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = open(self.logdir / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, cwd=REPO, env=env or self.env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.logdir / f"{name}.log").read_text(errors="replace")
-
-    def wait_log(self, name: str, text: str, timeout_s: float = START_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while text not in self.log(name):
-            if self.procs[name].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start; its log:\n{self.log(name)[-3000:]}")
-            time.sleep(0.1)
-
-    def stop(self, *names: str) -> None:
-        procs = [(name, self.procs.pop(name)) for name in names if name in self.procs]
-        for _, proc in procs:
-            if proc.poll() is None:
-                _killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for _, proc in procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            _killpg(proc.pid, signal.SIGKILL)  # pool children or workers left behind, if any
-
-    def stop_all(self) -> None:
-        self.stop(*reversed(list(self.procs)))
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
 def _rss_kib(pid: int) -> int:
     """Proportional set size (shared pages split between the processes sharing them), else RSS."""
     for path, field_name in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
@@ -396,7 +333,7 @@ class Bench:
     args: argparse.Namespace
     sizes: Sizes
     workdir: Path
-    procs: Processes = field(init=False)
+    procs: ServiceProcesses = field(init=False)
     results: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -414,50 +351,28 @@ class Bench:
         import requests
 
         self.redis_server.start()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HTQ_", "CELERY_", "WEBHOOK_"))}
-        env.update({"REDIS_URL": self.redis_server.url, "HTQ_ALLOW_PRIVATE_TARGETS": "1",
-                    "PYTHONPATH": str(REPO), "HTQ_CONCURRENCY": str(self.args.concurrency)})
+        extra = {"HTQ_CONCURRENCY": str(self.args.concurrency)}
         if self.args.horizon:
-            env["HTQ_HORIZON"] = str(self.args.horizon)
-        self.env = env
-        self.settings = load_settings(env)
+            extra["HTQ_HORIZON"] = str(self.args.horizon)
+        self.env = service_env(self.redis_server.url, **extra)
+        self.settings = load_settings(self.env)
         self.redis = redis.Redis.from_url(self.redis_server.url, decode_responses=True)
-        self.procs = Processes(self.workdir, env)
+        self.procs = ServiceProcesses(self.env, self.workdir, die_with_parent=True)
         self.http = requests.Session()
         self.procs.start("target", [sys.executable, "-m", "bench.requests", "_target", str(self.target_port)])
-        gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "config" / "gunicorn.py")]
-        self.procs.start("web-htq", [*gunicorn, "--bind", f"127.0.0.1:{self.htq_port}", "app:create_app()"])
-        self.procs.start("web-bare", [*gunicorn, "--bind", f"127.0.0.1:{self.bare_port}", "bench.requests:bare_app()"])
-        for name, url in (("target", self.target + "/__count"), ("web-htq", self.htq + "/healthz"),
-                          ("web-bare", f"http://127.0.0.1:{self.bare_port}/openapi.json")):
-            self._wait_http(name, url)
-
-    def _wait_http(self, name: str, url: str) -> None:
-        import requests
-
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                if requests.get(url, timeout=5).status_code < 500:
-                    return
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if self.procs.procs[name].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start; its log:\n{self.procs.log(name)[-3000:]}")
-            time.sleep(0.1)
+        self.procs.start_web(self.htq_port, name="web-htq")
+        self.procs.start_web(self.bare_port, "bench.requests:bare_app()", name="web-bare", ready_path="/openapi.json")
+        self.procs.wait_answering("target", self.target + "/__count")
 
     def start_htq_workers(self) -> None:
-        self.procs.start("worker-htq", [sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "INFO",
-                                        "-c", str(self.args.concurrency), "-n", "htq@%h"])
-        self.procs.start("beat", [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "INFO",
-                                  "-s", str(self.workdir / "beat-schedule")])
+        self.procs.start_worker("worker-htq", concurrency=self.args.concurrency, options=())
+        self.procs.start_beat()
         self.procs.wait_log("worker-htq", " ready.")
         self.procs.wait_log("beat", "beat: Starting")
 
     def start_baseline_worker(self) -> None:
-        self.procs.start("worker-baseline", [sys.executable, "-m", "celery", "-A", "bench.requests:baseline_celery",
-                                             "worker", "-l", "INFO", "-c", str(self.args.concurrency),
-                                             "-n", "baseline@%h"])
+        self.procs.start_worker("worker-baseline", concurrency=self.args.concurrency,
+                                app="bench.requests:baseline_celery", options=())
         self.procs.wait_log("worker-baseline", " ready.")
 
     # -- helpers --------------------------------------------------------------------------------
@@ -495,7 +410,7 @@ class Bench:
                 "--start-at", str(start_at), "--warmup", str(self.sizes.api_warmup_s),
                 "--duration", str(self.sizes.api_duration_s)]
         loaders = [subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=subprocess.PIPE, start_new_session=True,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=die_with_parent)
                    for _ in range(self.args.clients)]
         statuses: dict[str, int] = {}
         latencies: list[float] = []
@@ -521,7 +436,7 @@ class Bench:
         finally:
             for loader in loaders:
                 if loader.poll() is None:
-                    _killpg(loader.pid, signal.SIGKILL)
+                    loader.kill()
                     loader.wait()
         ok = statuses.get("201", 0)
         duration = self.sizes.api_duration_s

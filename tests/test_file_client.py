@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from app import file_client
 from app.cli import main
+from app.embedded import free_port
 from app.file_client import (
     ClientError,
     HTTPError,
@@ -20,7 +21,6 @@ from app.file_client import (
     Unreachable,
     push_lines,
 )
-from tests.conftest import free_port
 from tests.support.http_target import HttpTarget, Reply
 
 PUSH = "/v1/queues/q/messages/batch"

@@ -81,6 +81,12 @@ class Notifier:
                     if not waiters:
                         del self._waiters[channel]
 
+    def waiting(self, channel: str) -> int:
+        """How many waiters of this process are registered on `channel` now, each of which a
+        publish from now on reaches (read-only, for operators and tests)."""
+        with self._lock:
+            return len(self._waiters.get(channel, ()))
+
     def _ensure_listening(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             with self._lock:

@@ -11,7 +11,7 @@ from app.core.outcome import FAILED, Outcome
 from app.core.publish import Publisher
 from app.core.task_names import SEND_BATCHES
 from app.extensions import services
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 URL = "http://127.0.0.1:9/in"
 MAX_BODY = 1024

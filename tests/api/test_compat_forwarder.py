@@ -12,8 +12,9 @@ from app.core.batches import ENV_BATCH, BatchForwarder
 from app.core.publish import Publisher
 from app.core.task_names import SEND_BATCHES
 from app.extensions import services
-from tests.conftest import make_settings, wait_until
 from tests.support.http_target import Reply
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 URL = "http://127.0.0.1:9/in"
 README_RECORD = {

@@ -19,7 +19,9 @@ from app.core.relay import RequestRelay
 from app.core.task_names import NOTIFY_CANCEL
 from app.extensions import services
 from app.storage import keys
-from tests.conftest import make_settings
+from app.storage.requests import ended_channel
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_parked
 
 TARGET = "http://127.0.0.1:9/task"
 BASE = "http://localhost/compat/htq/"
@@ -198,8 +200,9 @@ def test_response_waits_for_the_end_without_blocking_other_clients(app, client, 
             assert client.get("/compat/htq/").status_code == 200
             assert status(client, public_id) == "queued"
         assert time.monotonic() - started < 2
-        time.sleep(0.3)
-        assert waiter.is_alive() and answers == []
+        with app.app_context():
+            wait_parked(services().notifier, ended_channel(native(app, public_id)["id"]))
+        assert waiter.is_alive() and answers == []  # waiting for the end, not answered
         settle(attempts, app, public_id, Outcome(SUCCEEDED, status_code=201, reason="Created"))
         waiter.join(5)
     finally:

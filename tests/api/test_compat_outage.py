@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 
 @pytest.mark.parametrize("method, path, body, shape", [

@@ -7,24 +7,24 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import redis
 import requests
 from werkzeug.test import EnvironBuilder
 
 from app import create_app
 from app.compat.pushpull import PULL_LOCK_S, client_gone
-from tests.conftest import ServiceProcesses, free_port, make_settings, service_env, wait_until
+from app.embedded import free_port
+from app.extensions import services
+from app.processes import ServiceProcesses, service_env
+from app.storage.queues import channel
+from tests.support.clock import FakeClock
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_parked, wait_until
 
 T0 = 1_800_000_000_000
-
-
-class Clock:
-    def __init__(self, ms: int = T0):
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
 
 
 @pytest.fixture
@@ -109,7 +109,8 @@ def test_a_waiting_pull_answers_as_soon_as_a_message_is_pushed(redis_url):
 
     puller = threading.Thread(target=wait_for_message)
     puller.start()
-    time.sleep(0.3)
+    with app.app_context():
+        wait_parked(services().notifier, channel("wake"))
     assert app.test_client().post("/compat/pushpull/push/wake", data=b"now").status_code == 200
     puller.join(10)
     assert result["status"] == 200 and result["data"] == b"now"
@@ -127,7 +128,8 @@ def test_a_message_goes_to_exactly_one_of_several_pullers(redis_url):
     pullers = [threading.Thread(target=one_pull) for _ in range(4)]
     for puller in pullers:
         puller.start()
-    time.sleep(0.3)
+    with app.app_context():
+        wait_parked(services().notifier, channel("one"), count=4)
     app.test_client().post("/compat/pushpull/push/one", data=b"only once")
     for puller in pullers:
         puller.join(10)
@@ -204,13 +206,13 @@ def test_a_response_written_in_full_acknowledges_its_message_on_close(app, clien
 
 
 def test_a_web_process_that_died_mid_pull_leaves_the_message_to_come_back_when_its_lock_ends(redis_url):
-    clock = Clock()
+    clock = FakeClock(T0)
     app = create_app(make_settings(redis_url, long_poll_timeout_s=0.3, max_body_bytes=1024), clock_ms=clock)
     client = app.test_client()
     client.post("/compat/pushpull/push/orphan", data=b"survivor")
     start_pull(app, "orphan")  # never written, never closed: the process died
     assert pull(client, "/compat/pushpull/pull/orphan").status_code == 204
-    clock.ms += int(PULL_LOCK_S * 1000) + 1
+    clock.advance(PULL_LOCK_S + 0.001)
     assert pull(client, "/compat/pushpull/pull/orphan").data == b"survivor"
 
 
@@ -240,21 +242,41 @@ def gunicorn(redis_url, tmp_path):
         procs.stop_all()
 
 
-def test_a_puller_that_disconnected_while_waiting_does_not_lose_the_message(gunicorn):
+def pattern_subscribers(client: redis.Redis) -> int:
+    """Connections subscribed to a pattern: a web process's notifier has one once a long poll waits."""
+    return sum(1 for connection in client.client_list() if int(connection.get("psub", 0)))
+
+
+def server_saw_close(server_port: int, client_port: int) -> bool:
+    """The server's end of the connection from client_port is in CLOSE_WAIT: the client's FIN arrived."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)) == (server_port, client_port):
+            return state == "08"
+    return False
+
+
+def test_a_puller_that_disconnected_while_waiting_does_not_lose_the_message(gunicorn, redis_url):
     base, port = gunicorn
+    store = redis.Redis.from_url(redis_url, decode_responses=True)
+    notices = store.pubsub(ignore_subscribe_messages=True)
+    notices.subscribe(channel("files"))
+    subscribers_before = pattern_subscribers(store)
     gone = socket.create_connection(("127.0.0.1", port))
     gone.sendall(b"GET /compat/pushpull/pull/files HTTP/1.1\r\nHost: test\r\n\r\n")
-    time.sleep(0.5)  # its long poll is waiting on the server
+    # Its long poll waits on the server: the web process's notifier subscribed for it.
+    wait_until(lambda: pattern_subscribers(store) > subscribers_before, 10)
+    client_port = gone.getsockname()[1]
     gone.close()
-    time.sleep(0.2)
+    wait_until(lambda: server_saw_close(port, client_port), 5, 0.005)
     assert requests.post(base + "/compat/pushpull/push/files", data=b"line 1", timeout=5).status_code == 200
-
-    def settled() -> bool:  # the departed puller received it (it was the only one) and gave it back
-        queue = requests.get(base + "/v1/queues/files", timeout=5).json()
-        return (queue["visible"], queue["in_flight"]) == (1, 0)
-
-    time.sleep(0.5)
-    wait_until(settled, 5, 0.05)
+    # Two notices on the queue's channel: the push, then the departed puller (the only one, so it
+    # received the message) giving it back.
+    assert [wait_until(lambda: notices.get_message(timeout=1), 5)["data"] for _ in range(2)] == ["1", "1"]
+    notices.close()
+    store.close()
+    queue = requests.get(base + "/v1/queues/files", timeout=5).json()
+    assert (queue["visible"], queue["in_flight"]) == (1, 0)
     received = requests.post(base + "/v1/queues/files/messages/receive", json={}, timeout=5).json()["messages"]
     assert [(m["body"], m["receive_count"]) for m in received] == [("line 1", 2)]
 

@@ -15,7 +15,8 @@ from app.core.relay import RequestRelay
 from app.embedded import free_port
 from app.extensions import services
 from app.storage import keys
-from tests.conftest import make_settings
+from tests.support.clock import FakeClock
+from tests.support.settings import make_settings
 
 T0 = 1_800_000_000_000
 HOOK = "http://127.0.0.1:9/hook"
@@ -24,17 +25,9 @@ BAD_URL = {"error": {"code": 422, "details": "Invalid params - invalid param: in
 NOT_FOUND = {"error": {"code": 404, "details": "Not found - timer does not exist"}}
 
 
-class Clock:
-    def __init__(self, ms: int = T0):
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock(T0)
 
 
 @pytest.fixture
@@ -124,11 +117,11 @@ def test_body_is_read_as_json_whatever_its_content_type_and_unknown_fields_are_i
 def test_time_left_counts_down_in_whole_seconds_and_never_goes_below_zero(client, clock):
     timer_id = set_timer(client, url=HOOK, seconds=10)
     assert time_left(client, timer_id) == 10
-    clock.ms += 1
+    clock.advance_ms(1)
     assert time_left(client, timer_id) == 9
-    clock.ms += 8_998
+    clock.advance_ms(8_998)
     assert time_left(client, timer_id) == 1
-    clock.ms += 60_000  # due long ago, not sent yet (no worker): still never negative
+    clock.advance_ms(60_000)  # due long ago, not sent yet (no worker): still never negative
     assert time_left(client, timer_id) == 0
 
 
@@ -156,7 +149,7 @@ def test_time_left_is_zero_after_expiry_through_the_archive(app, client, attempt
     timer_id = set_timer(client, url=HOOK)
     send_once(attempts, app, timer_id, Outcome(SUCCEEDED, status_code=200))
     request_id = native(app, timer_id)["id"]
-    clock.ms += app.config["HTQ_SETTINGS"].retention_s * 1000 + 1
+    clock.advance_ms(app.config["HTQ_SETTINGS"].retention_s * 1000 + 1)
     assert RequestRelay(store, attempts.publisher, attempts.settings, attempts, clock_ms=clock).expire() == 1
     assert not store.redis.exists(keys.request(request_id), keys.request_alias("timers", timer_id))
     assert store.redis.zcard(keys.request_aliases("timers")) == 0

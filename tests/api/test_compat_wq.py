@@ -12,23 +12,16 @@ import pytest
 from app import create_app
 from app.core.queues import STORED_DEFAULTS
 from app.storage import queues as store_queues
-from tests.conftest import make_settings
+from tests.support.clock import FakeClock
+from tests.support.settings import make_settings
 
 T0 = 1_800_000_000_000
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
-class Clock:
-    def __init__(self, ms: int = T0):
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock(T0)
 
 
 def make_app(redis_url, clock, **overrides):
@@ -145,9 +138,9 @@ def test_receiving_from_a_queue_never_pushed_to_is_empty(client):
 def test_locked_messages_come_back_with_the_same_id_after_the_default_1000_ms(client, clock):
     first, second = push(client, {"a": 1}), push(client, {"b": 2})
     assert [m["id"] for m in receive(client)] == [first, second]
-    clock.ms += 999
+    clock.advance_ms(999)
     assert receive(client) == []
-    clock.ms += 1
+    clock.advance_ms(1)
     again = receive(client)
     assert again == [{"id": first, "body": {"a": 1}}, {"id": second, "body": {"b": 2}}]
 
@@ -156,9 +149,9 @@ def test_the_visibility_timeout_comes_from_wq_visibility_timeout_ms(redis_url, c
     client = make_app(redis_url, clock, wq_visibility_timeout_ms=5000).test_client()
     message_id = push(client, {"x": 1})
     assert len(receive(client)) == 1
-    clock.ms += 4999
+    clock.advance_ms(4999)
     assert receive(client) == []
-    clock.ms += 1
+    clock.advance_ms(1)
     assert [m["id"] for m in receive(client)] == [message_id]
 
 
@@ -166,7 +159,7 @@ def test_confirm_deletes_a_locked_message_for_good(client, clock):
     message_id = push(client, {"x": 1})
     receive(client)
     assert client.patch(f"/compat/wq/{message_id}").status_code == 204
-    clock.ms += 60_000
+    clock.advance_ms(60_000)
     assert receive(client) == []
     again = client.patch(f"/compat/wq/{message_id}")
     assert again.status_code == 404 and again.get_json() == not_available(message_id)
@@ -182,7 +175,7 @@ def test_confirming_a_message_that_was_never_received_is_404(client):
 def test_confirming_after_the_lock_expired_is_404_and_the_message_stays(client, clock):
     message_id = push(client, {"x": 1})
     receive(client)
-    clock.ms += 1000
+    clock.advance_ms(1000)
     response = client.patch(f"/compat/wq/{message_id}")
     assert response.status_code == 404 and response.get_json() == not_available(message_id)
     assert [m["id"] for m in receive(client)] == [message_id]

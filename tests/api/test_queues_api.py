@@ -8,7 +8,10 @@ import time
 import pytest
 
 from app import create_app
-from tests.conftest import make_settings
+from app.extensions import services
+from app.storage.queues import channel
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_parked
 
 
 @pytest.fixture
@@ -272,7 +275,8 @@ def test_long_poll_answers_when_a_message_arrives(app, client):
     waiter = threading.Thread(target=lambda: results.append(
         (app.test_client().post("/v1/queues/q/messages/receive", json={"wait": 10}), time.monotonic())))
     waiter.start()
-    time.sleep(0.3)
+    with app.app_context():
+        wait_parked(services().notifier, channel("q"))
     pushed_at = time.monotonic()
     message_id = push(client).get_json()["id"]
     waiter.join(5)

@@ -10,7 +10,7 @@ from app import create_app
 from app.core.publish import Publisher
 from app.extensions import services
 from app.storage import keys
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 URL = "http://127.0.0.1:9/hook"
 

@@ -11,19 +11,6 @@ from app.core.requests import RequestService
 from app.storage import keys
 
 
-class Clock:
-    def __init__(self, ms: int = 1_700_000_000_000):
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def service(store, settings, sender, clock):
     return RequestService(store, Publisher(sender), settings, clock_ms=clock)
@@ -47,7 +34,7 @@ def test_relay_publishes_only_what_enters_the_horizon_with_its_exact_eta(service
     far = service.create(fields(delay=3600)).resource["id"]
     soon = service.create(fields(delay=90)).resource["id"]
     assert sender.sent == []
-    clock.ms += 31_000
+    clock.advance_ms(31_000)
     assert relay.tick()["claimed"] == 1
     [(name, [[items]], eta)] = sender.sent
     assert name == "htq.deliver_requests" and items == [soon, 1, clock.ms - 31_000 + 90_000]
@@ -60,7 +47,7 @@ def test_two_relays_never_publish_a_request_twice(service, relay, store, setting
     publisher = Publisher(sender)
     other_attempts = Attempts(store, publisher, settings, clock_ms=clock)
     other = RequestRelay(store, publisher, settings, other_attempts, clock_ms=clock)
-    clock.ms += 50_000
+    clock.advance_ms(50_000)
     relay.tick()
     other.tick()
     published = [item[0] for item in sender.deliveries()]
@@ -92,18 +79,18 @@ def test_retry_goes_back_through_the_schedule_with_backoff(service, attempts, se
 def test_expired_lease_is_settled_as_a_lost_attempt_and_retried(service, attempts, relay, sender, clock, settings):
     request_id = service.create(fields(timeout=10)).resource["id"]
     attempts.start([(request_id, 1, clock.ms)])
-    clock.ms += 10_000 + int(settings.lease_margin_s * 1000) + 1
+    clock.advance_ms(10_000 + settings.lease_margin_ms + 1)
     counts = relay.tick()
     assert counts["lost"] == 1
-    attempts = service.attempts(request_id)
-    assert attempts[0]["error"].startswith("worker lost")
+    recorded = service.attempts(request_id)
+    assert recorded[0]["error"].startswith("worker lost")
     assert service.status(request_id)["status"] in {"queued", "retrying"}
 
 
 def test_publish_lost_before_start_is_published_again_after_the_grace(service, relay, sender, clock, settings):
     request_id = service.create(fields()).resource["id"]
     sender.sent.clear()
-    clock.ms += settings.publish_grace_ms + 1
+    clock.advance_ms(settings.publish_grace_ms + 1)
     assert relay.tick()["republished"] == 1
     assert sender.deliveries() == [[request_id, 1, clock.ms - settings.publish_grace_ms - 1]]
 
@@ -119,7 +106,7 @@ def test_expire_removes_requests_after_the_retention(service, relay, clock, sett
     request_id = service.create(fields()).resource["id"]
     service.cancel(request_id)
     assert relay.expire() == 0
-    clock.ms += settings.retention_s * 1000
+    clock.advance_ms(settings.retention_s * 1000)
     assert relay.expire() == 1
     with pytest.raises(Exception) as gone:
         service.get(request_id)

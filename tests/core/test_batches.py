@@ -16,25 +16,9 @@ from app.core.task_names import SEND_BATCHES
 from app.storage import batches as sb
 from app.storage import keys
 from app.storage.client import Store
-from tests.conftest import RecordingSender, make_settings
-
-T0 = 1_700_000_000_000
-
-
-class Clock:
-    def __init__(self, now: int = T0):
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += round(seconds * 1000)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from tests.support.clock import FakeClock
+from tests.support.sender import RecordingSender
+from tests.support.settings import make_settings
 
 
 @pytest.fixture
@@ -305,7 +289,7 @@ def test_batches_keep_order_never_exceed_the_limits_and_lose_or_repeat_nothing(r
                                                                                max_bytes, flush_between):
     store = Store.from_url(redis_server.url)
     store.redis.flushall()
-    sender, clock = RecordingSender(), Clock()
+    sender, clock = RecordingSender(), FakeClock()
     settings = make_settings(redis_server.url)
     service = BatchService(store, Publisher(sender), settings, clock)
     forwarder = BatchForwarder(store, Publisher(sender), settings, clock)
@@ -350,4 +334,4 @@ def test_retries_are_published_with_their_countdown_and_long_ones_left_to_the_sw
                                          ("E-5", Settled("sent")), ("E-6", Settled("dead"))])
     published = [(args, eta) for name, args, eta in sender.sent if name == SEND_BATCHES]
     assert [(args, eta.timestamp() * 1000 if eta else None) for args, eta in published] == [
-        (["events", [["E-1", 2], ["E-2", 3]]], clock.now + 2000), (["events", [["E-3", 2]]], None)]
+        (["events", [["E-1", 2], ["E-2", 3]]], clock.ms + 2000), (["events", [["E-3", 2]]], None)]

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from app import create_app
+from app.processes import ROOT, service_env
 from config.settings import ConfigError, load_settings
-from tests.conftest import REPO, service_env
 
 
 @pytest.mark.parametrize("raw, seconds", [("10s", 10.0), ("1m30s", 90.0), ("500ms", 0.5), ("2h", 7200.0),
@@ -54,6 +54,6 @@ def test_create_app_refuses_a_bad_interval(monkeypatch):
                                      ["-m", "celery", "-A", "workers", "worker", "-P", "solo"]])
 def test_the_worker_does_not_start_with_a_bad_interval(redis_url, command):
     env = service_env(redis_url, WEBHOOK_POST_ENDPOINT="http://127.0.0.1:9/hook", WEBHOOK_BATCH_INTERVAL="1 minute")
-    result = subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "WEBHOOK_BATCH_INTERVAL: not a duration: '1 minute'" in result.stderr

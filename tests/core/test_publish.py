@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from app.core.publish import DELIVERY_CHUNK, DISPATCH_LEAD_MS, Publisher
-from tests.conftest import RecordingSender
+from tests.support.sender import RecordingSender
 
 NOW = 1_000_000
 

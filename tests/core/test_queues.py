@@ -10,25 +10,9 @@ import pytest
 from app.core.errors import Conflict, Invalid, NotFound, TooLarge
 from app.core.queues import QueueService, json_body, text_body
 from app.storage.notify import Notifier
-from tests.conftest import make_settings
-
-T0 = 1_700_000_000_000
-
-
-class Clock:
-    def __init__(self, now_ms: int = T0):
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-    def advance(self, seconds: float) -> None:
-        self.now_ms += int(seconds * 1000)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
+from app.storage.queues import channel
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_parked
 
 
 @pytest.fixture
@@ -214,25 +198,27 @@ def test_delete_removes_the_queue_and_its_messages(service):
 # -- long polls, on the real clock --------------------------------------------------------------
 
 
-def _later(seconds: float, action) -> threading.Thread:
+def _once_waiting(service: QueueService, name: str, action) -> list[float]:
+    """Run `action` in a thread as soon as a long poll waits on queue `name`; the list gets the
+    time.monotonic() at which it ran."""
+    ran_at: list[float] = []
+
     def run():
-        time.sleep(seconds)
+        wait_parked(service.notifier, channel(name))
+        ran_at.append(time.monotonic())
         action()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=run, daemon=True).start()
+    return ran_at
 
 
 def test_long_poll_returns_as_soon_as_a_message_is_pushed(live):
     live.put("q", {})
-    pusher = _later(0.3, lambda: live.push("q", text_body("hello")))
-    started = time.monotonic()
+    pushed_at = _once_waiting(live, "q", lambda: live.push("q", text_body("hello")))
     got = live.receive("q", wait_s=10)
-    elapsed = time.monotonic() - started
-    pusher.join()
+    returned_at = time.monotonic()
     assert [m["body"] for m in got] == ["hello"]
-    assert 0.25 <= elapsed < 1.0  # the periodic re-check comes after 2.5 s at the earliest
+    assert returned_at - pushed_at[0] < 0.7  # woken by the push: the periodic re-check is 2.5 s away at least
 
 
 def test_long_poll_returns_nothing_once_the_wait_is_over(live):
@@ -262,7 +248,7 @@ def test_long_poll_wakes_when_a_lock_expires(live):
 def test_long_poll_wakes_on_release(live):
     live.push("q", text_body("m"))
     held = live.receive("q", visibility_timeout_s=60)[0]
-    _later(0.2, lambda: live.change_visibility("q", held["id"], held["receipt"], 0))
+    _once_waiting(live, "q", lambda: live.change_visibility("q", held["id"], held["receipt"], 0))
     started = time.monotonic()
     assert [m["id"] for m in live.receive("q", wait_s=10)] == [held["id"]]
     assert time.monotonic() - started < 1.0
@@ -270,7 +256,7 @@ def test_long_poll_wakes_on_release(live):
 
 def test_long_poll_on_a_queue_deleted_meanwhile_is_not_found(live):
     live.put("q", {})
-    _later(0.2, lambda: live.delete("q"))
+    _once_waiting(live, "q", lambda: live.delete("q"))
     started = time.monotonic()
     with pytest.raises(NotFound):
         live.receive("q", wait_s=10)
@@ -283,7 +269,7 @@ def test_one_push_of_one_message_satisfies_exactly_one_of_many_waiters(live):
     waiters = [threading.Thread(target=lambda: results.append(live.receive("q", wait_s=1.5))) for _ in range(8)]
     for waiter in waiters:
         waiter.start()
-    time.sleep(0.2)
+    wait_parked(live.notifier, channel("q"), count=8)
     live.push("q", text_body("only one"))
     for waiter in waiters:
         waiter.join()

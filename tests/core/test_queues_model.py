@@ -18,7 +18,8 @@ from app.core.errors import Conflict, NotFound
 from app.core.queues import QueueService, json_body
 from app.storage import keys
 from app.storage.client import Store
-from tests.conftest import make_settings
+from tests.support.clock import FakeClock
+from tests.support.settings import make_settings
 
 T0 = 1_700_000_000_000
 NAME = "model"
@@ -44,8 +45,8 @@ class QueueMachine(RuleBasedStateMachine):
         client = redis.Redis.from_url(redis_url, decode_responses=True)
         client.flushall()
         self.store = Store(client)
-        self.now = T0
-        self.service = QueueService(self.store, make_settings(redis_url), clock_ms=lambda: self.now)
+        self.clock = FakeClock(T0)
+        self.service = QueueService(self.store, make_settings(redis_url), clock_ms=self.clock)
         self.messages: dict[str, Message] = {}
         self.held: dict[int, list[tuple[str, str]]] = {c: [] for c in range(CONSUMERS)}  # (id, receipt)
         self.pushed = 0
@@ -58,7 +59,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     def reclaim(self) -> None:
         for message in self.messages.values():
-            if message.state == "inflight" and message.lock_ms <= self.now:
+            if message.state == "inflight" and message.lock_ms <= self.clock.ms:
                 if self.max_receives and message.count >= self.max_receives:
                     message.state, message.receipt = "dead", ""
                 else:
@@ -67,7 +68,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     def expected_order(self) -> list[str]:
         visible = [(m.available_ms, m.seq, mid) for mid, m in self.messages.items()
-                   if m.state == "ready" and m.available_ms <= self.now]
+                   if m.state == "ready" and m.available_ms <= self.clock.ms]
         return [mid for _, _, mid in sorted(visible)]
 
     # -- rules --------------------------------------------------------------------------------
@@ -83,7 +84,7 @@ class QueueMachine(RuleBasedStateMachine):
         bodies = list(range(self.pushed, self.pushed + count))
         ids = self.service.push_many(NAME, [(json_body(body), delay_s) for body in bodies])
         for body, message_id in zip(bodies, ids, strict=True):
-            self.messages[message_id] = Message(seq=body, body=body, available_ms=self.now + (delay_ms or 0))
+            self.messages[message_id] = Message(seq=body, body=body, available_ms=self.clock.ms + (delay_ms or 0))
         self.pushed += count
 
     @rule(consumer=st.integers(0, CONSUMERS - 1), max_messages=st.integers(1, 4),
@@ -94,11 +95,11 @@ class QueueMachine(RuleBasedStateMachine):
         got = self.service.receive(NAME, max_messages,
                                    None if visibility_ms is None else visibility_ms / 1000)
         assert [m["id"] for m in got] == expected
-        lock_ms = self.now + (VISIBILITY_MS if visibility_ms is None else visibility_ms)
+        lock_ms = self.clock.ms + (VISIBILITY_MS if visibility_ms is None else visibility_ms)
         for received in got:
             message = self.messages[received["id"]]
             # Never handed out while another consumer's lock on it is still running.
-            assert not (message.state == "inflight" and message.lock_ms > self.now)
+            assert not (message.state == "inflight" and message.lock_ms > self.clock.ms)
             assert received["body"] == message.body
             message.count += 1
             assert received["receive_count"] == message.count
@@ -160,7 +161,7 @@ class QueueMachine(RuleBasedStateMachine):
             return
         assert outcome == "ok"
         if visibility_ms > 0:
-            message.state, message.lock_ms, message.holder = "inflight", self.now + visibility_ms, consumer
+            message.state, message.lock_ms, message.holder = "inflight", self.clock.ms + visibility_ms, consumer
         elif self.max_receives and message.count >= self.max_receives:
             message.state, message.receipt, message.holder = "dead", "", None
         else:
@@ -168,7 +169,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(ms=st.sampled_from([1, 299, 300, 499, 500, 999, 1000, 2500]))
     def advance(self, ms):
-        self.now += ms
+        self.clock.advance_ms(ms)
 
     @rule()
     def sweep(self):
@@ -182,7 +183,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert self.service.redrive(NAME) == len(dead)
         for _, message_id in dead:
             message = self.messages[message_id]
-            message.state, message.count, message.available_ms, message.receipt = "ready", 0, self.now, ""
+            message.state, message.count, message.available_ms, message.receipt = "ready", 0, self.clock.ms, ""
 
     # -- invariants ---------------------------------------------------------------------------
 
@@ -194,7 +195,7 @@ class QueueMachine(RuleBasedStateMachine):
         queue = self.service.get(NAME)
         self.reclaim()
         states = [m.state for m in self.messages.values()]
-        visible = sum(1 for m in self.messages.values() if m.state == "ready" and m.available_ms <= self.now)
+        visible = sum(1 for m in self.messages.values() if m.state == "ready" and m.available_ms <= self.clock.ms)
         assert (queue["visible"], queue["in_flight"], queue["delayed"], queue["dead"]) == (
             visible, states.count("inflight"), states.count("ready") - visible, states.count("dead"))
 

@@ -6,8 +6,9 @@ import signal
 import time
 
 from app import create_app
-from tests.conftest import make_settings, wait_until
 from tests.support.http_target import Reply
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 FAST = {"HTQ_LEASE_MARGIN": "1", "HTQ_PUBLISH_GRACE": "3"}
 
@@ -42,7 +43,9 @@ def test_full_batches_leave_at_once_and_the_rest_after_the_interval_in_order(red
     assert max(received[0].at, received[1].at) < received[2].at
     final = wait_until(lambda: (s := stats(client))["sent_batches"] == 3 and s, 10)
     assert (final["sent_records"], final["pending"], final["in_flight"], final["last_status_code"]) == (25, 0, 0, 200)
-    time.sleep(1.5)  # beat keeps running: no empty batch is ever sent
+    # A sleep on purpose, to show that something does not happen: beat goes on flushing (every
+    # second) for 1.5 s more, and no empty batch may be sent meanwhile.
+    time.sleep(1.5)
     assert len(http_target.requests_to("/in")) == 3
     assert "batch events/" in procs.log("worker") and "POST 10 records" in procs.log("worker")
 

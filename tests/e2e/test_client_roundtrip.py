@@ -14,7 +14,8 @@ import requests
 from click.testing import CliRunner
 
 from app.cli import main
-from tests.conftest import REPO, ServiceProcesses, free_port, service_env
+from app.embedded import free_port
+from app.processes import ROOT, ServiceProcesses, service_env
 
 TOKEN = "s3cret-client-token"
 LINES = 100_000
@@ -32,8 +33,8 @@ def web(redis_server, tmp_path_factory):
 
 
 def htq_client(*args: str, **popen) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HTQ_TOKEN": TOKEN}
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "client", *args], cwd=REPO, env=env, **popen)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HTQ_TOKEN": TOKEN}
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "client", *args], cwd=ROOT, env=env, **popen)
 
 
 def sample_lines(count: int) -> bytes:

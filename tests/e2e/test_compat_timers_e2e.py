@@ -7,8 +7,9 @@ import pytest
 
 from app import create_app
 from app.extensions import services
-from tests.conftest import make_settings, wait_until
 from tests.support.http_target import Reply
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 # A short horizon sends the timers through the relay, as timers of hours would be.
 FAST = {"HTQ_HORIZON": "1", "HTQ_LEASE_MARGIN": "1", "HTQ_PUBLISH_GRACE": "3"}

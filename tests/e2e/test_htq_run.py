@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO, free_port, wait_until
+from app.embedded import free_port
+from app.processes import ROOT
+from tests.support.waiting import wait_until
 
 
 def htq_command() -> list[str]:
@@ -30,7 +32,7 @@ def group_alive(pgid: int) -> bool:
 def htq_run(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "HTQ_", "CELERY_", "WEBHOOK_"))}
-    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONPATH"] = str(ROOT)
     log = open(tmp_path / "htq-run.log", "wb")
     proc = subprocess.Popen([*htq_command(), "run", "--port", str(port), "--concurrency", "2"], cwd=tmp_path,
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

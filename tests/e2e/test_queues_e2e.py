@@ -10,10 +10,12 @@ import time
 import pytest
 
 from app import create_app
+from app.embedded import free_port
 from app.storage import keys
 from app.storage.client import Store
-from tests.conftest import free_port, make_settings, wait_until
-from tests.support.long_polls import collect, open_long_polls
+from bench.long_polls import collect, open_long_polls, wait_parked
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 LONG_POLLS = 500
 
@@ -84,10 +86,11 @@ def web(services_factory):
     return Web(port)
 
 
-def test_gunicorn_holds_500_long_polls_while_other_requests_answer_quickly(web):
+def test_gunicorn_holds_500_long_polls_while_other_requests_answer_quickly(web, store):
     assert web.request("PUT", "/v1/queues/q", {})[0] == 201
+    store.redis.config_resetstat()
     polls = open_long_polls(web.port, "q", LONG_POLLS, {"wait": 20, "max": 1})
-    time.sleep(1.5)  # every poll has checked the queue and is parked
+    wait_parked(store.redis, LONG_POLLS)  # every poll has checked the queue and is waiting
     latencies = []
     for _ in range(100):
         started = time.perf_counter()

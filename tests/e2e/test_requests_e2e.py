@@ -1,15 +1,15 @@
 """Deferred requests end to end: the Flask app, a real Celery worker and beat, a real HTTP target."""
 from __future__ import annotations
 
-import time
-
 import pytest
 import redis
 
 from app import create_app
 from app.core import clock
-from tests.conftest import ServiceProcesses, make_settings, service_env, wait_until
+from app.processes import ServiceProcesses, service_env
 from tests.support.http_target import Reply
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 # A short horizon, lease margin and publish grace make the relay paths happen within seconds.
 FAST = {"HTQ_HORIZON": "1", "HTQ_LEASE_MARGIN": "1", "HTQ_PUBLISH_GRACE": "3"}
@@ -91,14 +91,15 @@ def test_delayed_request_goes_through_the_relay_and_is_never_early(client, http_
     wait_status(client, created["id"], {"succeeded"})
 
 
-def test_cancel_while_running_sends_delete_when_asked(client, http_target):
+def test_cancel_while_running_sends_delete_when_asked(client, http_target, stack):
     http_target.reply("/slow", Reply(200, delay_s=1.5))
     created = client.post("/v1/requests", json={"url": http_target.url + "/slow", "cancel_notify": True}).get_json()
     wait_status(client, created["id"], {"running"})
     assert client.delete(f"/v1/requests/{created['id']}").status_code == 204
     deletes = wait_until(lambda: [r for r in http_target.requests_to("/slow") if r.method == "DELETE"], 20)
     assert deletes[0].headers["Idempotency-Key"] == created["id"]
-    time.sleep(2)
+    # The attempt that was running when it was canceled ends (its 200 comes 1.5 s late) and is settled.
+    wait_until(lambda: f"request {created['id']}: attempt 1 -> " in stack.log("worker"), 20, 0.05)
     assert client.get(f"/v1/requests/{created['id']}/status").get_json()["status"] == "canceled"
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import signal
 
 from app import create_app
-from tests.conftest import make_settings, wait_until
 from tests.support.http_target import Reply
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 FAST = {"HTQ_HORIZON": "1", "HTQ_LEASE_MARGIN": "1", "HTQ_PUBLISH_GRACE": "3"}
 

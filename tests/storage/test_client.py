@@ -8,7 +8,7 @@ import socket
 import redis
 
 from app.storage.client import TcpConnection, connect
-from tests.conftest import wait_until
+from tests.support.waiting import wait_until
 
 
 def test_a_connection_returned_with_an_unread_reply_is_replaced(redis_url):

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from app.storage.notify import Notifier
+from tests.support.waiting import wait_parked, wait_until
 
 CHANNEL = "htq:notify:queue:test"
 
@@ -53,29 +54,26 @@ def start_waiters(notifier, count, check, timeout_s=2.0, share=True, recheck_s=3
     return threads, results
 
 
-def wait_registered(notifier, count, timeout_s=3.0):
-    deadline = time.monotonic() + timeout_s
-    while len(notifier._waiters.get(CHANNEL, ())) < count:
-        assert time.monotonic() < deadline, "waiters did not register"
-        time.sleep(0.01)
-    time.sleep(0.05)  # each has done its check after registering
+def wait_asleep(notifier, pool, count):
+    """Until `count` waiters are registered and asleep: each checks once before registering and
+    once after (its re-check is 30 s away), so 2 x count checks mean every one is past its second."""
+    wait_parked(notifier, CHANNEL, count)
+    wait_until(lambda: pool.checks >= 2 * count, 3, 0.005)
 
 
 def test_a_count_wakes_only_that_many_sharing_waiters(notifier, publisher):
     pool = Pool()
     threads, results = start_waiters(notifier, 6, pool.take)
-    wait_registered(notifier, 6)
+    wait_asleep(notifier, pool, 6)
     checks_before = pool.checks
     pool.add("a", "b")
     publisher.publish(CHANNEL, "2")
-    deadline = time.monotonic() + 2
-    while len(results) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)
+    wait_until(lambda: len(results) >= 2, 2, 0.005)
+    time.sleep(0.2)  # on purpose, to show what does not happen: a wrongly woken waiter would check
     assert sorted(results) == ["a", "b"]
     assert pool.checks - checks_before == 2  # the other four slept on
     publisher.publish(CHANNEL, "0")  # not a count: everyone wakes (and finds nothing)
-    time.sleep(0.3)
+    wait_until(lambda: pool.checks - checks_before >= 6, 2, 0.005)
     assert pool.checks - checks_before == 6
     for thread in threads:
         thread.join(10)
@@ -84,11 +82,11 @@ def test_a_count_wakes_only_that_many_sharing_waiters(notifier, publisher):
 def test_a_count_wakes_every_waiter_that_does_not_share(notifier, publisher):
     pool = Pool()
     threads, results = start_waiters(notifier, 4, pool.take, share=False)
-    wait_registered(notifier, 4)
+    wait_asleep(notifier, pool, 4)
     checks_before = pool.checks
     pool.add("only")
     publisher.publish(CHANNEL, "1")
-    time.sleep(0.3)
+    wait_until(lambda: pool.checks - checks_before >= 4 and results, 2, 0.005)
     assert pool.checks - checks_before == 4 and results == ["only"]
     for thread in threads:
         thread.join(10)
@@ -106,6 +104,8 @@ def test_a_wake_up_that_reaches_a_finished_waiter_is_handed_on(notifier, publish
         # busy, and it finishes with a result of its own, so the wake-up is not used.
         second_registered.wait(3)
         publisher.publish(CHANNEL, "1")
+        # Time for the notifier's subscriber thread to hand the wake-up to this busy waiter:
+        # nothing outside the Notifier shows when it has.
         time.sleep(0.3)
         return "first"
 
@@ -117,8 +117,7 @@ def test_a_wake_up_that_reaches_a_finished_waiter_is_handed_on(notifier, publish
 
     first = threading.Thread(target=lambda: notifier.wait_for(CHANNEL, 5, first_check, recheck_s=30, share=True))
     first.start()
-    while not notifier._waiters.get(CHANNEL):
-        time.sleep(0.005)
+    wait_parked(notifier, CHANNEL)
     started = time.monotonic()
     result = notifier.wait_for(CHANNEL, 5, second_check, recheck_s=30, share=True)
     assert result == "second" and time.monotonic() - started < 1.5
@@ -136,7 +135,7 @@ def test_recheck_period_is_the_one_asked_for_and_jittered(notifier):
 def test_every_waiter_is_woken_when_the_subscription_comes_back(notifier, redis_server):
     flag = threading.Event()
     threads, results = start_waiters(notifier, 3, lambda: "done" if flag.is_set() else None, timeout_s=30)
-    wait_registered(notifier, 3)
+    wait_parked(notifier, CHANNEL, 3)
     redis_server.stop()
     flag.set()  # changed while nobody could publish it
     started = time.monotonic()

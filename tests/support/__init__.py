@@ -1,0 +1,1 @@
+"""Helpers that tests import, one job per module (fixtures stay in tests/conftest.py)."""

@@ -87,7 +87,7 @@ def test_an_unreachable_endpoint_ends_as_a_dead_batch_and_is_logged(rt, service,
 
 
 def test_the_worker_configures_the_env_batch_at_start(redis_url, sender):
-    from tests.conftest import make_settings
+    from tests.support.settings import make_settings
 
     settings = make_settings(redis_url, webhook_post_endpoint="http://127.0.0.1:9/hook", webhook_batch_size=7)
     assert configure_env_batch(settings, sender) is True
@@ -96,7 +96,8 @@ def test_the_worker_configures_the_env_batch_at_start(redis_url, sender):
 
 
 def test_the_worker_starts_even_when_redis_is_down(sender, caplog):
-    from tests.conftest import free_port, make_settings
+    from app.embedded import free_port
+    from tests.support.settings import make_settings
 
     settings = make_settings(f"redis://127.0.0.1:{free_port()}/0", webhook_post_endpoint="http://127.0.0.1:9/hook")
     with caplog.at_level(logging.WARNING):

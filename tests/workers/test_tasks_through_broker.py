@@ -1,0 +1,56 @@
+"""htq's tasks sent through the broker (the test Redis) to an in-process Celery worker, which
+delivers to a real HTTP target: what `task_always_eager` would skip (JSON serialization, routing
+to the htq queue, acks, eta) is all there. tests/e2e does the same with `celery -A workers worker`."""
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from app import create_app
+from tests.support.http_target import Reply
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+def client(settings):
+    """The web side, publishing tasks by name through its own Celery client to the test Redis."""
+    return create_app(settings).test_client()
+
+
+def status(client, request_id: str) -> str:
+    return client.get(f"/v1/requests/{request_id}/status").get_json()["status"]
+
+
+def test_a_created_request_travels_as_htq_deliver_requests_to_the_worker_and_reaches_its_target(
+        worker, client, http_target, caplog):
+    with caplog.at_level(logging.INFO, logger="app.core.attempts"):
+        created = client.post("/v1/requests", json={"url": http_target.url + "/hook", "json": {"n": 1}}).get_json()
+        [received] = http_target.wait_for(1, "/hook")
+        wait_until(lambda: status(client, created["id"]) == "succeeded")
+    assert received.method == "POST" and json.loads(received.body) == {"n": 1}
+    assert received.headers["Idempotency-Key"] == created["id"] and received.headers["Htq-Attempt"] == "1"
+    assert client.get(f"/v1/requests/{created['id']}/response").get_json()["status_code"] == 200
+    assert f"request {created['id']}: attempt 1 -> succeeded (200)" in caplog.messages  # settled in this process
+
+
+def test_a_retry_published_by_the_worker_waits_for_its_eta_and_runs_on_the_worker(worker, client, http_target):
+    http_target.reply("/flaky", Reply(503, headers={"Retry-After": "1"}), Reply(200))
+    created = client.post("/v1/requests", json={"url": http_target.url + "/flaky"}).get_json()
+    first, second = http_target.wait_for(2, "/flaky", timeout_s=15)
+    assert (first.headers["Htq-Attempt"], second.headers["Htq-Attempt"]) == ("1", "2")
+    assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"] == created["id"]
+    assert second.at - first.at >= 1.0  # Retry-After: the eta the worker published it with
+    wait_until(lambda: status(client, created["id"]) == "succeeded")
+
+
+def test_a_full_batch_travels_as_htq_send_batches_to_the_worker_and_is_posted(worker, client, http_target):
+    assert client.put("/v1/batches/events", json={"endpoint": http_target.url + "/in", "max_records": 3,
+                                                   "headers": {"X-Source": "htq"}}).status_code == 201
+    assert client.post("/v1/batches/events/records/batch", json={"records": [{"n": 1}, "two", [3]]}).status_code == 202
+    [received] = http_target.wait_for(1, "/in")
+    assert json.loads(received.body) == [{"n": 1}, "two", [3]]
+    assert received.headers["Htq-Batch-Id"] and received.headers["X-Source"] == "htq"
+    stats = wait_until(lambda: (s := client.get("/v1/batches/events").get_json())["sent_batches"] == 1 and s)
+    assert (stats["sent_records"], stats["pending"], stats["in_flight"]) == (3, 0, 0)
