@@ -12,23 +12,13 @@ from pathlib import Path
 
 import click
 
-import config as config_package
 from app import file_client
 from app.embedded import RedisServer
+from app.processes import celery_argv, web_argv
 from config.settings import ConfigError, load_settings
 
-GUNICORN_CONFIG = Path(config_package.__file__).with_name("gunicorn.py")
 DATA_DIR = Path(".htq")
 STOP_TIMEOUT_S = 40  # above gunicorn's graceful_timeout
-
-
-def _server_argv(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), "--bind", f"{host}:{port}",
-            "app:create_app()"]
-
-
-def _celery_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers", *args]
 
 
 def _check_settings() -> None:
@@ -77,10 +67,10 @@ def run(host: str, port: int | None, concurrency: int | None) -> None:
     signal.signal(signal.SIGTERM, stop)
     try:
         DATA_DIR.mkdir(exist_ok=True)
-        children.append(subprocess.Popen(_server_argv(host, port), env=env))
-        children.append(subprocess.Popen(_celery_argv("worker", "-l", "INFO", "-c", env.get("HTQ_CONCURRENCY", "10")),
+        children.append(subprocess.Popen(web_argv(f"{host}:{port}"), env=env))
+        children.append(subprocess.Popen(celery_argv("worker", "-l", "INFO", "-c", env.get("HTQ_CONCURRENCY", "10")),
                                          env=env))
-        children.append(subprocess.Popen(_celery_argv("beat", "-l", "INFO",
+        children.append(subprocess.Popen(celery_argv("beat", "-l", "INFO",
                                                       "-s", str(DATA_DIR.resolve() / "beat-schedule")), env=env))
         where = f"embedded Redis, data in {DATA_DIR.resolve()}" if redis_server else env["REDIS_URL"]
         click.echo(f"htq listening on http://{host}:{port} (API docs at /docs; {where}). Ctrl-C stops.")
@@ -116,7 +106,7 @@ def _stop_children(children: list[subprocess.Popen]) -> None:
 def server(host: str, port: int | None) -> None:
     """The web server alone (gunicorn with gevent workers): the Procfile's `web`."""
     _check_settings()
-    os.execv(sys.executable, _server_argv(host, port or load_settings().http_port))
+    os.execv(sys.executable, web_argv(f"{host}:{port or load_settings().http_port}"))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -124,7 +114,7 @@ def server(host: str, port: int | None) -> None:
 def worker(celery_args: tuple[str, ...]) -> None:
     """A Celery worker (`celery -A workers worker`); extra options go to Celery."""
     _check_settings()
-    os.execv(sys.executable, _celery_argv("worker", *celery_args))
+    os.execv(sys.executable, celery_argv("worker", *celery_args))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -132,7 +122,7 @@ def worker(celery_args: tuple[str, ...]) -> None:
 def beat(celery_args: tuple[str, ...]) -> None:
     """Celery beat (`celery -A workers beat`). Run exactly one."""
     _check_settings()
-    os.execv(sys.executable, _celery_argv("beat", *celery_args))
+    os.execv(sys.executable, celery_argv("beat", *celery_args))
 
 
 # -- htq client: the earlier file client's job, on the native queue API (app/file_client.py) -----

@@ -30,6 +30,16 @@ SOLO_WORKER_OPTIONS = ("--without-heartbeat", "--without-mingle", "--without-gos
 PR_SET_PDEATHSIG = 1
 
 
+def web_argv(bind: str, app: str = "app:create_app()") -> list[str]:
+    """gunicorn serving htq as the Procfile's `web` does, on `bind` (host:port)."""
+    return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.py"), "--bind", bind, app]
+
+
+def celery_argv(*args: str, app: str = "workers") -> list[str]:
+    """`celery -A workers ...`: the Procfile's `worker` and `beat`, Flower, inspect."""
+    return [sys.executable, "-m", "celery", "-A", app, *args]
+
+
 class TemporaryRedis(RedisServer):
     """The embedded Redis in a fresh temporary directory, removed by cleanup()."""
 
@@ -69,8 +79,7 @@ class ServiceProcesses:
                   ready_path: str = "/healthz") -> str:
         """gunicorn as the Procfile runs it, on 127.0.0.1:port; returns its base URL once
         `ready_path` answers."""
-        self.start(name, [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.py"),
-                          "--bind", f"127.0.0.1:{port}", app])
+        self.start(name, web_argv(f"127.0.0.1:{port}", app))
         base = f"http://127.0.0.1:{port}"
         self.wait_answering(name, base + ready_path)
         return base
@@ -79,13 +88,13 @@ class ServiceProcesses:
                      options: Sequence[str] = SOLO_WORKER_OPTIONS) -> subprocess.Popen:
         """`celery -A <app> worker` named `<name>@<host>`; give `options=()` to run it exactly as
         the Procfile does."""
-        return self.start(name, [sys.executable, "-m", "celery", "-A", app, "worker", "-l", self._log_level(),
-                                 "-c", str(concurrency), "-P", pool, "-n", f"{name}@%h", *options])
+        return self.start(name, celery_argv("worker", "-l", self._log_level(), "-c", str(concurrency), "-P", pool,
+                                            "-n", f"{name}@%h", *options, app=app))
 
     def start_beat(self, name: str = "beat") -> subprocess.Popen:
         """`celery -A workers beat`, its schedule file in the log directory."""
-        return self.start(name, [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", self._log_level(),
-                                 "-s", str(self.logdir / f"{name}-schedule")])
+        schedule = self.logdir / f"{name}-schedule"
+        return self.start(name, celery_argv("beat", "-l", self._log_level(), "-s", str(schedule)))
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         """Any child: `argv` run from ROOT with `env` (this object's unless given)."""
