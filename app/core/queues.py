@@ -214,9 +214,9 @@ class QueueService:
         """Delete a message only while a receive holds its lock (WQ's confirm); False otherwise.
         The lock seen is the one released: a receive in between makes the receipt stale."""
         lock = store_queues.lock(self.store, self._known(name), message_id)
-        if lock is None or lock[1] <= self.now_ms():
+        if lock is None or lock.expiry_ms <= self.now_ms():
             return False
-        return self._ack(name, [(message_id, lock[0])])[0] is Acked.ACKED
+        return self._ack(name, [(message_id, lock.receipt)])[0] is Acked.ACKED
 
     def ack_many(self, name: str, items: list[tuple[str, str | None]]) -> dict:
         results = self._ack(name, items)

@@ -81,6 +81,11 @@ def parse_meta(raw: str) -> tuple[int, int, int, str]:
     return int(avail), int(enq), int(count), receipt
 
 
+class Lock(NamedTuple):
+    receipt: str  # of the receive that holds the message
+    expiry_ms: int
+
+
 class Visibility(NamedTuple):
     """What changing a lock did: `result` is "ok", "missing" (no such queue), "not_found" or
     "stale"; when ok, the time the message becomes visible, or None when it went to the dead letters."""
@@ -147,9 +152,8 @@ def ack(store: Store, name: str, items: list[tuple[str, str | None]]) -> list[Ac
     return None if reply[0] == "missing" else [_ACK_LETTERS[letter] for letter in reply[1]]
 
 
-def lock(store: Store, name: str, message_id: str) -> tuple[str, int] | None:
-    """(receipt, lock expiry ms) of a message a receive holds (its lock may have just ended), or
-    None; read-only. Acknowledging with that receipt then deletes it only if not received since."""
+def lock(store: Store, name: str, message_id: str) -> Lock | None:
+    """The lock of a message a receive holds (it may have just ended), or None; read-only. Acknowledging with that receipt then deletes it only if not received since."""
     pipe = store.pipeline()
     pipe.zscore(keys.queue_inflight(name), message_id)
     pipe.hget(keys.queue_meta(name), message_id)
@@ -157,7 +161,7 @@ def lock(store: Store, name: str, message_id: str) -> tuple[str, int] | None:
     if expiry_ms is None or meta is None:
         return None
     receipt = parse_meta(meta)[3]
-    return (receipt, int(expiry_ms)) if receipt else None
+    return Lock(receipt, int(expiry_ms)) if receipt else None
 
 
 def change_visibility(store: Store, name: str, message_id: str, receipt: str, *, now_ms: int,

@@ -1,5 +1,5 @@
 """htq's tasks sent through the broker (the test Redis) to an in-process Celery worker, which
-delivers to a real HTTP target: what `task_always_eager` would skip (JSON serialization, routing
+delivers to a real HTTP target: what eager mode would skip (JSON serialization, routing
 to the htq queue, acks, eta) is all there. tests/e2e does the same with `celery -A workers worker`."""
 from __future__ import annotations
 
