@@ -42,13 +42,15 @@ def _http_error(exc: HTTPException):
     if isinstance(errors, dict) and len(errors) == 1:
         # webargs nests messages by location ({"json": {...}}); clients want the fields.
         errors = next(iter(errors.values()))
+    if errors is not None and not isinstance(errors, dict):
+        errors = {"_schema": errors}  # the documented shape: an object keyed by field
     if exc.code == 422:
         message = "Validation failed"
-    elif exc.code == 400 and errors:
-        message = "Malformed JSON body"
     elif exc.code == 413:
         message = "Request body too large"
-    return error_response(exc.code or 500, message, errors, dict(data.get("headers") or {}))
+    # The exception's own headers (Allow on a 405, WWW-Authenticate ...), but not its HTML type.
+    headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+    return error_response(exc.code or 500, message, errors, {**headers, **(data.get("headers") or {})})
 
 
 def _domain_error(exc: core_errors.HTQError):

@@ -15,7 +15,8 @@ BODY_METHODS = ("POST", "PUT", "PATCH")
 
 class JSONProvider(DefaultJSONProvider):
     """Flask's JSON provider, writing with orjson: 100 received messages are written in a fifth of
-    the time. What orjson refuses (integers over 64 bits) is written by Flask's own."""
+    the time. What orjson refuses (integers over 64 bits) is written by Flask's own. Reading is
+    `jsontext.loads`, for `request.get_json()` too."""
 
     def dumps(self, obj, **kwargs) -> str:
         try:
@@ -23,14 +24,26 @@ class JSONProvider(DefaultJSONProvider):
         except orjson.JSONEncodeError:
             return super().dumps(obj, **kwargs)
 
+    def loads(self, s, **kwargs):
+        return jsontext.loads(s)
+
 
 class Parser(FlaskParser):
-    """webargs' parser, reading JSON bodies with `jsontext.loads`: NaN and Infinity are 400."""
+    """webargs' parser, reading JSON bodies with `jsontext.loads`: what it refuses (NaN,
+    Infinity, too deep ...) is 400 with the reason, and no per-field `errors`."""
 
     def _raw_load_json(self, req):
         if not is_json_request(req):
             return core.missing
         return jsontext.loads(req.get_data(cache=True))
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        abort_malformed(error)
+
+
+def abort_malformed(error: ValueError):
+    """400 for a body that is not JSON as htq reads it, saying why."""
+    flask_smorest.abort(400, message=f"Malformed JSON body: {jsontext.reason(error)}")
 
 
 class Blueprint(flask_smorest.Blueprint):

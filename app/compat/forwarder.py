@@ -20,6 +20,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.compat import answer_redis_outage
+from app.core import jsontext
 from app.core.batches import ENV_BATCH
 from app.core.errors import NotFound, TooLarge
 from app.extensions import services
@@ -112,16 +113,27 @@ def decode_record(raw: bytes) -> dict:
     if not raw.strip():
         raise DecodeError("EOF")
     try:
-        value = json.loads(raw, parse_float=Number, parse_constant=_no_constant)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise DecodeError("invalid UTF-8 in request body") from None
+    if jsontext.depth_exceeds(text):
+        raise DecodeError("exceeded max depth")  # Go's words, at htq's depth limit
+    try:
+        value = json.loads(text, parse_float=Number, parse_int=_integer, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise DecodeError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise DecodeError("exceeded max depth") from None
     if value is not None and not isinstance(value, dict):
         raise DecodeError(f"json: cannot unmarshal {kind(value)} into Go value of type main.{STRUCT}")
     return decode(value, SCHEMA, "")
+
+
+def _integer(text: str) -> int | Number:
+    """A JSON integer; one too long for int() (4300 digits) is kept as a Number, which no int
+    or float64 field takes, as in Go."""
+    try:
+        return int(text)
+    except ValueError:
+        return Number(text)
 
 
 def _no_constant(text: str):

@@ -11,10 +11,11 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request, url_for
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from app.api.common import abort_malformed
 from app.api.requests.schemas import METHODS
 from app.api.validators import HeaderMap, TargetUrl
 from app.compat import is_public_id, new_public_id
-from app.core import clock
+from app.core import clock, jsontext
 from app.core.errors import Conflict, Gone, Invalid, NotFound
 from app.errors import error_response
 from app.extensions import services
@@ -64,8 +65,12 @@ def queue():
 def send():
     """Queue `{"url", "method", "data", "headers", "timeout"}` (method `get` without data, `post`
     with data; timeout 60 s) → 303 to the request's resource."""
+    try:
+        payload = jsontext.loads(request.get_data())
+    except ValueError as exc:
+        abort_malformed(exc)
     public_id = new_public_id()
-    services().requests.create(native_fields(request.get_json(force=True)), alias=(NAMESPACE, public_id))
+    services().requests.create(native_fields(payload), alias=(NAMESPACE, public_id))
     return "", 303, {"Location": links(public_id)["self"]}
 
 

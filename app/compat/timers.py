@@ -6,7 +6,6 @@ Errors keep httpqueue's envelope: `{"error": {"code": 422, "details": "Invalid p
 """
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.api.validators import check_target_url
 from app.compat import answer_redis_outage, is_public_id, new_public_id
-from app.core import clock
+from app.core import clock, jsontext
 from app.core.errors import Gone, HTQError, NotFound
 from app.core.model import FINAL_STATUSES
 from app.errors import STATUS_BY_ERROR
@@ -91,8 +90,8 @@ def timer_fields(raw: bytes) -> tuple[str, int]:
     """The url and the total delay in seconds of a POST body, decoded as httpqueue did (any
     content type, unknown fields ignored, null as missing)."""
     try:
-        payload = json.loads(raw)
-    except ValueError:
+        payload = jsontext.loads(raw)
+    except ValueError:  # not JSON, or not JSON htq reads (too deep, NaN ...)
         raise TimerError(400, BAD_PAYLOAD) from None
     if not isinstance(payload, dict):
         raise TimerError(400, BAD_PAYLOAD)

@@ -8,7 +8,6 @@ be read through `/v1/queues/wq` too. Errors keep WQ's shape: `{"error": "..."}`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 
@@ -16,6 +15,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.compat import answer_redis_outage, is_public_id
+from app.core import jsontext
 from app.core.errors import NotFound, TooLarge
 from app.core.queues import json_text_body
 from app.extensions import services
@@ -106,16 +106,12 @@ def message_text(raw: bytes) -> str:
         raise WQError(413, f"The message is {len(raw)} bytes, over the limit of {limit}")
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise WQError(400, f"Invalid JSON body: {exc}") from None
+        value = jsontext.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise WQError(400, f"Invalid JSON body: {jsontext.reason(exc)}") from None
     if not isinstance(value, dict | list):
         raise WQError(400, "The body must be a JSON object or array")
     return text
-
-
-def _no_constant(text: str):
-    raise ValueError(f"{text} is not JSON")
 
 
 def amount_arg(raw: str | None) -> int:

@@ -3,29 +3,124 @@
 Reading stays with the json module because orjson turns integers over 64 bits into floats, and a
 message must come back as it was sent. Writing falls back to the json module for what orjson
 refuses: integers over 64 bits and strings holding a lone surrogate (the json module reads one
-from "\\ud800"). NaN and Infinity are refused when read (JSON has no such values; orjson would
-write them as null).
+from "\\ud800").
+
+What is read is what can be written back: `loads` refuses (as malformed JSON) text that is not
+UTF-8, nesting deeper than MAX_DEPTH levels (orjson writes at most 255, the json module stops at
+Python's recursion limit), NaN and Infinity (JSON has no such values; orjson would write them as
+null), numbers too large for a double (1e400 would read as Infinity) and integers longer than
+Python converts (4300 digits).
 """
 from __future__ import annotations
 
 import json
+import math
+import re
+import sys
+from array import array
+from itertools import accumulate
 from typing import Any
 
 import orjson
 
+# Levels of arrays and objects in one JSON text, the outermost included: deep enough for any
+# real document, shallow enough that every answer wrapping one (a listing, a callback) is
+# written by orjson with room to spare.
+MAX_DEPTH = 100
+
+
+class Refused(json.JSONDecodeError):
+    """JSON text that `loads` does not read although the json module would (no position)."""
+
+    def __init__(self, message: str, text: str):
+        super().__init__(message, text or message, 0)  # an empty doc would read as "no body" to webargs
+
+
+class TooDeep(Refused):
+    """JSON text nested deeper than MAX_DEPTH."""
+
 
 def _refuse_constant(name: str):
-    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+    raise Refused(f"{name} is not JSON", name)
 
 
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+def finite_float(text: str) -> float:
+    """A JSON number as a float (json's `parse_float`); Refused if too large for a double."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise Refused(f"the number {text[:20]} is out of range", text)
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=finite_float)
+
+# For the depth check: the text's skeleton, its brackets (all made square) and quotes.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_SKELETON = bytes(set(range(256)) - set(b'[]{}"'))
+_STEPS = bytes.maketrans(b"[]", b"\x01\xff")  # as signed bytes: +1 opening, -1 closing
+_QUICK_PASSES = 8
+
+
+def depth_exceeds(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON text nests arrays and objects more than `limit` levels deep, at C speed.
+
+    Text with few brackets is answered by counting them. Otherwise its skeleton is kept:
+    brackets and quotes (every quote delimits a string unless one is escaped; then strings are
+    matched one by one). Strings without brackets vanish with their `""`, those with some are cut
+    out; a few passes drop the innermost pairs, a level each, which is all shallow text needs;
+    deeper text is measured by the running sum of its brackets (unclosed ones count)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    if '\\"' in text:
+        text = _STRING.sub("", text)
+    skeleton = text.encode("utf-8", "ignore").translate(_SQUARE, _NOT_SKELETON).replace(b'""', b"")
+    if b'"' in skeleton:
+        skeleton = b"".join(skeleton.split(b'"')[::2])
+    for _ in range(_QUICK_PASSES):
+        shorter = skeleton.replace(b"[]", b"")
+        if not shorter:
+            return False
+        if len(shorter) == len(skeleton):
+            break  # brackets that do not pair up
+        skeleton, limit = shorter, limit - 1
+    return max(accumulate(array("b", skeleton.translate(_STEPS))), default=0) > limit
+
+
+def check_depth(text: str) -> None:
+    """Raises TooDeep (a JSONDecodeError) for text nested deeper than MAX_DEPTH."""
+    if depth_exceeds(text):
+        raise TooDeep(f"nested deeper than {MAX_DEPTH} levels", text)
 
 
 def loads(text: str | bytes) -> Any:
-    """The value of a JSON text; JSONDecodeError (a ValueError) if it is not JSON, NaN included."""
+    """The value of a JSON text; a ValueError if it is not JSON as htq reads it (see the module's
+    docstring): JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8."""
     if not isinstance(text, str):
-        text = text.decode(json.detect_encoding(text), "surrogatepass")
-    return _DECODER.decode(text)
+        text = text.decode(json.detect_encoding(text))
+    check_depth(text)
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # int() of more than 4300 digits
+        raise too_many_digits(text) from None
+
+
+def too_many_digits(text: str) -> Refused:
+    """What `loads` raises for the ValueError of int() on an integer of more than 4300 digits."""
+    return Refused(f"an integer has more than {sys.get_int_max_str_digits()} digits", text)
+
+
+def reason(error: ValueError) -> str:
+    """Why `loads` refused a text, for an error message."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 (byte {error.start})"
+    if isinstance(error, Refused):
+        return error.msg
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} (char {error.pos})"
+    return str(error)
 
 
 def embedded(text: str) -> orjson.Fragment:
@@ -39,3 +134,4 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:
         return json.dumps(value, separators=(",", ":"))
+

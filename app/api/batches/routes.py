@@ -24,7 +24,8 @@ from app.api.batches.schemas import (
     one_record,
     record_batch,
 )
-from app.api.common import Blueprint, require_json_body
+from app.api.common import Blueprint, abort_malformed, require_json_body
+from app.core import jsontext
 from app.extensions import services
 
 blp = Blueprint("batches", __name__, url_prefix="/v1/batches",
@@ -70,11 +71,11 @@ class BatchItem(MethodView):
 def _records(parse):
     """The record texts of the body as `parse` finds them: 400 if it is not JSON, 422 if invalid."""
     try:
-        parsed = parse(request.get_data().decode("utf-8"))
-    except UnicodeDecodeError:
-        abort(400, message="Malformed JSON body: not UTF-8")
-    except json.JSONDecodeError as exc:
-        abort(400, message=f"Malformed JSON body: {exc}")
+        text = request.get_data().decode("utf-8")
+        jsontext.check_depth(text)
+        parsed = parse(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        abort_malformed(exc)
     except RecordError as exc:
         abort(422, messages={"json": {"records": {str(exc.index): [exc.message]}}})
     return parsed

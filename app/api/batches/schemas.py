@@ -7,6 +7,7 @@ import re
 from marshmallow import RAISE, Schema, fields, validate
 
 from app.api.validators import HeaderMap, TargetUrl
+from app.core import jsontext
 from app.core.batches import MAX_RECORDS_PER_CALL
 
 MAX_RECORDS = 10000
@@ -120,7 +121,7 @@ def _refuse_constant(name: str):
     raise NotJson(f"{name} is not JSON")
 
 
-_scan_once = json.JSONDecoder(parse_constant=_refuse_constant).scan_once
+_scan_once = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=jsontext.finite_float).scan_once
 
 
 def _skip(text: str, index: int) -> int:
@@ -132,6 +133,10 @@ def _value_end(text: str, index: int) -> int:
         return _scan_once(text, index)[1]
     except StopIteration:
         raise json.JSONDecodeError("Expecting value", text, index) from None
+    except (json.JSONDecodeError, NotJson):
+        raise
+    except ValueError:  # int() of too many digits
+        raise jsontext.too_many_digits(text) from None
 
 
 def _expect(text: str, index: int, char: str) -> int:
@@ -162,6 +167,10 @@ def _array_items(text: str, index: int) -> tuple[list[str], int]:
         raise json.JSONDecodeError("Expecting value", text, index) from None
     except NotJson:
         raise RecordError(len(items)) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # int() of too many digits
+        raise jsontext.too_many_digits(text) from None
 
 
 class RecordError(ValueError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import abort, jsonify, request
 from flask.views import MethodView
 
-from app.api.common import BODY_METHODS, Blueprint
+from app.api.common import BODY_METHODS, Blueprint, abort_malformed
 from app.api.queues.schemas import (
     AckBatchSchema,
     AckResultSchema,
@@ -68,7 +68,7 @@ def _message_body() -> str:
         text = request.get_data().decode("utf-8")
         jsontext.loads(text)
     except ValueError as exc:  # UnicodeDecodeError is one too
-        abort(400, description=f"Malformed JSON body: {exc}")
+        abort_malformed(exc)
     return json_text_body(text)
 
 

@@ -1,0 +1,180 @@
+"""Hostile input on every JSON route, native and compat, through the Flask app on a real Redis:
+never a 500, each profile's own error shape, nothing stored. (Limits the web server enforces, on chunked bodies and
+header sizes, are tested through gunicorn in tests/e2e/test_web_server_limits.py.)"""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from app import create_app
+from app.core.jsontext import MAX_DEPTH
+from app.core.publish import Publisher
+from app.storage import keys
+from tests.support.settings import make_settings
+
+URL = "http://127.0.0.1:9/hook"
+TOO_DEEP_FOR_PYTHON = sys.getrecursionlimit() + 500
+
+
+def deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.fixture
+def app(redis_url, sender):
+    settings = make_settings(redis_url, webhook_post_endpoint="http://127.0.0.1:9/log", max_body_bytes=64 * 1024)
+    app = create_app(settings, publisher=Publisher(sender))
+    client = app.test_client()
+    assert client.put("/v1/batches/b", json={"endpoint": URL}).status_code == 201
+    assert client.put("/v1/queues/q", json={}).status_code == 201
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def native(response) -> dict:
+    body = response.get_json()
+    assert set(body) <= {"code", "status", "message", "errors"} and body["code"] == response.status_code
+    assert isinstance(body["status"], str) and isinstance(body["message"], str)
+    assert isinstance(body.get("errors", {}), dict), body
+    return body
+
+
+def timers(response) -> dict:
+    body = response.get_json()
+    assert set(body) == {"error"} and body["error"]["code"] == response.status_code
+    return body
+
+
+def wq_or_forwarder(key: str):
+    def check(response) -> dict:
+        body = response.get_json()
+        assert set(body) == {key} and isinstance(body[key], str), body
+        return body
+    return check
+
+
+# (method, path, body with @ where a value nests, levels around the @, error shape)
+JSON_ROUTES = [
+    ("POST", "/v1/requests", f'{{"url": "{URL}", "json": @}}', 1, native),
+    ("POST", "/v1/requests/batch", f'{{"requests": [{{"url": "{URL}", "json": @}}]}}', 3, native),
+    ("PUT", "/v1/queues/q", '{"delay": @}', 1, native),
+    ("POST", "/v1/queues/q/messages", "@", 0, native),
+    ("POST", "/v1/queues/q/messages/batch", '{"messages": [{"body": @}]}', 3, native),
+    ("POST", "/v1/queues/q/messages/receive", '{"max": @}', 1, native),
+    ("POST", "/v1/queues/q/messages/ack", '{"messages": [{"id": @}]}', 3, native),
+    ("PATCH", "/v1/queues/q/messages/m1", '{"receipt": @, "visibility_timeout": 1}', 1, native),
+    ("PUT", "/v1/batches/b", f'{{"endpoint": "{URL}", "headers": @}}', 1, native),
+    ("POST", "/v1/batches/b/records", "@", 0, native),
+    ("POST", "/v1/batches/b/records/batch", '{"records": [@]}', 2, native),
+    ("POST", "/compat/timers/timers", f'{{"url": "{URL}", "seconds": 1, "x": @}}', 1, timers),
+    ("POST", "/compat/htq/", f'{{"url": "{URL}", "data": @}}', 1, native),
+    ("POST", "/compat/wq/", "[@]", 1, wq_or_forwarder("error")),
+    ("POST", "/compat/forwarder/log", '{"user_id": 1, "x": @}', 1, wq_or_forwarder("message")),
+]
+ROUTE_IDS = [f"{method} {path}" for method, path, *_ in JSON_ROUTES]
+# The routes above that store the JSON they are sent, and how to find it again.
+STORING = {"/v1/requests", "/v1/requests/batch", "/v1/queues/q/messages", "/v1/queues/q/messages/batch",
+           "/v1/batches/b/records", "/v1/batches/b/records/batch", "/compat/htq/", "/compat/wq/"}
+
+
+def stored(app) -> dict[str, str]:
+    """Every key in Redis with its type and size: what a refused call must leave unchanged."""
+    client = app.extensions["htq"].store.redis
+    return {key: (client.type(key), client.memory_usage(key)) for key in client.keys("*")}
+
+
+def send(client, method: str, path: str, body: str | bytes):
+    return client.open(path, method=method, data=body, content_type="application/json")
+
+
+@pytest.mark.parametrize("method, path, template, levels, shape", JSON_ROUTES, ids=ROUTE_IDS)
+def test_json_nested_beyond_the_limit_is_400_in_the_profiles_shape_and_nothing_is_stored(
+        app, client, method, path, template, levels, shape):
+    before = stored(app)
+    response = send(client, method, path, template.replace("@", deep(MAX_DEPTH + 1 - levels)))
+    assert response.status_code == 400, response.get_data(as_text=True)
+    body = shape(response)
+    assert "errors" not in body
+    assert any(why in json.dumps(body) for why in (f"deeper than {MAX_DEPTH} levels", "exceeded max depth",
+                                                    "cannot set timers, bad request payload"))
+    assert stored(app) == before
+
+
+@pytest.mark.parametrize("method, path, template, levels, shape", JSON_ROUTES, ids=ROUTE_IDS)
+def test_json_far_too_deep_for_python_is_400_not_a_recursion_error(client, method, path, template, levels, shape):
+    response = send(client, method, path, template.replace("@", deep(TOO_DEEP_FOR_PYTHON * 10)))
+    assert response.status_code == 400, response.get_data(as_text=True)
+    shape(response)
+
+
+@pytest.mark.parametrize("method, path, template, levels, shape",
+                         [route for route in JSON_ROUTES if route[1] in STORING], ids=lambda v: str(v)[:40])
+def test_json_at_the_limit_is_stored_and_comes_back_whole(app, client, method, path, template, levels, shape):
+    value = deep(MAX_DEPTH - levels)
+    response = send(client, method, path, template.replace("@", value))
+    assert response.status_code in (201, 202, 303), response.get_data(as_text=True)
+    if path.startswith("/v1/requests") or path == "/compat/htq/":
+        listed = client.get("/v1/requests").get_data(as_text=True)
+    elif path.startswith("/v1/queues"):
+        listed = client.post("/v1/queues/q/messages/receive", json={"max": 10}).get_data(as_text=True)
+    elif path == "/compat/wq/":
+        listed = client.get("/compat/wq/").get_data(as_text=True)
+    else:
+        with app.app_context():
+            pending = app.extensions["htq"].store.redis.lrange(keys.batch_pending("b"), 0, -1)
+        listed = json.dumps(pending)
+    assert value.replace(" ", "") in listed.replace(" ", "")
+
+
+BAD_JSON = {
+    "not UTF-8": b'{"url": "http://127.0.0.1:9/\xff", "user_id": 1}',
+    "encoded surrogate": b'{"url": "http://127.0.0.1:9/\xed\xa0\x80", "user_id": 1}',
+    "NaN": b'{"url": "http://127.0.0.1:9/x", "user_id": 1, "json": NaN, "seconds": NaN}',
+    "1e400": b'{"url": "http://127.0.0.1:9/x", "user_id": 1, "json": 1e400, "seconds": 1e400, "delay": 1e400}',
+    "5000 digits": b'{"url": "http://127.0.0.1:9/x", "user_id": 1' + b', "json": 1' + b"0" * 5000 + b"}",
+    "truncated": b'{"url": ',
+}
+
+
+@pytest.mark.parametrize("method, path, template, levels, shape", JSON_ROUTES, ids=ROUTE_IDS)
+@pytest.mark.parametrize("case", BAD_JSON)
+def test_what_is_not_json_is_refused_in_the_profiles_shape_and_nothing_is_stored(
+        app, client, method, path, template, levels, shape, case):
+    if path == "/compat/forwarder/log" and case in ("1e400", "5000 digits"):
+        pytest.skip("in a field the record does not have, Go's decoder takes any number: see below")
+    before = stored(app)
+    response = send(client, method, path, BAD_JSON[case])
+    assert response.status_code in (400, 422), response.get_data(as_text=True)  # 422: NaN in a record
+    body = shape(response)
+    if shape is native and response.status_code == 400:
+        assert body["message"].startswith("Malformed JSON body: ") and "errors" not in body
+    assert stored(app) == before
+
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("PUT", "/v1/requests", {"GET", "POST"}),
+    ("POST", "/v1/queues/q", {"GET", "PUT", "DELETE"}),
+    ("GET", "/v1/queues/q/messages/receive", {"PATCH", "DELETE"}),  # /{name}/messages/{message_id}
+    ("DELETE", "/compat/wq/", {"GET", "POST"}),
+    ("PUT", "/compat/forwarder/log", {"POST"}),
+])
+def test_a_wrong_method_is_405_with_allow(client, method, path, allowed):
+    response = client.open(path, method=method)
+    assert response.status_code == 405 and native(response)
+    assert allowed <= {name.strip() for name in response.headers["Allow"].split(",")}
+
+
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/v1/requests"), ("PUT", "/v1/queues/q"), ("POST", "/v1/queues/q/messages/batch"),
+    ("PUT", "/v1/batches/b"), ("POST", "/v1/batches/b/records"),
+])
+def test_a_body_that_is_not_json_is_415_in_the_native_shape(client, method, path):
+    response = client.open(path, method=method, data="a=1", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415 and native(response)["message"]
+
