@@ -6,7 +6,7 @@ from datetime import datetime
 
 from marshmallow import ValidationError, fields, validate
 
-from app.core.model import NAME_PATTERN, NAME_RULE, ms, url_problem
+from app.core.model import NAME_PATTERN, NAME_RULE, NOT_TEXT, is_text, ms, url_problem
 
 MAX_HEADERS = 64
 MAX_HEADER_BYTES = 8 * 1024
@@ -40,6 +40,8 @@ def check_headers(value: dict) -> None:
             problems[name] = "Hop-by-hop and framing headers are set by htq."
         elif any(c in text for c in "\r\n\0"):
             problems[name] = "Must not contain CR, LF or NUL."
+        elif not is_text(text):
+            problems[name] = NOT_TEXT
         elif len(name) + len(text.encode()) > MAX_HEADER_BYTES:
             problems[name] = f"At most {MAX_HEADER_BYTES} bytes."
     if problems:
@@ -72,6 +74,11 @@ class EpochOrTime(fields.Field):
                 raise self.make_error("invalid")
             return ms(moment.timestamp())
         raise self.make_error("invalid")
+
+
+def check_text(value: str) -> None:
+    if not is_text(value):
+        raise ValidationError(NOT_TEXT)
 
 
 def name_field() -> fields.String:

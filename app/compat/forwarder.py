@@ -23,6 +23,7 @@ from app.compat import answer_redis_outage
 from app.core import jsontext
 from app.core.batches import ENV_BATCH
 from app.core.errors import NotFound, TooLarge
+from app.core.model import is_text
 from app.extensions import services
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ def decode_scalar(value: Any, spec: str, path: str) -> Any:
     if spec == STRING:
         if not isinstance(value, str):
             raise mismatch(value, path, "string")
-        return value
+        return value if is_text(value) else go_text(value)
     if spec == BOOL:
         if not isinstance(value, bool):
             raise mismatch(value, path, "bool")
@@ -212,6 +213,11 @@ def decode_scalar(value: Any, spec: str, path: str) -> Any:
     if not isinstance(value, str):
         raise DecodeError("Time.UnmarshalJSON: input is not a JSON string")
     return rfc3339(value)
+
+
+def go_text(text: str) -> str:
+    """Go's string for JSON text holding a lone surrogate ("\\ud800"): each one is U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def rfc3339(text: str) -> str:

@@ -116,7 +116,8 @@ def payload(message: dict) -> bytes:
     """The message as the original stored it: text as is, JSON (pushed through /v1) as JSON text."""
     body = message["body"]
     text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return text.encode("utf-8")
+    # A lone surrogate (JSON's "\ud800" in a message pushed natively) is written as its escape.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def acknowledged_on_write(queues: QueueService, name: str, message: dict) -> Response:

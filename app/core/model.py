@@ -17,10 +17,21 @@ NAME_RULE = "Must match [A-Za-z0-9_-]{1,80}."
 _NAME = re.compile(NAME_PATTERN)
 
 MAX_URL_CHARS = 2048
+NOT_TEXT = "Must be Unicode text (no lone surrogates)."
 
 
 def is_name(text: str) -> bool:
     return _NAME.fullmatch(text) is not None
+
+
+def is_text(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: JSON's "\\ud800" reads as a lone surrogate, which
+    cannot be sent in a URL, a header or a body."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def url_problem(url: str) -> str | None:
@@ -29,6 +40,8 @@ def url_problem(url: str) -> str | None:
     whitespace or control characters."""
     if len(url) > MAX_URL_CHARS:
         return f"At most {MAX_URL_CHARS} characters."
+    if not is_text(url):
+        return NOT_TEXT
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port

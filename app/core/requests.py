@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.core import clock, ids
-from app.core.errors import Conflict, Gone, Invalid, NotFound, TooLarge
-from app.core.model import FINAL_STATUSES, ms
+from app.core.errors import Conflict, Gone, HTQError, Invalid, NotFound, TooLarge
+from app.core.model import FINAL_STATUSES, NOT_TEXT, is_text, ms
 from app.core.publish import Publisher
 from app.core.task_names import NOTIFY_CANCEL
 from app.storage import requests as store_requests
@@ -67,7 +67,13 @@ class RequestService:
     def create_many(self, items: list[dict]) -> list[dict]:
         """Store all requests in one script (all or none), then publish those due soon."""
         now = self.now_ms()
-        created = [self._new(fields, now) for fields in items]
+        created = []
+        for index, fields in enumerate(items):
+            try:
+                created.append(self._new(fields, now))
+            except HTQError as exc:  # which request of the batch, as the schema's errors say
+                exc.errors = {"requests": {str(index): exc.errors}}
+                raise
         statuses = store_requests.create_many(self.store, created, now_ms=now,
                                               horizon_end_ms=now + self.settings.horizon_ms,
                                               grace_ms=self.settings.publish_grace_ms)
@@ -99,6 +105,8 @@ class RequestService:
 
     def _check_body_size(self, fields: dict) -> None:
         if "body" in fields:
+            if not is_text(fields["body"]):
+                raise Invalid("Validation failed", {"body": [NOT_TEXT]})
             size, name = len(fields["body"].encode()), "body"
         elif "json" in fields:
             size, name = len(json.dumps(fields["json"]).encode()), "json"

@@ -157,6 +157,58 @@ def test_what_is_not_json_is_refused_in_the_profiles_shape_and_nothing_is_stored
     assert stored(app) == before
 
 
+@pytest.mark.parametrize("path, body, field", [
+    ("/v1/requests", {"url": "http://127.0.0.1:9/\\ud800"}, "url"),
+    ("/v1/requests", {"url": URL, "body": "a \\udc00 b"}, "body"),
+    ("/v1/requests", {"url": URL, "headers": {"X-A": "\\ud800"}}, "headers"),
+    ("/v1/requests", {"url": URL, "callback_url": "http://127.0.0.1:9/\\ud800"}, "callback_url"),
+    ("/v1/requests/batch", {"requests": [{"url": URL}, {"url": URL, "body": "\\ud800"}]}, "requests"),
+    ("/v1/queues/q/messages/ack", {"messages": [{"id": "\\ud800", "receipt": "r"}]}, "messages"),
+    ("/v1/queues/q/messages/ack", {"messages": [{"id": "m", "receipt": "\\udfff"}]}, "messages"),
+    ("/compat/htq/", {"url": URL, "data": "\\ud800"}, "body"),
+])
+def test_a_lone_surrogate_in_text_that_is_sent_or_stored_as_text_is_422(app, client, path, body, field):
+    before = stored(app)
+    raw = json.dumps(body).replace("\\\\u", "\\u")  # the escape as a client writes it: "\ud800"
+    response = send(client, "POST", path, raw)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert field in native(response)["errors"]
+    assert stored(app) == before
+
+
+def test_a_lone_surrogate_in_a_visibility_receipt_is_422(client):
+    response = send(client, "PATCH", "/v1/queues/q/messages/m1", '{"receipt": "\\ud800", "visibility_timeout": 1}')
+    assert response.status_code == 422 and "receipt" in native(response)["errors"]
+
+
+def test_a_lone_surrogate_inside_json_values_is_kept_as_sent(client):
+    created = send(client, "POST", "/v1/requests", f'{{"url": "{URL}", "json": ["\\ud800"]}}')
+    assert created.status_code == 201 and '"json":["\\ud800"]' in created.get_data(as_text=True)
+    assert send(client, "POST", "/v1/queues/q/messages", '"\\ud800"').status_code == 201
+    assert send(client, "POST", "/compat/pushpull/push/q", b"x").status_code == 200
+    assert client.get("/compat/pushpull/pull/q").data == b"\\ud800"  # a JSON string is pulled as its text
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1" + "0" * 5000])
+def test_the_forwarder_takes_numbers_out_of_range_as_go_does(client, number):
+    """Go skips any number in a field its struct does not have, and refuses one that does not fit."""
+    assert send(client, "POST", "/compat/forwarder/log", f'{{"user_id": 1, "other": {number}}}').status_code == 201
+    for field, go_type in (("user_id", "int"), ("total", "float64")):
+        response = send(client, "POST", "/compat/forwarder/log", f'{{"user_id": 1, "{field}": {number}}}')
+        assert response.status_code == 400
+        message = wq_or_forwarder("message")(response)["message"]
+        assert message.startswith(f"decode: json: cannot unmarshal number {number[:10]}")
+        assert message.endswith(f"into Go struct field Log.{field} of type {go_type}")
+
+
+def test_the_forwarder_reads_a_lone_surrogate_as_go_does(app, client):
+    response = send(client, "POST", "/compat/forwarder/log", '{"user_id": 1, "title": "a\\ud800b"}')
+    assert response.status_code == 201
+    with app.app_context():
+        (record,) = app.extensions["htq"].store.redis.lrange(keys.batch_pending("log"), 0, -1)
+    assert json.loads(record.split(" ", 1)[-1])["title"] == "a\ufffdb"
+
+
 @pytest.mark.parametrize("method, path, allowed", [
     ("PUT", "/v1/requests", {"GET", "POST"}),
     ("POST", "/v1/queues/q", {"GET", "PUT", "DELETE"}),

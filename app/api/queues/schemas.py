@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from app.api.validators import check_text
+
 MAX_BATCH = 100
 MAX_VISIBILITY_TIMEOUT_S = 43200
 MAX_WAIT_S = 20
@@ -52,11 +54,11 @@ def _quick_ack(item: object) -> dict | None:
     if type(item) is not dict or not item.keys() <= {"id", "receipt"}:
         return None
     message_id, receipt = item.get("id"), item.get("receipt")
-    if type(message_id) is not str or not 1 <= len(message_id) <= 200:
+    if type(message_id) is not str or not 1 <= len(message_id) <= 200 or not message_id.isascii():
         return None
     if receipt is None and "receipt" not in item:
         return {"id": message_id}
-    if type(receipt) is not str or not receipt:
+    if type(receipt) is not str or not receipt or not receipt.isascii():
         return None
     return {"id": message_id, "receipt": receipt}
 
@@ -145,8 +147,8 @@ class ReceiptArgsSchema(Schema):
 
 
 class AckItemSchema(StrictSchema):
-    id = fields.String(required=True, validate=validate.Length(1, 200))
-    receipt = fields.String(validate=validate.Length(min=1))
+    id = fields.String(required=True, validate=[validate.Length(1, 200), check_text])
+    receipt = fields.String(validate=[validate.Length(min=1), check_text])
 
 
 class AckBatchSchema(StrictSchema):
@@ -164,7 +166,7 @@ class AckResultSchema(Schema):
 
 
 class VisibilitySchema(StrictSchema):
-    receipt = fields.String(required=True, validate=validate.Length(min=1))
+    receipt = fields.String(required=True, validate=[validate.Length(min=1), check_text])
     visibility_timeout = fields.Float(required=True, validate=validate.Range(0, MAX_VISIBILITY_TIMEOUT_S))
 
 
