@@ -15,14 +15,19 @@ BODY_METHODS = ("POST", "PUT", "PATCH")
 
 class JSONProvider(DefaultJSONProvider):
     """Flask's JSON provider, writing with orjson: 100 received messages are written in a fifth of
-    the time. What orjson refuses (integers over 64 bits) is written by Flask's own. Reading is
-    `jsontext.loads`, for `request.get_json()` too."""
+    the time. What orjson refuses (integers over 64 bits) is written by Flask's own, and what that
+    cannot write for depth (a value stored before depth was limited) without recursion. Reading
+    is `jsontext.loads`, for `request.get_json()` too."""
 
     def dumps(self, obj, **kwargs) -> str:
         try:
             return orjson.dumps(obj, default=self.default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
         except orjson.JSONEncodeError:
+            pass
+        try:
             return super().dumps(obj, **kwargs)
+        except (RecursionError, TypeError):  # too deep, or an orjson Fragment inside
+            return jsontext.dumps_iteratively(obj, self.default)
 
     def loads(self, s, **kwargs):
         return jsontext.loads(s)

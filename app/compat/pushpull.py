@@ -20,6 +20,7 @@ import redis
 from flask import Blueprint, Response, request
 
 from app.compat import answer_redis_outage
+from app.core import jsontext
 from app.core.errors import Conflict, Invalid, NotFound, TooLarge
 from app.core.queues import QueueService, text_body
 from app.extensions import services
@@ -115,7 +116,13 @@ def receive_one(queues: QueueService, name: str, wait_s: float) -> dict | None:
 def payload(message: dict) -> bytes:
     """The message as the original stored it: text as is, JSON (pushed through /v1) as JSON text."""
     body = message["body"]
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(body, str):
+        text = body
+    else:
+        try:
+            text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        except (RecursionError, TypeError):  # stored before bodies were limited in depth
+            text = jsontext.dumps_iteratively(body, str)
     # A lone surrogate (JSON's "\ud800" in a message pushed natively) is written as its escape.
     return text.encode("utf-8", "backslashreplace")
 

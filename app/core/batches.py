@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from app.core import clock, ids
+from app.core import clock, ids, jsontext
 from app.core.errors import Invalid, NotFound, TooLarge
 from app.core.model import NAME_RULE, is_name, ms, seconds
 from app.core.outcome import FAILED, SUCCEEDED, Outcome
@@ -131,8 +131,9 @@ class BatchService:
 
     def dead(self, name: str, limit: int = 100) -> list[dict]:
         self._load(name)
-        return [{"id": batch.batch_id, "records": json.loads(batch.body), "attempts": batch.meta.get("attempts", 0),
-                 "last_status_code": batch.meta.get("last_status_code"), "error": batch.meta.get("error") or None}
+        return [{"id": batch.batch_id, "records": jsontext.loads_stored(batch.body),
+                 "attempts": batch.meta.get("attempts", 0), "last_status_code": batch.meta.get("last_status_code"),
+                 "error": batch.meta.get("error") or None}
                 for batch in store_batches.dead(self.store, name, limit=limit)]
 
     # -- changing -----------------------------------------------------------------------------

@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import secrets
 import sys
 from array import array
+from collections.abc import Callable, Iterator
 from itertools import accumulate
 from typing import Any
 
@@ -135,3 +137,97 @@ def dumps(value: Any) -> str:
     except orjson.JSONEncodeError:
         return json.dumps(value, separators=(",", ":"))
 
+
+# -- what htq stored before depth was limited ------------------------------------------------
+
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def loads_stored(text: str) -> Any:
+    """The value of JSON text that htq wrote itself, read even when it nests too deep for the
+    json module (text stored before `loads` limited depth): then the members or items of the
+    outermost array or object that nest deeper than MAX_DEPTH come back as Fragments of their
+    text, which the writers copy as they are."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        pass
+    spans, depth, start, deepest = [], 0, 0, 0
+    for token in _TOKEN.finditer(text):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            if depth == 2:
+                start, deepest = token.start(), 2
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            if depth == 2 and deepest - 1 > MAX_DEPTH:
+                spans.append((start, token.end()))
+            depth -= 1
+    if depth != 0 or not spans:
+        raise ValueError("not JSON text that htq wrote")
+    marker = f"\x00deep-{secrets.token_hex(8)}-"
+    fragments, parts, end = {}, [], 0
+    for number, (start, stop) in enumerate(spans):
+        fragments[marker + str(number)] = orjson.Fragment(text[start:stop])
+        parts += [text[end:start], json.dumps(marker + str(number))]
+        end = stop
+    value = json.loads("".join(parts) + text[end:])
+    members = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, member in list(members):
+        if isinstance(member, str) and member in fragments:
+            value[key] = fragments[member]
+    return value
+
+
+def dumps_iteratively(value: Any, default: Callable[[Any], Any]) -> str:
+    """JSON text of a value at any depth, without recursion: for what the recursive writers give
+    up on (a value stored before depth was limited). Slow; only ever a fallback."""
+    parts: list[str] = []
+    pending: list[Iterator] = [iter((value,))]
+    closers: list[str] = [""]
+    first: list[bool] = [True]
+    while pending:
+        try:
+            item = next(pending[-1])
+        except StopIteration:
+            pending.pop()
+            parts.append(closers.pop())
+            first.pop()
+            continue
+        if not first[-1]:
+            parts.append(",")
+        first[-1] = False
+        if isinstance(pending[-1], _Members):
+            key, item = item
+            parts.append(json.dumps(key if isinstance(key, str) else str(key)) + ":")
+        while not isinstance(item, (dict, list, tuple, str, int, float, bool, orjson.Fragment)) and item is not None:
+            item = default(item)
+        if isinstance(item, dict):
+            parts.append("{")
+            pending.append(_Members(item))
+            closers.append("}")
+            first.append(True)
+        elif isinstance(item, (list, tuple)):
+            parts.append("[")
+            pending.append(iter(item))
+            closers.append("]")
+            first.append(True)
+        elif isinstance(item, orjson.Fragment):
+            parts.append(orjson.dumps(item).decode())  # the fragment's text, as it is
+        else:
+            parts.append(json.dumps(item))
+    return "".join(parts)
+
+
+class _Members:
+    """The (key, value) pairs of an object being written by `dumps_iteratively`."""
+
+    def __init__(self, mapping: dict):
+        self._items = iter(mapping.items())
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._items)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.core import clock, ids
+from app.core import clock, ids, jsontext
 from app.core.errors import Conflict, Gone, HTQError, Invalid, NotFound, TooLarge
 from app.core.model import FINAL_STATUSES, NOT_TEXT, is_text, ms
 from app.core.publish import Publisher
@@ -187,7 +187,7 @@ class RequestService:
         if cancel.result is Canceled.ENDED:
             raise Conflict(f"Request {request_id} already {cancel.status}")
         if cancel.result is Canceled.CANCELED and (cancel.status == "running" or cancel.attempts > 0):
-            if store_requests.spec_of(record).get("cancel_notify"):
+            if spec_of(record).get("cancel_notify"):
                 self.publisher.notify(NOTIFY_CANCEL, request_id)
 
     def delete_response(self, request_id: str) -> None:
@@ -199,7 +199,7 @@ class RequestService:
         record = self._record(request_id)
         now = self.now_ms()
         retried = store_requests.retry(self.store, request_id, now_ms=now, grace_ms=self.settings.publish_grace_ms,
-                                       max_attempts=int(store_requests.spec_of(record)["retry"]["max_attempts"]))
+                                       max_attempts=int(spec_of(record)["retry"]["max_attempts"]))
         if retried.missing:
             raise NotFound(f"No request {request_id}")
         if retried.attempt is None:
@@ -211,6 +211,13 @@ class RequestService:
 def _ms(record: dict, name: str) -> int | None:
     value = record.get(name)
     return int(value) if value not in (None, "") else None
+
+
+def spec_of(record: dict) -> dict:
+    """What the client sent (with its `id`), from a loaded request hash; read even when stored
+    before bodies were limited in depth (its deep `json` then comes back as text, see
+    jsontext.loads_stored), so that such a request still lists, reads and cancels."""
+    return jsontext.loads_stored(record["spec"])
 
 
 def links(request_id: str) -> dict:
@@ -225,7 +232,7 @@ def new_resource(spec: dict, status: str, created_ms: int, due_ms: int) -> dict:
 
 
 def to_status(record: dict, spec: dict | None = None) -> dict:
-    spec = store_requests.spec_of(record) if spec is None else spec
+    spec = spec_of(record) if spec is None else spec
     return {
         "id": spec["id"],
         "status": record["status"],
@@ -237,7 +244,7 @@ def to_status(record: dict, spec: dict | None = None) -> dict:
 
 def to_resource(record: dict) -> dict:
     """The contract's request resource from a stored hash."""
-    return resource_from(store_requests.spec_of(record), record)
+    return resource_from(spec_of(record), record)
 
 
 def resource_from(spec: dict, record: dict) -> dict:

@@ -1,5 +1,6 @@
 """Hostile input on every JSON route, native and compat, through the Flask app on a real Redis:
-never a 500, each profile's own error shape, nothing stored. (Limits the web server enforces, on chunked bodies and
+never a 500, each profile's own error shape, nothing stored; and what was stored before depth
+was limited still lists and reads. (Limits the web server enforces, on chunked bodies and
 header sizes, are tested through gunicorn in tests/e2e/test_web_server_limits.py.)"""
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.support.settings import make_settings
 
 URL = "http://127.0.0.1:9/hook"
 TOO_DEEP_FOR_PYTHON = sys.getrecursionlimit() + 500
+TOO_DEEP_FOR_ORJSON = 600  # orjson writes at most 255 levels; Python's json module reads this
 
 
 def deep(depth: int) -> str:
@@ -230,3 +232,61 @@ def test_a_body_that_is_not_json_is_415_in_the_native_shape(client, method, path
     response = client.open(path, method=method, data="a=1", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 415 and native(response)["message"]
 
+
+# -- stored before depth was limited ---------------------------------------------------------------
+
+
+def plant(app, request_id: str, value: str) -> None:
+    """Replace the `json` (1) of a stored request's spec by `value`, as an older htq stored it."""
+    client = app.extensions["htq"].store.redis
+    spec = client.hget(keys.request(request_id), "spec")
+    assert '"json": 1' in spec
+    client.hset(keys.request(request_id), "spec", spec.replace('"json": 1', f'"json": {value}'))
+
+
+@pytest.mark.parametrize("depth", [TOO_DEEP_FOR_ORJSON, TOO_DEEP_FOR_PYTHON])
+def test_a_stored_request_too_deep_to_write_back_lists_reads_and_cancels(app, client, depth):
+    first = client.post("/v1/requests", json={"url": URL, "json": 1}).get_json()["id"]
+    planted = client.post("/v1/requests", json={"url": URL, "json": 1}).get_json()["id"]
+    last = client.post("/v1/requests", json={"url": URL, "json": 1}).get_json()["id"]
+    plant(app, planted, deep(depth))
+    for page in (client.get("/v1/requests"), client.get("/v1/requests?status=queued&limit=3")):
+        assert page.status_code == 200
+        text = page.get_data(as_text=True)
+        assert all(request_id in text for request_id in (first, planted, last)) and deep(depth) in text
+    after_last = client.get("/v1/requests?limit=1&cursor=" + last).get_data(as_text=True)
+    assert planted in after_last and last not in after_last and f'"next_cursor":"{planted}"' in after_last
+    one = client.get(f"/v1/requests/{planted}")
+    assert one.status_code == 200 and deep(depth) in one.get_data(as_text=True)
+    assert client.get(f"/v1/requests/{planted}/status").get_json()["status"] == "queued"
+    assert client.delete(f"/v1/requests/{planted}").status_code == 204
+    assert client.post(f"/v1/requests/{planted}/retry").status_code == 202
+
+
+def test_a_stored_compat_request_too_deep_to_write_back_lists(app, client):
+    assert client.post("/compat/htq/", json={"url": URL, "data": 1}).status_code == 303
+    (request_id,) = app.extensions["htq"].store.redis.zrange(keys.requests_all(), 0, -1)
+    plant(app, request_id, deep(TOO_DEEP_FOR_PYTHON))
+    listed = client.get("/compat/htq/")
+    assert listed.status_code == 200 and deep(TOO_DEEP_FOR_PYTHON) in listed.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("depth", [TOO_DEEP_FOR_ORJSON, TOO_DEEP_FOR_PYTHON])
+def test_stored_messages_too_deep_to_write_back_are_received_and_pulled(app, client, depth):
+    redis_client = app.extensions["htq"].store.redis
+    for queue, push in (("wq", lambda: client.post("/compat/wq/", json=[1])),
+                        ("pp", lambda: client.post("/v1/queues/pp/messages", json=1)),
+                        ("q", lambda: client.post("/v1/queues/q/messages", json=1))):
+        assert push().status_code == 201
+        (message_id,) = redis_client.hkeys(keys.queue_bodies(queue))
+        redis_client.hset(keys.queue_bodies(queue), message_id, "j" + deep(depth))
+    wq = client.get("/compat/wq/")
+    assert wq.status_code == 200 and deep(depth) in wq.get_data(as_text=True)
+    pulled = client.get("/compat/pushpull/pull/pp")
+    assert pulled.status_code == 200 and pulled.get_data(as_text=True) == deep(depth)
+    client.put("/v1/queues/q", json={"max_receives": 1})
+    received = client.post("/v1/queues/q/messages/receive", json={"visibility_timeout": 0})
+    assert received.status_code == 200 and deep(depth) in received.get_data(as_text=True)
+    assert client.post("/v1/queues/q/messages/receive", json={}).get_json() == {"messages": []}
+    dead = client.get("/v1/queues/q/dead")
+    assert dead.status_code == 200 and deep(depth) in dead.get_data(as_text=True)

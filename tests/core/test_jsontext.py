@@ -1,8 +1,11 @@
-"""JSON text as htq reads it: the depth limit, and what is refused as not JSON."""
+"""JSON text as htq reads and writes it: the depth limit, what is refused as not JSON, and the
+reading and writing of values stored before depth was limited."""
 from __future__ import annotations
 
 import json
+import sys
 
+import orjson
 import pytest
 
 from app.core import jsontext
@@ -69,3 +72,30 @@ def test_big_integers_and_escaped_surrogates_are_read():
     assert jsontext.loads('[123456789012345678901234567890, "\\ud800", 1e308]') == [
         123456789012345678901234567890, "\ud800", 1e308]
 
+
+def deeper_than_python_reads(depth: int = sys.getrecursionlimit() + 100) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_stored_text_too_deep_for_the_json_module_is_read_with_its_deep_members_as_text():
+    deep = deeper_than_python_reads()
+    text = f'{{"id": "r1", "json": {deep}, "items": [1, {deep}], "retry": {{"max_attempts": 3}}}}'
+    value = jsontext.loads_stored(text)
+    assert value["id"] == "r1" and value["retry"] == {"max_attempts": 3}
+    assert isinstance(value["json"], orjson.Fragment) and orjson.dumps(value["json"]).decode() == deep
+    assert orjson.dumps(value["items"]).decode() == f"[1, {deep}]"
+    assert jsontext.loads_stored('{"a": [1]}') == {"a": [1]}
+
+
+def test_the_iterative_writer_writes_any_depth_as_the_json_module_does():
+    value: list = []
+    inner = value
+    for _ in range(sys.getrecursionlimit() * 2):
+        inner.append([])
+        inner = inner[-1]
+    inner += [{"k": [1, 2.5, None, True, "caf\u00e9 \ud800"], "e": {}}, 2**70]
+    text = jsontext.dumps_iteratively({"v": value, "f": jsontext.embedded('{"x": 1}')}, default=str)
+    assert text.endswith('[{"k":[1,2.5,null,true,"caf\\u00e9 \\ud800"],"e":{}},1180591620717411303424]'
+                         + "]" * (sys.getrecursionlimit() * 2) + ',"f":{"x": 1}}')
+    small = {"a": [1, {"b": None}], "c": "d"}
+    assert jsontext.dumps_iteratively(small, default=str) == json.dumps(small, separators=(",", ":"))
