@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 DAY_S = 86400
+MAX_DELAY_LIMIT_S = 3650 * DAY_S  # the largest HTQ_MAX_DELAY
 
 
 class ConfigError(ValueError):
@@ -204,7 +205,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allowed_hosts=_list(env, "HTQ_ALLOWED_HOSTS"),
         signing_secret=secret,
         retention_s=_int(env, "HTQ_RETENTION", 7 * DAY_S, 60, 3650 * DAY_S),
-        max_delay_s=_int(env, "HTQ_MAX_DELAY", 365 * DAY_S, 0, 3650 * DAY_S),
+        max_delay_s=_int(env, "HTQ_MAX_DELAY", 365 * DAY_S, 0, MAX_DELAY_LIMIT_S),
         max_body_bytes=_int(env, "HTQ_MAX_BODY_BYTES", 1024 * 1024, 1, 64 * 1024 * 1024),
         response_max_bytes=_int(env, "HTQ_RESPONSE_MAX_BYTES", 1024 * 1024, 0, 64 * 1024 * 1024),
         default_timeout_s=_float(env, "HTQ_DEFAULT_TIMEOUT", 30.0, 1, 1800),

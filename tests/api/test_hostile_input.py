@@ -290,3 +290,16 @@ def test_stored_messages_too_deep_to_write_back_are_received_and_pulled(app, cli
     assert client.post("/v1/queues/q/messages/receive", json={}).get_json() == {"messages": []}
     dead = client.get("/v1/queues/q/dead")
     assert dead.status_code == 200 and deep(depth) in dead.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/v1/requests", {"url": URL, "delay": 1e308}),
+    ("POST", "/v1/requests/batch", {"requests": [{"url": URL, "delay": 1e308}]}),
+    ("POST", "/v1/queues/q/messages?delay=1e308", 1),
+    ("POST", "/v1/queues/q/messages/batch", {"messages": [{"body": 1, "delay": 1e308}]}),
+])
+def test_a_delay_too_large_to_count_in_milliseconds_is_422(app, client, method, path, body):
+    before = stored(app)
+    response = client.open(path, method=method, json=body)
+    assert response.status_code == 422 and "delay" in json.dumps(native(response)["errors"])
+    assert stored(app) == before

@@ -1,12 +1,12 @@
 """Schemas of /v1/queues: what a client may send, and what it gets back (for OpenAPI)."""
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from marshmallow import RAISE, Schema, fields, validate
 
 from app.api.validators import check_text
+from config.settings import MAX_DELAY_LIMIT_S
 
 MAX_BATCH = 100
 MAX_VISIBILITY_TIMEOUT_S = 43200
@@ -45,7 +45,7 @@ def _quick_message(item: object) -> dict | None:
     if "delay" not in item:
         return {"body": item["body"]}
     delay = item["delay"]
-    if type(delay) not in (int, float) or not 0 <= delay < math.inf:
+    if type(delay) not in (int, float) or not 0 <= delay <= MAX_DELAY_LIMIT_S:
         return None
     return {"body": item["body"], "delay": float(delay)}
 
@@ -100,7 +100,7 @@ class QueueListSchema(Schema):
 
 
 class PushArgsSchema(Schema):
-    delay = fields.Float(validate=validate.Range(min=0),
+    delay = fields.Float(validate=validate.Range(0, MAX_DELAY_LIMIT_S),
                          metadata={"description": "seconds before the message becomes visible; the queue's "
                                                   "delay by default"})
 
@@ -111,7 +111,8 @@ class IdSchema(Schema):
 
 class BatchMessageSchema(StrictSchema):
     body = fields.Raw(required=True, allow_none=True, metadata={"description": "any JSON"})
-    delay = fields.Float(validate=validate.Range(min=0), metadata={"description": "seconds; the queue's by default"})
+    delay = fields.Float(validate=validate.Range(0, MAX_DELAY_LIMIT_S),
+                         metadata={"description": "seconds; the queue's by default"})
 
 
 class BatchPushSchema(StrictSchema):

@@ -5,6 +5,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from app.api.validators import EpochOrTime, HeaderMap, TargetUrl
 from app.core.model import REQUEST_STATUSES
+from config.settings import MAX_DELAY_LIMIT_S
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MAX_BATCH = 100
@@ -29,7 +30,8 @@ class RequestCreateSchema(Schema):
     headers = HeaderMap(load_default=dict)
     body = fields.String(metadata={"description": "sent as is; exclusive with json"})
     json = fields.Raw(allow_none=True, metadata={"description": "sent as JSON; exclusive with body"})
-    delay = fields.Float(validate=validate.Range(min=0), metadata={"description": "seconds from now"})
+    delay = fields.Float(validate=validate.Range(0, MAX_DELAY_LIMIT_S),
+                         metadata={"description": "seconds from now, at most HTQ_MAX_DELAY"})
     eta = EpochOrTime(data_key="eta", attribute="eta_ms",
                       metadata={"description": "RFC 3339 time with zone, or epoch seconds"})
     timeout = fields.Float(validate=validate.Range(1, 1800))
