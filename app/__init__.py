@@ -12,11 +12,13 @@ from config import Settings, load_settings
 
 def create_app(settings: Settings | None = None, *, publisher: Publisher | None = None,
                clock_ms: Callable[[], int] = clock.now_ms) -> Flask:
-    """Application factory: settings, logging, extensions, error handlers, blueprints, in that order.
+    """Application factory: request class, settings, logging, extensions, error handlers,
+    blueprints, in that order.
 
     `publisher` and `clock_ms` stand in for the broker and the real clock (tests inject them)."""
     settings = settings or load_settings()
     app = Flask(__name__)
+    _register_request_class(app)
     _register_config(app, settings)
     _register_logging(settings)
     _register_extensions(app, settings, publisher, clock_ms)
@@ -25,6 +27,12 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
     _register_blueprints(app)
     _register_env_batch(app)
     return app
+
+
+def _register_request_class(app: Flask) -> None:
+    from app.request import Request
+
+    app.request_class = Request
 
 
 def _register_config(app: Flask, settings: Settings) -> None:

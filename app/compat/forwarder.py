@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.compat import answer_redis_outage
 from app.core import jsontext
@@ -80,6 +80,12 @@ def _too_large(exc: TooLarge):
     return message(413, exc.message)
 
 
+@blp.errorhandler(RequestEntityTooLarge)
+def _body_too_large(exc: RequestEntityTooLarge):
+    """A body over the whole request's limit (MAX_CONTENT_LENGTH), refused while it was read."""
+    return message(413, too_large_text())
+
+
 @blp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     return message(exc.code or 500, exc.description or "error")
@@ -108,9 +114,8 @@ def post_log():
 
 def decode_record(raw: bytes) -> dict:
     """The record as the Go struct holds it, every field present (zero values for missing ones)."""
-    limit = services().settings.max_body_bytes
-    if len(raw) > limit:
-        raise TooLarge(f"decode: http: request body too large (over {limit} bytes)")
+    if len(raw) > services().settings.max_body_bytes:
+        raise TooLarge(too_large_text())
     if not raw.strip():
         raise DecodeError("EOF")
     try:
@@ -126,6 +131,10 @@ def decode_record(raw: bytes) -> dict:
     if value is not None and not isinstance(value, dict):
         raise DecodeError(f"json: cannot unmarshal {kind(value)} into Go value of type main.{STRUCT}")
     return decode(value, SCHEMA, "")
+
+
+def too_large_text() -> str:
+    return f"decode: http: request body too large (over {services().settings.max_body_bytes} bytes)"
 
 
 def _integer(text: str) -> int | Number:

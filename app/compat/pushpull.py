@@ -18,6 +18,7 @@ import socket
 
 import redis
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.compat import answer_redis_outage
 from app.core import jsontext
@@ -65,6 +66,12 @@ def _too_large(exc: TooLarge):
     return text_response(413, exc.message)
 
 
+@blp.errorhandler(RequestEntityTooLarge)
+def _body_too_large(exc: RequestEntityTooLarge):
+    """A body over the whole request's limit (MAX_CONTENT_LENGTH), refused while it was read."""
+    return text_response(413, too_large_text())
+
+
 answer_redis_outage(blp, text_response)
 
 
@@ -93,13 +100,17 @@ def pull(name: str):
 
 def message_text(raw: bytes) -> str:
     if len(raw) > services().settings.max_body_bytes:
-        raise PushPullError(413, f"Message is over the limit of {services().settings.max_body_bytes} bytes")
+        raise PushPullError(413, too_large_text())
     if b"\n" in raw:
         raise PushPullError(400, NEWLINES)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise PushPullError(400, NOT_TEXT) from None
+
+
+def too_large_text() -> str:
+    return f"Message is over the limit of {services().settings.max_body_bytes} bytes"
 
 
 def receive_one(queues: QueueService, name: str, wait_s: float) -> dict | None:
