@@ -1,6 +1,7 @@
 """What the web server refuses, through a real gunicorn (config/gunicorn.py, gevent's pywsgi): a
-body over the request limit whether or not it is chunked (413 in each profile's shape, never cut
-short and stored)."""
+body over the request limit whether or not it is chunked (413, never cut short and stored), a
+header block too large (431), a request line too long (414), and garbage (400), each in htq's
+JSON error shape (a compat profile's own for the body limit, which the app answers)."""
 from __future__ import annotations
 
 import http.client
@@ -12,6 +13,7 @@ import pytest
 
 from app.embedded import free_port
 from app.processes import ServiceProcesses, service_env
+from config.web_worker import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
 
 MAX_BODY_BYTES = 4096
 REQUEST_LIMIT = 16 * MAX_BODY_BYTES + 64 * 1024  # Settings.max_request_bytes
@@ -58,7 +60,7 @@ def padded(json_text: bytes, size: int) -> list[bytes]:
     return [body[i:i + 65536] for i in range(0, len(body), 65536)]
 
 
-def get(port: int, path: str, extra: bytes = b"") -> tuple[int, http.client.HTTPMessage, bytes]:
+def get(port: int, path: str = "/healthz", extra: bytes = b"") -> tuple[int, http.client.HTTPMessage, bytes]:
     return exchange(port, b"GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path.encode(), extra))
 
 
@@ -104,3 +106,27 @@ def test_a_chunked_body_over_the_limit_is_413_in_each_profiles_shape(web, path, 
                            chunked=True, content_type=content_type)
     assert status == 413 and shape(body), body
 
+
+def test_headers_over_the_byte_limit_are_431(web):
+    for path in ("/healthz", "/compat/pushpull/pull/q"):  # before any route: the same shape everywhere
+        error = native_error(*get(web, path, b"X-Big: " + b"a" * 70_000 + b"\r\n"), 431)
+        assert str(MAX_HEADER_BYTES) in error["message"]
+    many_lines = b"".join(b"X-%d: %s\r\n" % (i, b"a" * 1000) for i in range(MAX_HEADER_BYTES // 1000 + 1))
+    native_error(*get(web, "/healthz", many_lines), 431)
+
+
+def test_more_header_fields_than_the_limit_are_431(web):
+    fields = b"".join(b"X-%d: a\r\n" % i for i in range(MAX_HEADER_FIELDS))  # and Host: one too many
+    native_error(*get(web, "/healthz", fields), 431)
+
+
+def test_headers_within_the_limits_are_served(web):
+    fields = b"".join(b"X-%d: %s\r\n" % (i, b"a" * 500) for i in range(MAX_HEADER_FIELDS - 1))  # and Host
+    assert len(fields) < MAX_HEADER_BYTES
+    status, _, body = get(web, "/healthz", fields)
+    assert (status, body) == (200, b"OK")
+
+
+def test_a_request_line_too_long_is_414_and_garbage_is_400(web):
+    assert "request line" in native_error(*get(web, "/healthz?" + "a" * 9000), 414)["message"]
+    native_error(*exchange(web, b"NOT HTTP AT ALL\r\n\r\n"), 400)
