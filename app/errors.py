@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
+import queue
+import socket
 from http import HTTPStatus
 
 import redis
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.core import errors as core_errors
@@ -22,6 +24,9 @@ STATUS_BY_ERROR: dict[type[core_errors.HTQError], int] = {
 }
 
 REDIS_RETRY_AFTER_S = 5
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+IDEMPOTENT_ENDPOINTS = ("requests.Requests",)  # routes that take an Idempotency-Key (POST /v1/requests)
+NOT_CONNECTED = (ConnectionRefusedError, FileNotFoundError, socket.gaierror, queue.Empty)
 
 
 def error_response(code: int, message: str, errors: dict | None = None, headers: dict | None = None):
@@ -60,8 +65,23 @@ def _domain_error(exc: core_errors.HTQError):
 
 def _redis_down(exc: redis.RedisError):
     log.warning("Redis unavailable: %s", exc)
-    return error_response(503, "Storage unavailable, try again shortly", None,
-                          {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+    return error_response(503, unavailable_message(exc), None, {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+
+
+def unavailable_message(exc: redis.RedisError) -> str:
+    """What a 503 says, so that a client knows whether a write may have happened. It cannot
+    have when redis-py never reached Redis (its ConnectionError then wraps a refused connection,
+    a missing host or unix socket, or a pool with no free connection) or Redis refused the
+    command while loading its data. After a timeout, or a connection lost mid-command, Redis
+    may have run it."""
+    if request.method not in WRITE_METHODS:
+        return "Storage unavailable, try again shortly"
+    if isinstance(exc, redis.exceptions.BusyLoadingError) or (
+            isinstance(exc, redis.ConnectionError) and isinstance(exc.__context__, NOT_CONNECTED)):
+        return "Storage unavailable: nothing was stored; try again shortly"
+    if request.endpoint in IDEMPOTENT_ENDPOINTS:
+        return "Storage unavailable: the request may have been stored; retry with the same Idempotency-Key"
+    return "Storage unavailable: the write may have been stored; check before retrying"
 
 
 def register_error_handlers(app: Flask) -> None:

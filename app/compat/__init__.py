@@ -8,7 +8,7 @@ from collections.abc import Callable
 import redis
 from flask import Blueprint
 
-from app.errors import REDIS_RETRY_AFTER_S
+from app.errors import REDIS_RETRY_AFTER_S, unavailable_message
 from app.storage.client import UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def answer_redis_outage(blp: Blueprint, render: Callable[..., object]) -> None:
 
     def _redis_down(exc: redis.RedisError):
         log.warning("Redis unavailable: %s", exc)
-        return render(503, "Storage unavailable, try again shortly", {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+        return render(503, unavailable_message(exc), {"Retry-After": str(REDIS_RETRY_AFTER_S)})
 
     for error in UNAVAILABLE:
         blp.register_error_handler(error, _redis_down)
