@@ -236,8 +236,9 @@ class Deliverer:
              headers: dict[str, str], body: bytes | None, timeout_s: float) -> Outcome:
         """One attempt, bounded as a whole by `timeout_s` (connect, send, read the body).
 
-        `delivery_id` is the id of what is delivered, a request or a batch: it is sent as the
-        Idempotency-Key (and webhook-id), the same on every attempt, and names the log lines."""
+        `delivery_id` is the id of what is delivered, a request, a batch or a notice about a
+        request (`<id>.callback`, `<id>.cancel`): it is sent as the Idempotency-Key (and
+        webhook-id), the same on every attempt, and names the log lines."""
         start = time.monotonic()
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https"):

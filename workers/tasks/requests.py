@@ -66,10 +66,13 @@ def expire_requests() -> int:
     return expired
 
 
-def _send_notice(task, request_id: str, kind: str, method: str, url: str, body: bytes | None,
+def _send_notice(task, request_id: str, kind: str, notice_id: str, method: str, url: str, body: bytes | None,
                  headers: dict[str, str]) -> None:
+    """`notice_id` is the notice's own webhook-id and Idempotency-Key, the same on each of its
+    retries and not the request's: a receiver that de-duplicates on webhook-id (as Standard
+    Webhooks advises) would drop a notice that carried the id of the delivery it reports on."""
     rt = runtime.current()
-    outcome = rt.deliverer.send(delivery_id=request_id, attempt=task.request.retries + 1, method=method,
+    outcome = rt.deliverer.send(delivery_id=notice_id, attempt=task.request.retries + 1, method=method,
                                 url=url, headers=headers, body=body, timeout_s=rt.settings.default_timeout_s)
     log.info("request %s: %s %s -> %s", request_id, kind, url, outcome.status_code or outcome.error)
     if outcome.verdict == RETRY and task.request.retries < NOTICE_RETRIES:
@@ -87,8 +90,8 @@ def send_callback(self, request_id: str) -> None:
         return
     resource = to_resource(record)
     resource["response"] = store_requests.load_response(rt.store, request_id)
-    _send_notice(self, request_id, "callback", "POST", resource["callback_url"], json.dumps(resource).encode(),
-                 {"Content-Type": "application/json"})
+    _send_notice(self, request_id, "callback", f"{request_id}.callback", "POST", resource["callback_url"],
+                 json.dumps(resource).encode(), {"Content-Type": "application/json"})
 
 
 @shared_task(name=NOTIFY_CANCEL, bind=True, ignore_result=True, max_retries=NOTICE_RETRIES)
@@ -96,4 +99,5 @@ def notify_cancel(self, request_id: str) -> None:
     """Send DELETE to the url of a request canceled while running or after an attempt."""
     record = store_requests.load(runtime.current().store, request_id)
     if record:
-        _send_notice(self, request_id, "cancel notice", "DELETE", store_requests.spec_of(record)["url"], None, {})
+        _send_notice(self, request_id, "cancel notice", f"{request_id}.cancel", "DELETE",
+                     store_requests.spec_of(record)["url"], None, {})
