@@ -5,6 +5,8 @@ import flask_smorest
 import orjson
 from flask import abort, request
 from flask.json.provider import DefaultJSONProvider
+from marshmallow import ValidationError
+from marshmallow import fields as ma_fields
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -44,6 +46,15 @@ class Parser(FlaskParser):
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         abort_malformed(error)
+
+    def load_querystring(self, req, schema):
+        """As webargs, but a parameter of one value given twice (?delay=1&delay=2) is 422:
+        webargs would take the first and drop the other."""
+        repeated = [name for name, field in schema.fields.items()
+                    if not isinstance(field, ma_fields.List) and len(req.args.getlist(name)) > 1]
+        if repeated:
+            raise ValidationError({name: ["Give this parameter once."] for name in repeated})
+        return super().load_querystring(req, schema)
 
 
 def abort_malformed(error: ValueError):

@@ -53,8 +53,29 @@ class HeaderMap(fields.Dict):
         super().__init__(keys=fields.String(), values=fields.String(), validate=check_headers, **kwargs)
 
 
+class JsonNumber(fields.Float):
+    """A number in a JSON body: a JSON number, not a string that holds one (marshmallow's Float
+    takes "1.5"), as the API document says."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class JsonBoolean(fields.Boolean):
+    """true or false in a JSON body, not 0, 1, "yes" ... (which marshmallow's Boolean takes)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class EpochOrTime(fields.Field):
     """An RFC 3339 time with a zone, or epoch seconds; loads as epoch milliseconds."""
+
+    MAX_EPOCH_S = 1e11
 
     default_error_messages = {"invalid": "Must be an RFC 3339 time with a zone or epoch seconds."}
 
@@ -62,7 +83,7 @@ class EpochOrTime(fields.Field):
         if isinstance(value, bool):
             raise self.make_error("invalid")
         if isinstance(value, (int, float)):
-            if not 0 <= value < 1e11:
+            if not 0 <= value < self.MAX_EPOCH_S:
                 raise self.make_error("invalid")
             return ms(value)
         if isinstance(value, str):

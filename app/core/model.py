@@ -18,6 +18,7 @@ _NAME = re.compile(NAME_PATTERN)
 
 MAX_URL_CHARS = 2048
 NOT_TEXT = "Must be Unicode text (no lone surrogates)."
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 def is_name(text: str) -> bool:
@@ -37,7 +38,7 @@ def is_text(text: str) -> bool:
 def url_problem(url: str) -> str | None:
     """Why `url` cannot be a target (a request's url or callback, a batch's endpoint), or None:
     it must be an absolute http(s) URL of at most 2048 characters, with no credentials and no
-    whitespace or control characters."""
+    spaces or control characters (urlsplit itself skips some: a URL is sent as it was given)."""
     if len(url) > MAX_URL_CHARS:
         return f"At most {MAX_URL_CHARS} characters."
     if not is_text(url):
@@ -51,7 +52,7 @@ def url_problem(url: str) -> str | None:
         return "Must be an absolute http or https URL."
     if parts.username is not None or parts.password is not None:
         return "Must not contain credentials."
-    if any(c in url for c in "\r\n\0 \t"):
+    if _CONTROL.search(url):
         return "Must not contain whitespace or control characters."
     return None
 

@@ -6,7 +6,7 @@ import re
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from app.api.validators import HeaderMap, TargetUrl
+from app.api.validators import HeaderMap, JsonNumber, TargetUrl
 from app.core import jsontext
 from app.core.batches import MAX_RECORDS_PER_CALL
 
@@ -20,7 +20,7 @@ class BatchRetrySchema(Schema):
 
     max_attempts = fields.Integer(strict=True, validate=validate.Range(1, 100),
                                   metadata={"description": "POSTs in all, default 3"})
-    backoff_base = fields.Float(validate=validate.Range(0, 3600),
+    backoff_base = JsonNumber(validate=validate.Range(0, 3600),
                                 metadata={"description": "seconds between attempts, default 2"})
 
 
@@ -33,11 +33,11 @@ class BatchConfigSchema(Schema):
                                  metadata={"description": "records per batch, default 10"})
     max_bytes = fields.Integer(strict=True, validate=validate.Range(MIN_BYTES, MAX_BYTES),
                                metadata={"description": "bytes of a batch's JSON array, default 1048576"})
-    interval = fields.Float(validate=validate.Range(0, 86400),
+    interval = JsonNumber(validate=validate.Range(0, 86400),
                             metadata={"description": "seconds the oldest pending record may wait, default 10"})
     headers = HeaderMap(metadata={"description": "sent with every POST"})
     retry = fields.Nested(BatchRetrySchema)
-    timeout = fields.Float(validate=validate.Range(1, 1800),
+    timeout = JsonNumber(validate=validate.Range(1, 1800),
                            metadata={"description": "seconds for one POST, default 30"})
 
 

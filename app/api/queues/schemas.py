@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from app.api.validators import check_text
+from app.api.validators import JsonNumber, check_text
 from config.settings import MAX_DELAY_LIMIT_S
 
 MAX_BATCH = 100
@@ -64,15 +64,15 @@ def _quick_ack(item: object) -> dict | None:
 
 
 class QueueConfigSchema(StrictSchema):
-    visibility_timeout = fields.Float(validate=validate.Range(0, MAX_VISIBILITY_TIMEOUT_S),
+    visibility_timeout = JsonNumber(validate=validate.Range(0, MAX_VISIBILITY_TIMEOUT_S),
                                       metadata={"description": "seconds a received message stays invisible; "
                                                                "default 30"})
     max_receives = fields.Integer(strict=True, validate=validate.Range(0, 1000),
                                   metadata={"description": "receives before a message moves to the dead letters; "
                                                            "0 (default) never"})
-    retention = fields.Float(validate=validate.Range(60, 1209600),
+    retention = JsonNumber(validate=validate.Range(60, 1209600),
                              metadata={"description": "seconds a message is kept; default 345600 (4 days)"})
-    delay = fields.Float(validate=validate.Range(0, 900),
+    delay = JsonNumber(validate=validate.Range(0, 900),
                          metadata={"description": "seconds before a new message becomes visible; default 0"})
 
 
@@ -111,7 +111,7 @@ class IdSchema(Schema):
 
 class BatchMessageSchema(StrictSchema):
     body = fields.Raw(required=True, allow_none=True, metadata={"description": "any JSON"})
-    delay = fields.Float(validate=validate.Range(0, MAX_DELAY_LIMIT_S),
+    delay = JsonNumber(validate=validate.Range(0, MAX_DELAY_LIMIT_S),
                          metadata={"description": "seconds; the queue's by default"})
 
 
@@ -125,9 +125,9 @@ class IdsSchema(Schema):
 
 class ReceiveSchema(StrictSchema):
     max = fields.Integer(strict=True, load_default=10, validate=validate.Range(1, MAX_BATCH))
-    visibility_timeout = fields.Float(validate=validate.Range(0, MAX_VISIBILITY_TIMEOUT_S),
+    visibility_timeout = JsonNumber(validate=validate.Range(0, MAX_VISIBILITY_TIMEOUT_S),
                                       metadata={"description": "seconds; the queue's by default"})
-    wait = fields.Float(load_default=0, validate=validate.Range(0, MAX_WAIT_S),
+    wait = JsonNumber(load_default=0, validate=validate.Range(0, MAX_WAIT_S),
                         metadata={"description": "seconds to long-poll for a message"})
 
 
@@ -168,7 +168,7 @@ class AckResultSchema(Schema):
 
 class VisibilitySchema(StrictSchema):
     receipt = fields.String(required=True, validate=[validate.Length(min=1), check_text])
-    visibility_timeout = fields.Float(required=True, validate=validate.Range(0, MAX_VISIBILITY_TIMEOUT_S))
+    visibility_timeout = JsonNumber(required=True, validate=validate.Range(0, MAX_VISIBILITY_TIMEOUT_S))
 
 
 class VisibilityResultSchema(Schema):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from app.api.validators import EpochOrTime, HeaderMap, TargetUrl
+from app.api.validators import EpochOrTime, HeaderMap, JsonBoolean, JsonNumber, TargetUrl
 from app.core.model import REQUEST_STATUSES
 from config.settings import MAX_DELAY_LIMIT_S
 
@@ -15,9 +15,9 @@ class RetrySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    max_attempts = fields.Integer(validate=validate.Range(1, 100), metadata={"description": "default 10"})
-    backoff_base = fields.Float(validate=validate.Range(0, 86400), metadata={"description": "seconds, default 1"})
-    backoff_max = fields.Float(validate=validate.Range(0, 86400 * 7),
+    max_attempts = fields.Integer(strict=True, validate=validate.Range(1, 100), metadata={"description": "default 10"})
+    backoff_base = JsonNumber(validate=validate.Range(0, 86400), metadata={"description": "seconds, default 1"})
+    backoff_max = JsonNumber(validate=validate.Range(0, 86400 * 7),
                                metadata={"description": "seconds, default 3600"})
 
 
@@ -30,14 +30,14 @@ class RequestCreateSchema(Schema):
     headers = HeaderMap(load_default=dict)
     body = fields.String(metadata={"description": "sent as is; exclusive with json"})
     json = fields.Raw(allow_none=True, metadata={"description": "sent as JSON; exclusive with body"})
-    delay = fields.Float(validate=validate.Range(0, MAX_DELAY_LIMIT_S),
+    delay = JsonNumber(validate=validate.Range(0, MAX_DELAY_LIMIT_S),
                          metadata={"description": "seconds from now, at most HTQ_MAX_DELAY"})
     eta = EpochOrTime(data_key="eta", attribute="eta_ms",
                       metadata={"description": "RFC 3339 time with zone, or epoch seconds"})
-    timeout = fields.Float(validate=validate.Range(1, 1800))
+    timeout = JsonNumber(validate=validate.Range(1, 1800))
     retry = fields.Nested(RetrySchema)
     callback_url = TargetUrl()
-    cancel_notify = fields.Boolean(load_default=False)
+    cancel_notify = JsonBoolean(load_default=False)
 
     @pre_load
     def upper_method(self, data, **kwargs):
