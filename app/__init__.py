@@ -62,9 +62,11 @@ def _register_logging(settings: Settings) -> None:
 
 def _register_extensions(app: Flask, settings: Settings, publisher: Publisher | None,
                          clock_ms: Callable[[], int]) -> None:
+    from app.api.openapi import init_document
     from app.extensions import api, init_services
 
     api.init_app(app)
+    init_document(app, api, settings)
     init_services(app, settings, publisher, clock_ms)
 
 
@@ -82,6 +84,7 @@ def _register_auth(app: Flask, settings: Settings) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.api.batches.routes import blp as batches_blp
+    from app.api.openapi import finish_document
     from app.api.ops import blp as ops_blp
     from app.api.queues.routes import blp as queues_blp
     from app.api.requests.routes import blp as requests_blp
@@ -101,6 +104,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(compat_wq_blp)
     app.register_blueprint(compat_pushpull_blp)
     app.register_blueprint(compat_forwarder_blp)
+    finish_document(api)
 
 
 def _register_env_batch(app: Flask) -> None:

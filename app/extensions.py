@@ -8,6 +8,7 @@ from flask import Flask, current_app
 from flask_smorest import Api
 
 from app import broker
+from app.api.openapi import register_converters
 from app.core import clock
 from app.core.batches import BatchService
 from app.core.publish import Publisher
@@ -18,6 +19,7 @@ from app.storage.notify import Notifier
 from config import Settings
 
 api = Api()
+register_converters(api)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from marshmallow import ValidationError, fields, validate
 
-from app.core.model import NAME_PATTERN, NAME_RULE, NOT_TEXT, is_text, ms, url_problem
+from app.core.model import MAX_URL_CHARS, NAME_PATTERN, NAME_RULE, NOT_TEXT, URL_PATTERN, is_text, ms, url_problem
 
 MAX_HEADERS = 64
 MAX_HEADER_BYTES = 8 * 1024
@@ -25,7 +25,8 @@ class TargetUrl(fields.String):
     """An absolute http(s) URL with no credentials, at most 2048 characters."""
 
     def __init__(self, **kwargs):
-        super().__init__(validate=check_target_url, **kwargs)
+        metadata = {"pattern": URL_PATTERN, "maxLength": MAX_URL_CHARS, **kwargs.pop("metadata", {})}
+        super().__init__(validate=check_target_url, metadata=metadata, **kwargs)
 
 
 def check_headers(value: dict) -> None:
@@ -49,6 +50,9 @@ def check_headers(value: dict) -> None:
 
 
 class HeaderMap(fields.Dict):
+    """Header names to values, sent as given: the rules on values and the count are in the API
+    document (app.api.openapi), the rules on names cannot be (OpenAPI 3.0 has no propertyNames)."""
+
     def __init__(self, **kwargs):
         super().__init__(keys=fields.String(), values=fields.String(), validate=check_headers, **kwargs)
 
@@ -76,6 +80,11 @@ class EpochOrTime(fields.Field):
     """An RFC 3339 time with a zone, or epoch seconds; loads as epoch milliseconds."""
 
     MAX_EPOCH_S = 1e11
+    DOCUMENT = {"oneOf": [{"type": "string", "format": "date-time"},
+                          {"type": "number", "minimum": 0, "exclusiveMaximum": True, "maximum": MAX_EPOCH_S}]}
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={**self.DOCUMENT, **kwargs.pop("metadata", {})}, **kwargs)
 
     default_error_messages = {"invalid": "Must be an RFC 3339 time with a zone or epoch seconds."}
 

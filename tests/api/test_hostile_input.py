@@ -214,6 +214,8 @@ def test_the_forwarder_reads_a_lone_surrogate_as_go_does(app, client):
 @pytest.mark.parametrize("method, path, allowed", [
     ("PUT", "/v1/requests", {"GET", "POST"}),
     ("POST", "/v1/queues/q", {"GET", "PUT", "DELETE"}),
+    ("PATCH", "/v1/queues/q/messages/receive", {"POST"}),  # not also a message named "receive"
+    ("GET", "/v1/requests/batch", {"POST"}),  # not also a request named "batch"
     ("DELETE", "/compat/wq/", {"GET", "POST"}),
     ("PUT", "/compat/forwarder/log", {"POST"}),
 ])

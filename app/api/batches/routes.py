@@ -44,7 +44,7 @@ def list_batches():
     return {"items": services().batches.list()}
 
 
-@blp.route("/<name>")
+@blp.route("/<name:name>")
 class BatchItem(MethodView):
     @blp.arguments(BatchConfigSchema)
     @blp.response(200, BatchSchema)
@@ -81,7 +81,7 @@ def _records(parse):
     return parsed
 
 
-@blp.route("/<name>/records", methods=["POST"])
+@blp.route("/<name:name>/records", methods=["POST"])
 @blp.doc(requestBody=RECORD_BODY_DOC)
 @blp.response(202, RecordIdSchema)
 def add_record(name):
@@ -90,7 +90,7 @@ def add_record(name):
     return {"id": services().batches.add_texts(name, [_records(one_record)])[0]}
 
 
-@blp.route("/<name>/records/batch", methods=["POST"])
+@blp.route("/<name:name>/records/batch", methods=["POST"])
 @blp.doc(requestBody=RECORD_BATCH_DOC)
 @blp.response(202, RecordIdsSchema)
 def add_records(name):
@@ -101,7 +101,7 @@ def add_records(name):
     return {"ids": services().batches.add_texts(name, records)}
 
 
-@blp.route("/<name>/dead")
+@blp.route("/<name:name>/dead")
 @blp.arguments(BatchDeadArgsSchema, location="query")
 @blp.response(200, BatchDeadListSchema)
 def dead_batches(args, name):
@@ -109,7 +109,7 @@ def dead_batches(args, name):
     return {"items": services().batches.dead(name, args["limit"])}
 
 
-@blp.route("/<name>/dead/redrive", methods=["POST"])
+@blp.route("/<name:name>/dead/redrive", methods=["POST"])
 @blp.response(200, BatchMovedSchema)
 def redrive_dead(name):
     """Send every dead batch again, with a fresh budget of attempts, to the current endpoint."""

@@ -79,9 +79,9 @@ def list_queues():
     return {"items": services().queues.list()}
 
 
-@blp.route("/<name>")
+@blp.route("/<name:name>")
 class Queue(MethodView):
-    @blp.arguments(QueueConfigSchema)
+    @blp.arguments(QueueConfigSchema, required=False)
     @blp.response(200, QueueSchema, description="Updated")
     @blp.alt_response(201, schema=QueueSchema, description="Created")
     def put(self, fields, name):
@@ -101,7 +101,7 @@ class Queue(MethodView):
         services().queues.delete(name)
 
 
-@blp.route("/<name>/messages", methods=["POST"])
+@blp.route("/<name:name>/messages", methods=["POST"])
 @blp.arguments(PushArgsSchema, location="query")
 @blp.doc(requestBody=MESSAGE_BODY_DOC)
 @blp.response(201, IdSchema)
@@ -113,7 +113,7 @@ def push_message(args, name):
     return jsonify(id=message_id), 201, {"Location": f"/v1/queues/{name}/messages/{message_id}"}
 
 
-@blp.route("/<name>/messages/batch", methods=["POST"])
+@blp.route("/<name:name>/messages/batch", methods=["POST"])
 @blp.arguments(BatchPushSchema)
 @blp.response(201, IdsSchema)
 def push_batch(body, name):
@@ -123,7 +123,7 @@ def push_batch(body, name):
     return jsonify(ids=services().queues.push_many(name, messages)), 201
 
 
-@blp.route("/<name>/messages/receive", methods=["POST"])
+@blp.route("/<name:name>/messages/receive", methods=["POST"])
 @blp.arguments(ReceiveSchema)
 @blp.response(200, ReceivedSchema)
 def receive(args, name):
@@ -135,7 +135,7 @@ def receive(args, name):
                                                       args["wait"], body=embedded_body))
 
 
-@blp.route("/<name>/messages/ack", methods=["POST"])
+@blp.route("/<name:name>/messages/ack", methods=["POST"])
 @blp.arguments(AckBatchSchema)
 @blp.response(200, AckResultSchema)
 def ack_batch(body, name):
@@ -144,7 +144,7 @@ def ack_batch(body, name):
     return jsonify(services().queues.ack_many(name, [(item["id"], item.get("receipt")) for item in body["messages"]]))
 
 
-@blp.route("/<name>/messages/<message_id>")
+@blp.route("/<name:name>/messages/<message_id:message_id>")
 class Message(MethodView):
     @blp.arguments(ReceiptArgsSchema, location="query")
     @blp.response(204)
@@ -162,7 +162,7 @@ class Message(MethodView):
                                                    fields["visibility_timeout"])
 
 
-@blp.route("/<name>/dead")
+@blp.route("/<name:name>/dead")
 @blp.arguments(DeadArgsSchema, location="query")
 @blp.response(200, DeadListSchema)
 def dead_letters(args, name):
@@ -170,7 +170,7 @@ def dead_letters(args, name):
     return {"items": services().queues.dead(name, args["limit"])}
 
 
-@blp.route("/<name>/dead/redrive", methods=["POST"])
+@blp.route("/<name:name>/dead/redrive", methods=["POST"])
 @blp.response(200, MovedSchema)
 def redrive(name):
     """Move every dead letter back to the queue, visible now, with its receive count reset."""

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from app.api.openapi import MAXIMUM_SETTING
 from app.api.validators import JsonNumber, check_text
 from config.settings import MAX_DELAY_LIMIT_S
 
@@ -102,7 +103,7 @@ class QueueListSchema(Schema):
 class PushArgsSchema(Schema):
     delay = fields.Float(validate=validate.Range(0, MAX_DELAY_LIMIT_S),
                          metadata={"description": "seconds before the message becomes visible; the queue's "
-                                                  "delay by default"})
+                                                  "delay by default", MAXIMUM_SETTING: "max_delay_s"})
 
 
 class IdSchema(Schema):
@@ -112,7 +113,7 @@ class IdSchema(Schema):
 class BatchMessageSchema(StrictSchema):
     body = fields.Raw(required=True, allow_none=True, metadata={"description": "any JSON"})
     delay = JsonNumber(validate=validate.Range(0, MAX_DELAY_LIMIT_S),
-                         metadata={"description": "seconds; the queue's by default"})
+                         metadata={"description": "seconds; the queue's by default", MAXIMUM_SETTING: "max_delay_s"})
 
 
 class BatchPushSchema(StrictSchema):

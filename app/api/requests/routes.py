@@ -25,6 +25,9 @@ blp = Blueprint("requests", __name__, url_prefix="/v1/requests",
 require_json_body(blp)
 
 MAX_IDEMPOTENCY_KEY = 255
+IDEMPOTENCY_KEY_DOC = {"in": "header", "name": "Idempotency-Key", "required": False,
+                       "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+                       "description": "The same key and body within 24 hours return the original request (200)."}
 
 
 def _idempotency_key() -> str | None:
@@ -44,6 +47,7 @@ class Requests(MethodView):
         return {"items": items, "next_cursor": next_cursor}
 
     @blp.arguments(RequestCreateSchema)
+    @blp.doc(parameters=[IDEMPOTENCY_KEY_DOC])
     @blp.response(201, RequestSchema)
     @blp.alt_response(200, schema=RequestSchema, description="Replay of an Idempotency-Key")
     def post(self, fields):
@@ -67,7 +71,7 @@ def create_batch(body):
     return jsonify({"items": services().requests.create_many(body["requests"])}), 201
 
 
-@blp.route("/<request_id>")
+@blp.route("/<request_id:request_id>")
 class RequestItem(MethodView):
     @blp.response(200, RequestSchema)
     def get(self, request_id):
@@ -80,21 +84,21 @@ class RequestItem(MethodView):
         services().requests.cancel(request_id)
 
 
-@blp.route("/<request_id>/status")
+@blp.route("/<request_id:request_id>/status")
 @blp.response(200, StatusSchema)
 def request_status(request_id):
     """Status, attempts so far and the time of the next attempt."""
     return services().requests.status(request_id)
 
 
-@blp.route("/<request_id>/attempts")
+@blp.route("/<request_id:request_id>/attempts")
 @blp.response(200, AttemptListSchema)
 def request_attempts(request_id):
     """Every attempt made: start, duration, status code or error."""
     return {"items": services().requests.attempts(request_id)}
 
 
-@blp.route("/<request_id>/response")
+@blp.route("/<request_id:request_id>/response")
 class RequestResponse(MethodView):
     @blp.arguments(WaitArgsSchema, location="query")
     @blp.response(200, ResponseSchema)
@@ -113,7 +117,7 @@ class RequestResponse(MethodView):
         services().requests.delete_response(request_id)
 
 
-@blp.route("/<request_id>/retry", methods=["POST"])
+@blp.route("/<request_id:request_id>/retry", methods=["POST"])
 @blp.response(202, RequestSchema)
 def retry_request(request_id):
     """Queue a failed or canceled request again, now, with a fresh budget of attempts."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
+from app.api.openapi import MAXIMUM_SETTING, REQUEST_ID_PATTERN
 from app.api.validators import EpochOrTime, HeaderMap, JsonBoolean, JsonNumber, TargetUrl
 from app.core.model import REQUEST_STATUSES
 from config.settings import MAX_DELAY_LIMIT_S
@@ -31,7 +32,8 @@ class RequestCreateSchema(Schema):
     body = fields.String(metadata={"description": "sent as is; exclusive with json"})
     json = fields.Raw(allow_none=True, metadata={"description": "sent as JSON; exclusive with body"})
     delay = JsonNumber(validate=validate.Range(0, MAX_DELAY_LIMIT_S),
-                         metadata={"description": "seconds from now, at most HTQ_MAX_DELAY"})
+                         metadata={"description": "seconds from now, at most HTQ_MAX_DELAY",
+                                   MAXIMUM_SETTING: "max_delay_s"})
     eta = EpochOrTime(data_key="eta", attribute="eta_ms",
                       metadata={"description": "RFC 3339 time with zone, or epoch seconds"})
     timeout = JsonNumber(validate=validate.Range(1, 1800))
@@ -100,7 +102,8 @@ class RequestItemsSchema(Schema):
 class ListArgsSchema(Schema):
     status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String()
+    cursor = fields.String(metadata={"pattern": f"^{REQUEST_ID_PATTERN}$",
+                                     "description": "next_cursor of the previous page"})
 
 
 class WaitArgsSchema(Schema):
@@ -109,7 +112,7 @@ class WaitArgsSchema(Schema):
 
 class StatusSchema(Schema):
     id = fields.String()
-    status = fields.String()
+    status = fields.String(metadata={"enum": list(REQUEST_STATUSES)})
     attempts = fields.Integer()
     next_attempt_at = fields.String(allow_none=True)
 
