@@ -233,19 +233,20 @@ class Deliverer:
         self._session = session
 
     def send(self, *, delivery_id: str, attempt: int, method: str, url: str,
-             headers: dict[str, str], body: bytes | None, timeout_s: float) -> Outcome:
+             headers: dict[str, str], body: bytes | None, timeout_s: float, webhook_id: str | None = None) -> Outcome:
         """One attempt, bounded as a whole by `timeout_s` (connect, send, read the body).
 
-        `delivery_id` is the id of what is delivered, a request, a batch or a notice about a
-        request (`<id>.callback`, `<id>.cancel`): it is sent as the Idempotency-Key (and
-        webhook-id), the same on every attempt, and names the log lines."""
+        `delivery_id` is the id of what is delivered, a request or a batch: it is sent as the
+        Idempotency-Key (and webhook-id), the same on every attempt, and names the log lines.
+        `webhook_id`, when given, is the webhook-id instead: a notice about a request (its
+        callback, its cancel notice) is a message of its own for Standard Webhooks receivers."""
         start = time.monotonic()
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https"):
             return self._refused(delivery_id, start, f"unsupported URL scheme {scheme!r}")
         try:
             response = self._session.request(
-                method.upper(), url, headers=self._headers(delivery_id, attempt, headers, body),
+                method.upper(), url, headers=self._headers(delivery_id, attempt, headers, body, webhook_id),
                 data=body, timeout=urllib3.Timeout(total=timeout_s), stream=True, allow_redirects=False)
         except DestinationRefused as exc:
             return self._refused(delivery_id, start, str(exc))
@@ -279,7 +280,7 @@ class Deliverer:
         self._session.close()
 
     def _headers(self, delivery_id: str, attempt: int, headers: dict[str, str],
-                 body: bytes | None) -> CaseInsensitiveDict:
+                 body: bytes | None, webhook_id: str | None = None) -> CaseInsensitiveDict:
         """The caller's headers, then ours, which win: the contract promises them on every attempt."""
         # http.client would refuse a value beyond Latin-1; UTF-8 sends what the caller wrote.
         merged: CaseInsensitiveDict = CaseInsensitiveDict(
@@ -288,9 +289,10 @@ class Deliverer:
         merged["Htq-Attempt"] = str(attempt)
         if self._key is not None:
             timestamp = str(int(time.time()))
-            signed = f"{delivery_id}.{timestamp}.".encode() + (body or b"")
+            message_id = webhook_id or delivery_id
+            signed = f"{message_id}.{timestamp}.".encode() + (body or b"")
             digest = hmac.new(self._key, signed, hashlib.sha256).digest()
-            merged["webhook-id"] = delivery_id
+            merged["webhook-id"] = message_id
             merged["webhook-timestamp"] = timestamp
             merged["webhook-signature"] = "v1," + base64.b64encode(digest).decode()
         return merged

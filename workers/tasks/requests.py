@@ -68,12 +68,14 @@ def expire_requests() -> int:
 
 def _send_notice(task, request_id: str, kind: str, notice_id: str, method: str, url: str, body: bytes | None,
                  headers: dict[str, str]) -> None:
-    """`notice_id` is the notice's own webhook-id and Idempotency-Key, the same on each of its
-    retries and not the request's: a receiver that de-duplicates on webhook-id (as Standard
-    Webhooks advises) would drop a notice that carried the id of the delivery it reports on."""
+    """`notice_id` is the notice's own webhook-id, the same on each of its retries and not the
+    request's: a receiver that de-duplicates on webhook-id (as Standard Webhooks advises) would drop
+    a notice that carried the id of the delivery it reports on. Its Idempotency-Key is the
+    request id, as on every request htq sends for it."""
     rt = runtime.current()
-    outcome = rt.deliverer.send(delivery_id=notice_id, attempt=task.request.retries + 1, method=method,
-                                url=url, headers=headers, body=body, timeout_s=rt.settings.default_timeout_s)
+    outcome = rt.deliverer.send(delivery_id=request_id, attempt=task.request.retries + 1, method=method,
+                                url=url, headers=headers, body=body, timeout_s=rt.settings.default_timeout_s,
+                                webhook_id=notice_id)
     log.info("request %s: %s %s -> %s", request_id, kind, url, outcome.status_code or outcome.error)
     if outcome.verdict == RETRY and task.request.retries < NOTICE_RETRIES:
         raise task.retry(countdown=min(60, 2 ** task.request.retries))
