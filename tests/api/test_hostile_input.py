@@ -144,12 +144,15 @@ BAD_JSON = {
 }
 
 
-@pytest.mark.parametrize("method, path, template, levels, shape", JSON_ROUTES, ids=ROUTE_IDS)
-@pytest.mark.parametrize("case", BAD_JSON)
-def test_what_is_not_json_is_refused_in_the_profiles_shape_and_nothing_is_stored(
-        app, client, method, path, template, levels, shape, case):
-    if path == "/compat/forwarder/log" and case in ("1e400", "5000 digits"):
-        pytest.skip("in a field the record does not have, Go's decoder takes any number: see below")
+# In a field its record does not have, the forwarder (as Go's decoder) takes any number: see below.
+NOT_JSON_CASES = [pytest.param(method, path, shape, case, id=f"{case}-{method} {path}")
+                  for method, path, _, _, shape in JSON_ROUTES for case in BAD_JSON
+                  if not (path == "/compat/forwarder/log" and case in ("1e400", "5000 digits"))]
+
+
+@pytest.mark.parametrize("method, path, shape, case", NOT_JSON_CASES)
+def test_what_is_not_json_is_refused_in_the_profiles_shape_and_nothing_is_stored(app, client, method, path, shape,
+                                                                                  case):
     before = stored(app)
     response = send(client, method, path, BAD_JSON[case])
     assert response.status_code in (400, 422), response.get_data(as_text=True)  # 422: NaN in a record
