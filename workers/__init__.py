@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init, worker_ready
+from celery.signals import setup_logging, task_received, worker_process_init, worker_ready, worker_shutdown
 
 from app.log import configure_logging
 from config import load_settings
@@ -35,3 +35,30 @@ def _configure_env_batch(**_):
     from workers.tasks.batches import configure_env_batch
 
     configure_env_batch(settings, app)
+
+
+_liveness = None  # this worker's heartbeat and holdings, in its main process
+
+
+@worker_ready.connect
+def _start_heartbeat(sender, **_):
+    global _liveness
+    from app import broker
+    from workers.liveness import Liveness
+
+    _liveness = Liveness(settings, sender.hostname, broker.publisher(settings, app))
+    _liveness.start()
+
+
+@task_received.connect
+def _hold_received(request, **_):
+    if _liveness is not None:
+        _liveness.received(request.name, request.args)
+
+
+@worker_shutdown.connect
+def _hand_back(**_):
+    global _liveness
+    if _liveness is not None:
+        _liveness.stop()
+        _liveness = None

@@ -8,7 +8,8 @@ Deferred requests
                                    ``next_attempt_ms``, ``attempts`` (started so far),
                                    ``attempt_limit``, ``timeout_ms``, ``started_ms`` (of the latest
                                    attempt), ``ended_ms``, ``last_error``, ``alias`` (compat),
-                                   ``response_deleted``; the lease of a running attempt is its score
+                                   ``response_deleted``, ``holder`` (the worker holding its next
+                                   or running attempt); the lease of a running attempt is its score
                                    in P:requests:inflight. Deleted by the expiry sweep
                                    ``retention`` after it ended
   P:req:{id}:attempts      list    one JSON object per started attempt, oldest first
@@ -68,6 +69,13 @@ Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
                                    the sweep publishes it again, for ``sending`` the lease expiry
   P:batch:{B}:dead         zset    batch id -> time (ms) it exhausted its attempts
   Every taken batch is in exactly one of taken, dead; bodies and meta hold both.
+
+Workers (``W`` is a Celery worker's node name, such as ``celery@host``)
+  P:workers                zset    W -> time (ms) of its last heartbeat; one older than the dead
+                                   window is dead, and the relay hands back what it held
+  P:worker:{W}             hash    ``host``, ``pid``, ``started_ms``
+  P:worker:{W}:held        set     ids of the requests whose next attempt it received (a task
+                                   message in its memory) or whose attempt it runs
 
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
 hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
@@ -178,6 +186,18 @@ def queue_keys(name: str) -> dict[str, str]:
     return {"config": queue(name), "ready": queue_ready(name), "inflight": queue_inflight(name),
             "dead": queue_dead(name), "bodies": queue_bodies(name), "meta": queue_meta(name),
             "ages": queue_ages(name)}
+
+
+def workers() -> str:
+    return f"{PREFIX}:workers"
+
+
+def worker(name: str) -> str:
+    return f"{PREFIX}:worker:{name}"
+
+
+def worker_held(name: str) -> str:
+    return f"{PREFIX}:worker:{name}:held"
 
 
 def batches() -> str:

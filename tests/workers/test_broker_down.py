@@ -41,10 +41,10 @@ class _Discard:
 
 def test_a_retry_the_broker_refuses_is_logged_and_left_to_the_relay(worker_side, store, caplog):
     request_id = create(store, worker_side.settings, retry={"backoff_base": 0.01, "backoff_max": 0.01})
-    [attempt] = worker_side.attempts.start([(request_id, 1, 0)])
+    [attempt] = worker_side.attempts.start([(request_id, 1, 0)], "worker@test")
     with caplog.at_level(logging.WARNING, logger="app.core.publish"):
         worker_side.attempts.finish([(attempt, Outcome(RETRY, status_code=503))])  # does not raise
-    assert store.redis.hget(keys.request(request_id), "status") == "queued"
+    assert store.redis.hget(keys.request(request_id), "status") == "retrying"
     assert store.redis.zscore(keys.requests_inflight(), request_id) is not None  # the relay publishes it again
     assert any(f"requests {request_id} not published" in message for message in caplog.messages)
 
@@ -52,7 +52,7 @@ def test_a_retry_the_broker_refuses_is_logged_and_left_to_the_relay(worker_side,
 def test_a_callback_the_broker_refuses_is_logged_as_an_error_and_the_attempt_still_settles(worker_side, store,
                                                                                           caplog):
     request_id = create(store, worker_side.settings, callback_url="http://127.0.0.1:9/cb")
-    [attempt] = worker_side.attempts.start([(request_id, 1, 0)])
+    [attempt] = worker_side.attempts.start([(request_id, 1, 0)], "worker@test")
     with caplog.at_level(logging.WARNING, logger="app.core.publish"):
         worker_side.attempts.finish([(attempt, Outcome(SUCCEEDED, status_code=200))])
     assert store.redis.hget(keys.request(request_id), "status") == "succeeded"

@@ -22,20 +22,21 @@ DELIVERY_TIME_LIMIT_S = 1800 + 120
 NOTICE_RETRIES = 5
 
 
-@shared_task(name=DELIVER_REQUESTS, ignore_result=True, time_limit=DELIVERY_TIME_LIMIT_S)
-def deliver_requests(items: list[list]) -> None:
+@shared_task(name=DELIVER_REQUESTS, bind=True, ignore_result=True, time_limit=DELIVERY_TIME_LIMIT_S)
+def deliver_requests(self, items: list[list]) -> None:
     """Send each [id, attempt, due_ms] item once: claim, wait out any early milliseconds, send, settle."""
-    run_deliveries(runtime.current(), [(str(i), int(a), int(d)) for i, a, d in items])
+    run_deliveries(runtime.current(), [(str(i), int(a), int(d)) for i, a, d in items], self.request.hostname)
 
 
-def run_deliveries(rt: runtime.Runtime, items: list[tuple[str, int, int]]) -> None:
-    started = rt.attempts.start(items)
+def run_deliveries(rt: runtime.Runtime, items: list[tuple[str, int, int]], worker: str) -> None:
+    """The task's logic; `worker` is the node name of the worker running it, which holds what it starts."""
+    started = rt.attempts.start(items, worker)
     if len(started) == 1:
         results = [(started[0], send_attempt(rt, started[0]))]
     else:
         results = list(zip(started, rt.executor.map(lambda attempt: send_attempt(rt, attempt), started)))
     if results:
-        rt.attempts.finish(results)
+        rt.attempts.finish(results, worker)
 
 
 def send_attempt(rt: runtime.Runtime, attempt: Attempt):

@@ -1,0 +1,66 @@
+"""Storage of live workers: heartbeats, what each holds, and handing it back when one stops."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from app.storage import keys
+from app.storage.client import Store
+from app.storage.requests import Due, Overdue
+from app.storage.scripts import Script
+
+_HOLD = Script("worker_hold")
+_REAP = Script("worker_reap")
+
+
+class WorkerInfo(NamedTuple):
+    name: str
+    host: str
+    pid: int
+    started_ms: int
+    last_seen_ms: int
+
+
+def heartbeat(store: Store, name: str, *, host: str, pid: int, started_ms: int, now_ms: int) -> None:
+    """Say that the worker `name` is alive now (one MULTI: its registration and its time)."""
+    pipe = store.pipeline(transaction=True)
+    pipe.hset(keys.worker(name), mapping={"host": host, "pid": pid, "started_ms": started_ms})
+    pipe.zadd(keys.workers(), {name: now_ms})
+    pipe.execute()
+
+
+def live(store: Store, *, alive_after_ms: int) -> list[WorkerInfo]:
+    """The workers that heartbeated after `alive_after_ms`, by name."""
+    seen = store.redis.zrangebyscore(keys.workers(), f"({alive_after_ms}", "+inf", withscores=True)
+    pipe = store.pipeline()
+    for name, _ in seen:
+        pipe.hmget(keys.worker(name), "host", "pid", "started_ms")
+    return sorted(WorkerInfo(name, host or "", int(pid or 0), int(started_ms or 0), int(last_seen))
+                  for (name, last_seen), (host, pid, started_ms) in zip(seen, pipe.execute()))
+
+
+def dead(store: Store, *, alive_after_ms: int, limit: int) -> list[str]:
+    """Registered workers whose last heartbeat is not after `alive_after_ms`."""
+    return store.redis.zrangebyscore(keys.workers(), "-inf", alive_after_ms, start=0, num=limit)
+
+
+def hold(store: Store, worker: str, items: list[tuple[str, int]]) -> int:
+    """Record that `worker` received these (request id, attempt) items; how many it now holds."""
+    if not items:
+        return 0
+    return store.run(_HOLD, keys={"held": keys.worker_held(worker), "requests": [keys.request(i) for i, _ in items]},
+                     args={"worker": worker, "items": [value for item in items for value in item]})
+
+
+def reap(store: Store, worker: str, *, now_ms: int, grace_ms: int) -> Overdue:
+    """Hand back what a stopped worker held and forget it: attempts to publish again, and
+    attempts it had started, lost with it."""
+    ids = sorted(store.redis.smembers(keys.worker_held(worker)))
+    flat = store.run(_REAP, keys={
+        "workers": keys.workers(), "worker": keys.worker(worker), "held": keys.worker_held(worker),
+        "inflight": keys.requests_inflight(), "requests": [keys.request(i) for i in ids],
+    }, args={"worker": worker, "now_ms": now_ms, "grace_ms": grace_ms, "ids": ids})
+    overdue = Overdue([], [])
+    for i in range(0, len(flat), 4):
+        due = Due(flat[i + 1], int(flat[i + 2]), int(flat[i + 3]))
+        (overdue.republish if flat[i] == "republish" else overdue.lost).append(due)
+    return overdue
