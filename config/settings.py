@@ -123,7 +123,7 @@ class Settings:
     response_max_bytes: int = 1024 * 1024
     default_timeout_s: float = 30.0
     horizon_s: float = 60.0
-    publish_grace_s: float = 120.0
+    publish_grace_s: float = 10.0
     lease_margin_s: float = 30.0
     long_poll_timeout_s: float = 10.0
     webhook_post_endpoint: str = ""
@@ -209,7 +209,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         response_max_bytes=_int(env, "HTQ_RESPONSE_MAX_BYTES", 1024 * 1024, 0, 64 * 1024 * 1024),
         default_timeout_s=_float(env, "HTQ_DEFAULT_TIMEOUT", 30.0, 1, 1800),
         horizon_s=_float(env, "HTQ_HORIZON", 60.0, 0.1, 300),
-        publish_grace_s=_float(env, "HTQ_PUBLISH_GRACE", 120.0, 0.1, 3600),
+        publish_grace_s=_float(env, "HTQ_PUBLISH_GRACE", 10.0, 0.1, 3600),
         lease_margin_s=_float(env, "HTQ_LEASE_MARGIN", 30.0, 0.1, 3600),
         long_poll_timeout_s=_float(env, "HTQ_LONG_POLL_TIMEOUT", 10.0, 0, 300),
         webhook_post_endpoint=_http_url(env, "WEBHOOK_POST_ENDPOINT"),

@@ -44,10 +44,14 @@ def build(settings: Settings, sender: Sender) -> Runtime:
     store = Store.from_url(settings.redis_url)
     publisher = broker.publisher(settings, sender)
     attempts = Attempts(store, publisher, settings)
+
+    def backlog() -> int:
+        return _backlog(sender, settings)
+
     return Runtime(
         settings=settings, store=store, publisher=publisher, attempts=attempts,
-        relay=RequestRelay(store, publisher, settings, attempts, backlog=lambda: _backlog(sender, settings)),
-        forwarder=BatchForwarder(store, publisher, settings),
+        relay=RequestRelay(store, publisher, settings, attempts, backlog=backlog),
+        forwarder=BatchForwarder(store, publisher, settings, backlog=backlog),
         queues=QueueService(store, settings),
         deliverer=Deliverer(DeliveryConfig.from_settings(settings)),
         # One thread per request of a task message, so a chunk is sent all at once.

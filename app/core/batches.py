@@ -205,11 +205,14 @@ class BatchForwarder:
     """The worker side: beat's flush and sweep, claiming and settling attempts."""
 
     def __init__(self, store: Store, publisher: Publisher, settings: Settings,
-                 clock_ms: Callable[[], int] = clock.now_ms):
+                 clock_ms: Callable[[], int] = clock.now_ms, backlog: Callable[[], int] = lambda: 0):
+        """`backlog()` tells how many task messages wait in the broker: a taken batch nobody
+        claimed in time is published again only when none wait."""
         self.store = store
         self.publisher = publisher
         self.settings = settings
         self.now_ms = clock_ms
+        self.backlog = backlog
 
     def flush(self) -> dict[str, int]:
         """Beat, every second: take batches whose oldest record is `interval` old, publish again
@@ -221,8 +224,9 @@ class BatchForwarder:
             return counts
         to_send: dict[str, list[tuple[str, int]]] = defaultdict(list)
         grace_ms = self.settings.publish_grace_ms
-        for kind, name, batch_id, attempt in store_batches.flush(self.store, names, now_ms=now, grace_ms=grace_ms,
-                                                                 limit=SWEEP_LIMIT):
+        flushed = store_batches.flush(self.store, names, now_ms=now, grace_ms=grace_ms, limit=SWEEP_LIMIT,
+                                      backlog=self.backlog())
+        for kind, name, batch_id, attempt in flushed:
             counts[kind] += 1
             if kind == "dead":
                 log.warning("batch %s/%s: worker lost during attempt %d, no attempts left: dead", name, batch_id,

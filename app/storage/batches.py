@@ -147,12 +147,14 @@ def due_names(store: Store, *, now_ms: int, limit: int) -> list[str]:
     return store.redis.zrangebyscore(keys.batches_due(), "-inf", now_ms, start=0, num=limit)
 
 
-def flush(store: Store, batch_names: list[str], *, now_ms: int, grace_ms: int, limit: int) -> list[Flushed]:
-    """Beat's work on each named batch, in one round trip (see batch_flush.lua)."""
+def flush(store: Store, batch_names: list[str], *, now_ms: int, grace_ms: int, limit: int,
+          backlog: int = 0) -> list[Flushed]:
+    """Beat's work on each named batch, in one round trip (see batch_flush.lua); `backlog` is the
+    number of task messages waiting in the broker."""
     pipe = store.pipeline()
     for name in batch_names:
-        store.run(_FLUSH, keys=keys.batch_keys(name),
-                  args={"name": name, "now_ms": now_ms, "grace_ms": grace_ms, "limit": limit}, pipeline=pipe)
+        store.run(_FLUSH, keys=keys.batch_keys(name), args={
+            "name": name, "now_ms": now_ms, "grace_ms": grace_ms, "limit": limit, "backlog": backlog}, pipeline=pipe)
     return [Flushed(flat[i], name, flat[i + 1], int(flat[i + 2]))
             for name, flat in zip(batch_names, pipe.execute()) for i in range(0, len(flat), 3)]
 

@@ -307,3 +307,11 @@ def test_any_json_values_round_trip_through_batches(store, records):
     ids = add(store, records).taken
     sent = [record for batch_id in ids for record in body(store, batch_id)]
     assert sent + pending(store) == records
+
+
+def test_a_queued_batch_nobody_claimed_waits_while_the_broker_has_a_backlog(store):
+    batch_id = take_one(store)
+    assert sb.flush(store, [NAME], now_ms=T0 + GRACE_MS, grace_ms=GRACE_MS, limit=10, backlog=3) == []
+    assert store.redis.zscore(keys.batch_taken(NAME), batch_id) == T0 + 2 * GRACE_MS  # looked at again later
+    assert sb.flush(store, [NAME], now_ms=T0 + 2 * GRACE_MS, grace_ms=GRACE_MS, limit=10, backlog=0) == [
+        Flushed("republish", NAME, batch_id, 1)]

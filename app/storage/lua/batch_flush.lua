@@ -1,11 +1,13 @@
 -- Beat's work on one batch: take the pending records once the oldest is `interval` old, and
 -- handle taken batches whose deadline passed: a "queued" one was published but never claimed
--- (a lost publish or retry message), so it is published again; a "sending" one lost its worker
+-- (a lost publish or retry message), so it is published again, unless the broker still has
+-- messages waiting (it is likely among them: it waits on); a "sending" one lost its worker
 -- (lease expired): the attempt counts as failed, and the batch is published again or, with no
 -- attempts left, becomes dead.
 --#include _batch_common.lua
 -- KEYS: (the batch's and the due zset, see _batch_common.lua)
--- ARGV: name, now_ms, grace_ms (publish grace), limit (most expired batches handled per call)
+-- ARGV: name, now_ms, grace_ms (publish grace), limit (most expired batches handled per call),
+--       backlog (task messages waiting in the broker)
 -- Returns a flat list {kind, id, attempt, ...}: kind "taken" (attempt 1), "republish", "lost"
 -- (the caller publishes attempt `attempt` of each) or "dead".
 local name, now, grace, limit = ARG.name, tonumber(ARG.now_ms), tonumber(ARG.grace_ms), tonumber(ARG.limit)
@@ -28,7 +30,7 @@ for _, id in ipairs(expired) do
     redis.call('ZREM', B_TAKEN, id)
   elseif meta.state == 'queued' then
     redis.call('ZADD', B_TAKEN, now + grace, id)
-    emit('republish', id, meta.attempts + 1)
+    if tonumber(ARG.backlog) == 0 then emit('republish', id, meta.attempts + 1) end
   else
     meta.error = 'worker lost during the attempt (lease expired)'
     meta.last_status_code = nil
