@@ -12,7 +12,7 @@ import redis
 
 from app.core import clock
 from app.core.publish import Publisher
-from app.core.task_names import DELIVER_REQUESTS
+from app.core.task_names import DELIVER_REQUESTS, SEND_BATCHES
 from app.core.workers import HEARTBEAT_EVERY_S, Workers
 from app.storage.client import Store
 from config import Settings
@@ -37,10 +37,11 @@ class Liveness:
 
     def received(self, task_name: str, args: list) -> None:
         """A task message reached this worker: what it carries is now held here."""
-        if task_name != DELIVER_REQUESTS:
-            return
         try:
-            self.workers.hold(self.name, [(str(item[0]), int(item[1])) for item in args[0]])
+            if task_name == DELIVER_REQUESTS:
+                self.workers.hold(self.name, [(str(item[0]), int(item[1])) for item in args[0]])
+            elif task_name == SEND_BATCHES:
+                self.workers.hold_batches(self.name, str(args[0]), [(str(i), int(a)) for i, a in args[1]])
         except redis.RedisError as exc:
             log.warning("worker %s: could not record what it holds (%s); the relay recovers it later", self.name, exc)
 

@@ -34,6 +34,10 @@ class Workers:
         """`name` received these (request id, attempt) items in a task message."""
         return store_workers.hold(self.store, name, items)
 
+    def hold_batches(self, name: str, batch: str, items: list[tuple[str, int]]) -> int:
+        """`name` received these (batch id, attempt) items of the batch `batch` in a task message."""
+        return store_workers.hold_batches(self.store, name, batch, items)
+
     def dead(self) -> list[str]:
         return store_workers.dead(self.store, alive_after_ms=self.alive_after_ms(), limit=REAP_LIMIT)
 

@@ -76,6 +76,8 @@ Workers (``W`` is a Celery worker's node name, such as ``celery@host``)
   P:worker:{W}             hash    ``host``, ``pid``, ``started_ms``
   P:worker:{W}:held        set     ids of the requests whose next attempt it received (a task
                                    message in its memory) or whose attempt it runs
+  P:worker:{W}:held_batches set    ``{B}\t{batch id}`` of the taken batches it holds likewise (the
+                                   batch's meta names it as ``holder``)
 
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
 hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
@@ -198,6 +200,10 @@ def worker(name: str) -> str:
 
 def worker_held(name: str) -> str:
     return f"{PREFIX}:worker:{name}:held"
+
+
+def worker_held_batches(name: str) -> str:
+    return f"{PREFIX}:worker:{name}:held_batches"
 
 
 def batches() -> str:

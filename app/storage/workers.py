@@ -9,7 +9,9 @@ from app.storage.requests import Due, Overdue
 from app.storage.scripts import Script
 
 _HOLD = Script("worker_hold")
+_HOLD_BATCHES = Script("worker_hold_batches")
 _REAP = Script("worker_reap")
+_REAP_BATCHES = Script("worker_reap_batches")
 
 
 class WorkerInfo(NamedTuple):
@@ -51,9 +53,20 @@ def hold(store: Store, worker: str, items: list[tuple[str, int]]) -> int:
                      args={"worker": worker, "items": [value for item in items for value in item]})
 
 
+def hold_batches(store: Store, worker: str, name: str, items: list[tuple[str, int]]) -> int:
+    """Record that `worker` received these (batch id, attempt) items of the batch `name`."""
+    if not items:
+        return 0
+    return store.run(_HOLD_BATCHES, keys={"held_batches": keys.worker_held_batches(worker),
+                                          "meta": keys.batch_meta(name)},
+                     args={"worker": worker, "name": name, "items": [value for item in items for value in item]})
+
+
 def reap(store: Store, worker: str, *, now_ms: int, grace_ms: int) -> Overdue:
-    """Hand back what a stopped worker held and forget it: attempts to publish again, and
-    attempts it had started, lost with it."""
+    """Hand back what a stopped worker held and forget it: its batches become due now (beat's
+    flush sends them again or settles their attempt as lost); of its requests, the attempts to
+    publish again and the attempts it had started, lost with it."""
+    _reap_batches(store, worker, now_ms)
     ids = sorted(store.redis.smembers(keys.worker_held(worker)))
     flat = store.run(_REAP, keys={
         "workers": keys.workers(), "worker": keys.worker(worker), "held": keys.worker_held(worker),
@@ -64,3 +77,12 @@ def reap(store: Store, worker: str, *, now_ms: int, grace_ms: int) -> Overdue:
         due = Due(flat[i + 1], int(flat[i + 2]), int(flat[i + 3]))
         (overdue.republish if flat[i] == "republish" else overdue.lost).append(due)
     return overdue
+
+
+def _reap_batches(store: Store, worker: str, now_ms: int) -> int:
+    members = sorted(store.redis.smembers(keys.worker_held_batches(worker)))
+    items = [member.split("\t", 1) for member in members]
+    batch_keys = [key for name, _ in items for key in (keys.batch_meta(name), keys.batch_taken(name))]
+    return store.run(_REAP_BATCHES, keys={"held_batches": keys.worker_held_batches(worker), "due": keys.batches_due(),
+                                          "batches": batch_keys},
+                     args={"worker": worker, "now_ms": now_ms, "items": [value for item in items for value in item]})

@@ -103,3 +103,21 @@ def test_a_worker_stopped_with_sigterm_mid_backlog_hands_back_what_it_held_at_on
     http_target.wait_for(30, "/backlog", timeout_s=40)
     late = lateness_s(http_target, "/backlog", due)
     assert max(late.values()) <= LATE_S, sorted(late.values())
+
+
+def test_a_batch_being_posted_when_its_worker_is_killed_is_sent_again_within_seconds(
+        client, services_factory, http_target):
+    procs = services_factory()
+    procs.start_worker("victim", concurrency=1)
+    procs.start_beat()
+    http_target.reply("/batch", Reply(200, delay_s=60), Reply(200))
+    assert client.put("/v1/batches/events", json={"endpoint": http_target.url + "/batch", "max_records": 2,
+                                                   "timeout": 30}).status_code == 201
+    assert client.post("/v1/batches/events/records/batch", json={"records": [1, 2]}).status_code == 202
+    http_target.wait_for(1, "/batch", timeout_s=30)
+    procs.kill("victim", signal.SIGKILL)
+    killed_at = time.time()
+    procs.start_worker("rescuer", concurrency=1)
+    first, second = http_target.wait_for(2, "/batch", timeout_s=30)
+    assert second.at - killed_at <= LATE_S  # not after the lease (30 s + 30 s)
+    assert first.headers["Htq-Batch-Id"] == second.headers["Htq-Batch-Id"] and second.body == b"[1,2]"

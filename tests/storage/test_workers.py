@@ -86,3 +86,33 @@ def test_a_worker_no_longer_holds_what_it_finished_or_skipped(store):
                    horizon_end_ms=60_000, grace_ms=GRACE_MS)
     assert store.redis.smembers(keys.worker_held(ALIVE)) == set()
     assert store.redis.hget(keys.request("A"), "holder") is None
+
+
+def taken_batch(store, name="orders") -> str:
+    from app.storage import batches as sb
+    from app.storage.batches import BatchConfig
+
+    sb.configure(store, name, BatchConfig(endpoint="http://127.0.0.1:9/in", max_records=1, max_bytes=1024,
+                                          interval_ms=10_000, headers={}, max_attempts=3, backoff_base_ms=1000,
+                                          timeout_ms=30_000), now_ms=0, grace_ms=GRACE_MS, epoch="E")
+    [batch_id] = sb.add(store, name, ['"r"'], now_ms=0, grace_ms=GRACE_MS).taken
+    return batch_id
+
+
+def test_a_dead_workers_batches_become_due_at_once_and_a_live_workers_are_left_alone(store):
+    from app.storage import batches as sb
+    from app.storage.batches import Flushed
+
+    queued_id = taken_batch(store, "held")
+    sending_id = taken_batch(store, "sent")
+    assert sw.hold_batches(store, DEAD, "held", [(queued_id, 1), (queued_id, 2)]) == 1
+    sb.claim(store, "sent", sending_id, 1, worker=DEAD, now_ms=1_000, lease_margin_ms=30_000)
+    assert store.redis.smembers(keys.worker_held_batches(DEAD)) == {f"held\t{queued_id}", f"sent\t{sending_id}"}
+    beat(store, DEAD, 1_000)
+    beat(store, ALIVE, 20_000)
+    # Past the publish grace, a batch whose holder lives is not published again.
+    assert sb.flush(store, ["held"], now_ms=GRACE_MS + 1, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == []
+    sw.reap(store, DEAD, now_ms=20_000, grace_ms=GRACE_MS)
+    assert not store.redis.exists(keys.worker_held_batches(DEAD))
+    assert sb.flush(store, ["held", "sent"], now_ms=20_000, grace_ms=GRACE_MS, limit=10, alive_after_ms=13_000) == [
+        Flushed("republish", "held", queued_id, 1), Flushed("lost", "sent", sending_id, 2)]
