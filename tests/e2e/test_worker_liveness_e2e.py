@@ -11,6 +11,7 @@ import time
 import pytest
 
 from app import create_app
+from app.core import clock
 from app.storage import keys
 from tests.support.http_target import Reply
 from tests.support.settings import make_settings
@@ -33,11 +34,11 @@ def live_names(client) -> set[str]:
 
 
 def create_due_in(client, url: str, delays_s: list[float]) -> dict[str, float]:
-    """{id: due time (epoch seconds)} of requests created with these delays."""
+    """{id: due time (epoch seconds, as the server set it)} of requests created with these delays."""
     due = {}
     for delay_s in delays_s:
         created = client.post("/v1/requests", json={"url": url, "delay": delay_s}).get_json()
-        due[created["id"]] = time.time() + delay_s
+        due[created["id"]] = clock.from_rfc3339(created["due_at"]) / 1000
     return due
 
 
