@@ -10,14 +10,19 @@ from app.core import clock
 from app.core.attempts import Attempt, Attempts
 from app.core.outcome import RETRY, Outcome
 from app.core.publish import Publisher
+from app.core.task_names import NOTIFY_CANCEL, SEND_CALLBACK
+from app.storage import outbox
 from app.storage import requests as store_requests
 from app.storage.client import Store
+from app.storage.outbox import Notice
 from config import Settings
 
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
 LOST = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)")
+# The task that sends each kind of notice the outbox holds.
+NOTICE_TASKS = {Notice.CALLBACK: SEND_CALLBACK, Notice.CANCEL: NOTIFY_CANCEL}
 
 
 class RequestRelay:
@@ -48,7 +53,23 @@ class RequestRelay:
         counts["republished"] = len(overdue.republish)
         self._settle_lost(overdue.lost, now)
         counts["lost"] = len(overdue.lost)
+        counts["notices"] = self._publish_notices()
         return counts
+
+    def _publish_notices(self) -> int:
+        """Publish the outbox's notices whose time has come; each is published again a grace
+        later until its task removes it. The first one the broker refuses ends the round: the
+        others claimed with it wait for the grace too, like any publish that failed."""
+        published = 0
+        while True:
+            now = self.now_ms()
+            owed = outbox.claim(self.store, now_ms=now, grace_ms=self.settings.publish_grace_ms, limit=RELAY_BATCH)
+            for notice, request_id in owed:
+                if not self.publisher.notify(NOTICE_TASKS[notice], request_id):
+                    return published
+                published += 1
+            if len(owed) < RELAY_BATCH:
+                return published
 
     def _settle_lost(self, lost: list[store_requests.Due], now: int) -> None:
         records = store_requests.load_many(self.store, [due.request_id for due in lost])
