@@ -1,6 +1,7 @@
 """Beat's work on deferred requests: hand to the workers what falls due within the horizon,
-publish again what was published but never started, settle attempts whose worker died, and
-expire requests that ended longer ago than the retention period."""
+publish again what was published but never started, settle attempts whose worker died, publish
+the notices the outbox owes until a worker takes them, and expire requests that ended longer ago
+than the retention period."""
 from __future__ import annotations
 
 import logging

@@ -173,8 +173,8 @@ class RequestService:
 
     def cancel(self, request_id: str) -> None:
         record = self._record(request_id)
-        # Whether a notice may be owed is fixed at creation (the spec); whether one is owed
-        # (something was sent) is the script's to decide, and its to record in the outbox.
+        # Whether a cancel notice may be owed is fixed at creation (the spec); whether one is
+        # owed (something was sent) is decided, and recorded in the outbox, by the script.
         cancel = store_requests.cancel(self.store, request_id, now_ms=self.now_ms(),
                                        grace_ms=self.settings.publish_grace_ms,
                                        notify=bool(store_requests.spec_of(record).get("cancel_notify")))
