@@ -134,7 +134,9 @@ class Attempts:
                      result.final_status or result.next, outcome.status_code or outcome.error)
             if result.next is Next.PUBLISH:
                 to_publish.append((attempt.request_id, attempt.attempt + 1, end.next_due_ms))
-            elif result.next is Next.ENDED and attempt.spec.get("callback_url"):
+            elif result.next is Next.ENDED and end.callback:
+                # Recorded in the outbox by the same script; published here at once, and by the
+                # relay again should no worker take it within the grace.
                 self.publisher.notify(SEND_CALLBACK, attempt.request_id)
         self.publisher.deliver(to_publish, now)
 
@@ -147,4 +149,5 @@ class Attempts:
                                          outcome.retry_after_s, self.rng),
             record={"attempt": attempt.attempt, "started_at": clock.to_rfc3339(attempt.started_ms),
                     "elapsed_ms": outcome.elapsed_ms, "status_code": outcome.status_code, "error": error},
-            response=response_document(attempt.attempt, outcome, now), last_error=error)
+            response=response_document(attempt.attempt, outcome, now), last_error=error,
+            callback=bool(attempt.spec.get("callback_url")))

@@ -1,6 +1,7 @@
 """Beat's work on deferred requests: hand to the workers what falls due within the horizon,
-publish again what was published but never started, settle attempts whose worker died, and
-expire requests that ended longer ago than the retention period."""
+publish again what was published but never started, settle attempts whose worker died, publish
+the notices the outbox owes until a worker takes them, and expire requests that ended longer ago
+than the retention period."""
 from __future__ import annotations
 
 import logging
@@ -10,9 +11,12 @@ from app.core import clock
 from app.core.attempts import Attempt, Attempts
 from app.core.outcome import RETRY, Outcome
 from app.core.publish import Publisher
+from app.core.task_names import NOTIFY_CANCEL, SEND_CALLBACK
 from app.core.workers import Workers
+from app.storage import outbox
 from app.storage import requests as store_requests
 from app.storage.client import Store
+from app.storage.outbox import Notice
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -20,6 +24,8 @@ log = logging.getLogger(__name__)
 RELAY_BATCH = 500
 LEASE_EXPIRED = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)")
 WORKER_STOPPED = Outcome(verdict=RETRY, error="worker lost during the attempt (it stopped heartbeating)")
+# The task that sends each kind of notice the outbox holds.
+NOTICE_TASKS = {Notice.CALLBACK: SEND_CALLBACK, Notice.CANCEL: NOTIFY_CANCEL}
 
 
 class RequestRelay:
@@ -64,7 +70,23 @@ class RequestRelay:
         counts["republished"] += len(overdue.republish)
         self._settle_lost(overdue.lost, LEASE_EXPIRED)
         counts["lost"] += len(overdue.lost)
+        counts["notices"] = self._publish_notices()
         return counts
+
+    def _publish_notices(self) -> int:
+        """Publish the outbox's notices whose time has come; each is published again a grace
+        later until its task removes it. The first one the broker refuses ends the round: the
+        others claimed with it wait for the grace too, like any publish that failed."""
+        published = 0
+        while True:
+            now = self.now_ms()
+            owed = outbox.claim(self.store, now_ms=now, grace_ms=self.settings.publish_grace_ms, limit=RELAY_BATCH)
+            for notice, request_id in owed:
+                if not self.publisher.notify(NOTICE_TASKS[notice], request_id):
+                    return published
+                published += 1
+            if len(owed) < RELAY_BATCH:
+                return published
 
     def _settle_lost(self, lost: list[store_requests.Due], outcome: Outcome) -> None:
         now = self.now_ms()

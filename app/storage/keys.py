@@ -23,6 +23,12 @@ Deferred requests
   P:requests:status:{s}    zset    the same, for one status ``s``
   P:requests:ended         zset    id -> time it ended (ms); the expiry sweep reads it
   P:requests:archive       string  Bloom filter bitmap of expired ids (GET answers 410, not 404)
+  P:requests:outbox        zset    ``{kind}:{id}`` -> time (ms) the relay next publishes it: a
+                                   notice owed about request ``id`` (kind ``callback`` or
+                                   ``cancel``, storage/outbox.py), recorded by the script that
+                                   ends the request, put a publish grace later by each publish,
+                                   removed by its task once delivered or given up, or by the
+                                   expiry sweep with the request
   P:idem:{key}             string  ``{id} {sha1 of body}`` of an Idempotency-Key; TTL 24 h
   P:compat:{N}:{A}         string  the id of the request a compat profile ``N`` (``timers``, ``htq``)
                                    created under its own id ``A`` (a uuid4); written by the same
@@ -129,6 +135,10 @@ def requests_ended() -> str:
 
 def requests_archive() -> str:
     return f"{PREFIX}:requests:archive"
+
+
+def requests_outbox() -> str:
+    return f"{PREFIX}:requests:outbox"
 
 
 def idempotency(key: str) -> str:

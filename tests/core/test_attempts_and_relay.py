@@ -8,7 +8,8 @@ from app.core.outcome import Outcome
 from app.core.publish import DISPATCH_LEAD_MS, Publisher
 from app.core.relay import RequestRelay
 from app.core.requests import RequestService
-from app.storage import keys
+from app.storage import keys, outbox
+from app.storage.outbox import Notice
 
 
 @pytest.fixture
@@ -100,6 +101,54 @@ def test_final_outcome_with_callback_publishes_the_callback(service, attempts, s
     [attempt] = attempts.start([(request_id, 1, 0)], "worker@test")
     attempts.finish([(attempt, Outcome(verdict="succeeded", status_code=200, reason="OK"))])
     assert ("htq.send_callback", [request_id], None) in sender.sent
+
+
+def notices(sender) -> list[tuple[str, str]]:
+    return [(name, args[0]) for name, args, _ in sender.sent if name in ("htq.send_callback", "htq.notify_cancel")]
+
+
+def test_a_callback_is_published_at_once_then_by_the_relay_each_grace_until_a_worker_takes_it(
+        service, attempts, relay, sender, clock, settings, store):
+    request_id = service.create(fields(callback_url="http://127.0.0.1:9/cb")).resource["id"]
+    [attempt] = attempts.start([(request_id, 1, clock.ms)], "worker@test")
+    attempts.finish([(attempt, Outcome(verdict="failed", status_code=404))])
+    assert notices(sender) == [("htq.send_callback", request_id)]  # the fast path, from the worker
+    assert relay.tick()["notices"] == 0  # its task has a grace to take it
+    clock.advance_ms(settings.publish_grace_ms)
+    assert relay.tick()["notices"] == 1
+    assert relay.tick()["notices"] == 0  # published again only a grace later
+    assert notices(sender) == [("htq.send_callback", request_id)] * 2
+    outbox.remove(store, Notice.CALLBACK, request_id)  # its task delivered it
+    clock.advance_ms(settings.publish_grace_ms)
+    assert relay.tick()["notices"] == 0
+    assert len(notices(sender)) == 2
+
+
+def test_a_cancel_notice_is_owed_only_once_something_was_sent_and_the_relay_publishes_it(
+        service, attempts, relay, sender, clock, settings):
+    waiting = service.create(fields(cancel_notify=True, delay=600)).resource["id"]
+    sent = service.create(fields(cancel_notify=True)).resource["id"]
+    unasked = service.create(fields()).resource["id"]
+    attempts.start([(sent, 1, clock.ms), (unasked, 1, clock.ms)], "worker@test")
+    for request_id in (waiting, sent, unasked):
+        service.cancel(request_id)
+    assert notices(sender) == [("htq.notify_cancel", sent)]
+    clock.advance_ms(settings.publish_grace_ms)
+    assert relay.tick()["notices"] == 1
+    assert notices(sender) == [("htq.notify_cancel", sent)] * 2
+
+
+def test_an_attempt_settled_as_lost_that_ends_the_request_owes_its_callback(
+        service, attempts, relay, sender, clock, settings):
+    request_id = service.create(fields(timeout=10, callback_url="http://127.0.0.1:9/cb",
+                                       retry={"max_attempts": 1})).resource["id"]
+    attempts.start([(request_id, 1, clock.ms)], "worker@test")
+    clock.advance_ms(10_000 + settings.lease_margin_ms + 1)
+    counts = relay.tick()
+    assert counts["lost"] == 1 and service.status(request_id)["status"] == "failed"
+    assert notices(sender) == [("htq.send_callback", request_id)]
+    clock.advance_ms(settings.publish_grace_ms)
+    assert relay.tick()["notices"] == 1
 
 
 def test_expire_removes_requests_after_the_retention(service, relay, clock, settings):

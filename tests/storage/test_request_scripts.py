@@ -33,6 +33,8 @@ def finish(store, request_id, attempt, now, outcome, next_due=0):
 def recover(store, now, backlog=0):
     return sr.recover_overdue(store, now_ms=now, grace_ms=GRACE_MS, alive_after_ms=now - 7000,
                               backlog=lambda: backlog, limit=10)
+def cancel(store, request_id, now, notify=False):
+    return sr.cancel(store, request_id, now_ms=now, grace_ms=GRACE_MS, notify=notify)
 
 
 def test_request_due_within_horizon_is_queued_and_in_flight(store):
@@ -123,22 +125,22 @@ def test_expired_lease_is_reported_lost_and_queued_publish_is_repeated(store):
 
 def test_cancel_ends_a_waiting_request_and_conflicts_after_the_end(store):
     create(store, "A", 0, HORIZON_MS * 10)
-    assert sr.cancel(store, "A", now_ms=5) == Cancel(Canceled.CANCELED, "scheduled", 0)
-    assert sr.cancel(store, "A", now_ms=6) == Cancel(Canceled.ALREADY)
+    assert cancel(store, "A", 5) == Cancel(Canceled.CANCELED, "scheduled", 0)
+    assert cancel(store, "A", 6) == Cancel(Canceled.ALREADY)
     assert store.redis.zcard(keys.requests_due()) == 0
     assert sr.claim_due(store, now_ms=HORIZON_MS * 10, horizon_end_ms=HORIZON_MS * 11,
                         grace_ms=GRACE_MS, limit=10) == []
     create(store, "B", 0, 0)
     sr.start_many(store, [("B", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
     finish(store, "B", 1, 10, "succeeded")
-    assert sr.cancel(store, "B", now_ms=20) == Cancel(Canceled.ENDED, "succeeded")
-    assert sr.cancel(store, "missing", now_ms=20) == Cancel(Canceled.MISSING)
+    assert cancel(store, "B", 20) == Cancel(Canceled.ENDED, "succeeded")
+    assert cancel(store, "missing", 20) == Cancel(Canceled.MISSING)
 
 
 def test_attempt_finishing_after_cancel_is_recorded_but_stays_canceled(store):
     create(store, "A", 0, 0)
     sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
-    assert sr.cancel(store, "A", now_ms=5) == Cancel(Canceled.CANCELED, "running", 1)
+    assert cancel(store, "A", 5) == Cancel(Canceled.CANCELED, "running", 1)
     assert finish(store, "A", 1, 10, "succeeded") == Settled(Next.CANCELED)
     assert store.redis.hget(keys.request("A"), "status") == "canceled"
     assert store.redis.llen(keys.request_attempts("A")) == 1

@@ -63,7 +63,7 @@ def test_what_a_dead_worker_held_is_published_again_and_what_it_ran_is_lost(stor
     queued(store, "C")
     sw.hold(store, DEAD, [("A", 1), ("B", 1), ("C", 1)])
     sr.start_many(store, [("B", 1)], worker=DEAD, now_ms=1_000, lease_margin_ms=30_000)
-    sr.cancel(store, "C", now_ms=1_500)
+    sr.cancel(store, "C", now_ms=1_500, grace_ms=GRACE_MS, notify=False)
     beat(store, DEAD, 1_000)
     held = sw.reap(store, DEAD, now_ms=9_000, grace_ms=GRACE_MS)
     assert held == ([Due("A", 1, 1000)], [Due("B", 1, 9_000)])
@@ -78,7 +78,7 @@ def test_a_worker_no_longer_holds_what_it_finished_or_skipped(store):
     queued(store, "A")
     queued(store, "B")
     sw.hold(store, ALIVE, [("A", 1), ("B", 1)])
-    sr.cancel(store, "B", now_ms=500)
+    sr.cancel(store, "B", now_ms=500, grace_ms=GRACE_MS, notify=False)
     [started, skipped] = sr.start_many(store, [("A", 1), ("B", 1)], worker=ALIVE, now_ms=1_000, lease_margin_ms=0)
     assert started.status == "running" and skipped.status == "canceled"
     assert store.redis.smembers(keys.worker_held(ALIVE)) == {"A"}

@@ -9,9 +9,12 @@ from celery import shared_task
 
 from app.core import clock
 from app.core.attempts import Attempt
+from app.core.model import ms
 from app.core.outcome import RETRY, SUCCEEDED
+from app.core.relay import NOTICE_TASKS
 from app.core.requests import to_resource
 from app.core.task_names import DELIVER_REQUESTS, EXPIRE_REQUESTS, NOTIFY_CANCEL, RELAY_REQUESTS, SEND_CALLBACK
+from app.storage import outbox
 from app.storage import requests as store_requests
 from workers import runtime
 
@@ -20,6 +23,8 @@ log = logging.getLogger(__name__)
 # Above the longest HTTP timeout (1800 s) plus the wait for an eta and the two store round trips.
 DELIVERY_TIME_LIMIT_S = 1800 + 120
 NOTICE_RETRIES = 5
+# The outbox entry each notice task settles (app/storage/outbox.py).
+NOTICE_OF_TASK = {task: notice for notice, task in NOTICE_TASKS.items()}
 
 
 @shared_task(name=DELIVER_REQUESTS, bind=True, ignore_result=True, time_limit=DELIVERY_TIME_LIMIT_S)
@@ -74,9 +79,20 @@ def _send_notice(task, request_id: str, kind: str, method: str, url: str, body: 
                                 url=url, headers=headers, body=body, timeout_s=rt.settings.default_timeout_s)
     log.info("request %s: %s %s -> %s", request_id, kind, url, outcome.status_code or outcome.error)
     if outcome.verdict == RETRY and task.request.retries < NOTICE_RETRIES:
-        raise task.retry(countdown=min(60, 2 ** task.request.retries))
+        countdown_s = min(60, 2 ** task.request.retries)
+        # Still held by a worker: the relay leaves its outbox entry until a grace after the retry.
+        outbox.postpone(rt.store, NOTICE_OF_TASK[task.name], request_id,
+                        until_ms=clock.now_ms() + ms(countdown_s) + rt.settings.publish_grace_ms)
+        raise task.retry(countdown=countdown_s)
     if outcome.verdict != SUCCEEDED:
         log.warning("request %s: %s gave up: %s", request_id, kind, outcome.error or outcome.status_code)
+    _done(task, request_id)
+
+
+def _done(task, request_id: str) -> None:
+    """The notice was delivered or given up, or its request is gone: its outbox entry goes, so the
+    relay stops publishing it. Not reached when the task fails otherwise: the relay publishes it again."""
+    outbox.remove(runtime.current().store, NOTICE_OF_TASK[task.name], request_id)
 
 
 @shared_task(name=SEND_CALLBACK, bind=True, ignore_result=True, max_retries=NOTICE_RETRIES)
@@ -85,6 +101,7 @@ def send_callback(self, request_id: str) -> None:
     rt = runtime.current()
     record = store_requests.load(rt.store, request_id)
     if not record:
+        _done(self, request_id)  # expired: nothing left to tell
         return
     resource = to_resource(record)
     resource["response"] = store_requests.load_response(rt.store, request_id)
@@ -98,3 +115,5 @@ def notify_cancel(self, request_id: str) -> None:
     record = store_requests.load(runtime.current().store, request_id)
     if record:
         _send_notice(self, request_id, "cancel notice", "DELETE", store_requests.spec_of(record)["url"], None, {})
+    else:
+        _done(self, request_id)  # expired: nothing left to tell

@@ -7,6 +7,8 @@
 --       last_error ("" for none), channel (notified of the end), worker (the finishing worker)
 -- "retry" turns into "failed" here when the attempt limit is used up. A retry shows "retrying"
 -- until its attempt starts, whether it is published now or waits for the relay.
+-- KEYS: outbox (notices owed, storage/outbox.py)
+-- ARGV: notice (the callback's outbox entry, recorded when the request ends; "" when it has none)
 -- Returns {"publish", next_due_ms} (caller publishes the next attempt now), {"scheduled"},
 -- {"ended", final status}, {"canceled"} (canceled while running; recorded only) or {"stale"}.
 local id, attempt, now, outcome = ARG.id, tonumber(ARG.attempt), tonumber(ARG.now_ms), ARG.outcome
@@ -37,5 +39,6 @@ if outcome == 'retry' then
   redis.call('ZADD', KEY.due, next_due, id)
   return {'scheduled'}
 end
+if ARG.notice ~= '' then redis.call('ZADD', KEY.outbox, now + tonumber(ARG.grace_ms), ARG.notice) end
 end_request(KEY.request, id, status, outcome, now, ARG.channel)
 return {'ended', outcome}
