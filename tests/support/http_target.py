@@ -23,6 +23,7 @@ class Reply:
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    release: threading.Event | None = None  # answer only once it is set (at most 60 s later)
 
 
 class HttpTarget:
@@ -47,6 +48,8 @@ class HttpTarget:
                     target._arrived.notify_all()
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                if reply.release is not None:
+                    reply.release.wait(60)
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
