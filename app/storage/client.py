@@ -93,6 +93,13 @@ CONNECTION_CLASSES = {redis.Connection: TcpConnection, redis.UnixDomainSocketCon
                       redis.SSLConnection: TlsConnection}
 
 
+def evicting_policy(client: redis.Redis) -> str | None:
+    """Redis's maxmemory-policy when it may delete keys to make room (anything but `noeviction`),
+    else None. Read from INFO, which managed Redis services answer even where CONFIG is disabled."""
+    policy = client.info("memory").get("maxmemory_policy", "noeviction")
+    return None if policy == "noeviction" else policy
+
+
 def connect(redis_url: str, **options) -> redis.Redis:
     """A client whose replies are str; every value htq stores is text (JSON or base64)."""
     options.setdefault("socket_timeout", SOCKET_TIMEOUT_S)

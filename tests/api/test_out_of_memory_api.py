@@ -4,6 +4,7 @@ write that accepts work answers 503 with Retry-After (in each compat profile's o
 from __future__ import annotations
 
 import pytest
+import redis
 
 from app import create_app
 from app.core.publish import Publisher
@@ -102,3 +103,16 @@ def test_in_a_full_redis_reads_receives_acks_and_cancels_go_on(client, stored, f
     assert client.delete(f"/v1/requests/{request_id}").status_code == 204
     assert client.get(f"/v1/requests/{request_id}/status").get_json()["status"] == "canceled"
     assert full_redis.refuses_writes()
+
+
+def test_a_redis_that_may_evict_keys_is_warned_about_at_start_up(redis_url, capsys):
+    admin = redis.Redis.from_url(redis_url)
+    create_app(make_settings(redis_url))
+    assert "maxmemory-policy" not in capsys.readouterr().out  # noeviction: nothing to say
+    admin.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        create_app(make_settings(redis_url))
+    finally:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.close()
+    assert "Redis maxmemory-policy is allkeys-lru" in capsys.readouterr().out
