@@ -91,8 +91,11 @@ def test_a_refused_push_create_record_or_configuration_stores_nothing_and_succee
 
 def test_in_a_full_redis_consumers_still_receive_and_acknowledge_and_reads_and_the_sweep_work(store, full_redis):
     ids = push(store, "m1", "m2", "m3")
+    push(store, "x", name="other")
     locked = sq.receive(store, "q", now_ms=T0, max_messages=2, visibility_timeout_ms=1000, token="a")[0]
     create_request(store, "R0")
+    create_request(store, "R1")
+    assert sr.cancel(store, "R1", now_ms=T0).result is sr.Canceled.CANCELED
     full_redis.fill()
     later = T0 + 2000  # both locks have expired
     stats = sq.stats(store, "q", now_ms=later)  # returns the expired locks first, which writes
@@ -103,7 +106,9 @@ def test_in_a_full_redis_consumers_still_receive_and_acknowledge_and_reads_and_t
     assert sq.change_visibility(store, "q", got[1].id, got[1].receipt, now_ms=later,
                                 visibility_timeout_ms=0).result == "ok"
     assert sq.ack(store, "q", [(got[0].id, got[0].receipt)]) == [sq.Acked.ACKED]
-    assert sr.load(store, "R0")["status"] == "queued" and sq.names(store) == ["q"]
+    assert sr.load(store, "R0")["status"] == "queued" and sq.names(store) == ["other", "q"]
+    assert sr.expire_ended(store, cutoff_ms=T0, limit=10) == 1 and sr.load(store, "R1") == {}
+    assert sq.delete(store, "other") is True and sq.names(store) == ["q"]
     assert sq.sweep_many(store, ["q"], now_ms=T0 + 61_000, drop_limit=100) == [sq.Swept(0, 2)]  # retention
     assert sq.stats(store, "q", now_ms=T0 + 61_000).visible == 0 and len(ids) == 3
     assert full_redis.refuses_writes()
