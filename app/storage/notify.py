@@ -133,7 +133,7 @@ class Notifier:
 
         A connection is alive while it delivers messages or leaves no health-check PING
         unanswered; one that keeps a PING unanswered for answer_within_s died without closing
-        (a host or network gone), which no read or write on it would ever report."""
+        (a host or network gone), which reads never report and writes only after many minutes."""
         answered = time.monotonic()
         while True:
             message = pubsub.get_message(timeout=POLL_S)
