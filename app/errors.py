@@ -9,7 +9,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from app.core import errors as core_errors
-from app.storage.client import UNAVAILABLE
+from app.storage.client import OUT_OF_MEMORY, UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,10 @@ STATUS_BY_ERROR: dict[type[core_errors.HTQError], int] = {
 }
 
 REDIS_RETRY_AFTER_S = 5
+# Memory comes back when consumers acknowledge, requests expire or an operator steps in: minutes
+# rather than the seconds of a failover, so writers are asked to wait longer.
+OUT_OF_MEMORY_RETRY_AFTER_S = 30
+OUT_OF_MEMORY_MESSAGE = "Redis is out of memory (maxmemory reached); nothing was stored, try again later"
 
 
 def error_response(code: int, message: str, errors: dict | None = None, headers: dict | None = None):
@@ -62,9 +66,15 @@ def _redis_down(exc: redis.RedisError):
                           {"Retry-After": str(REDIS_RETRY_AFTER_S)})
 
 
+def _redis_full(exc: redis.RedisError):
+    log.warning("Redis refused a write, out of memory: %s", exc)
+    return error_response(503, OUT_OF_MEMORY_MESSAGE, None, {"Retry-After": str(OUT_OF_MEMORY_RETRY_AFTER_S)})
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     for cls in STATUS_BY_ERROR:
         app.register_error_handler(cls, _domain_error)
     for error in UNAVAILABLE:
         app.register_error_handler(error, _redis_down)
+    app.register_error_handler(OUT_OF_MEMORY, _redis_full)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from app.embedded import RedisServer
+from app.embedded import RedisServer, die_with_parent
 
 # The directory holding the app, workers and config packages: children run there, with it on
 # their PYTHONPATH, so `-c config/gunicorn.py` and `-A workers` resolve as in a checkout.
@@ -27,7 +27,6 @@ STOP_TIMEOUT_S = 15.0
 # Worker-to-worker chatter (event heartbeats, mingle at start, gossip) that a short-lived worker
 # on its own does without; production workers (Procfile) keep it.
 SOLO_WORKER_OPTIONS = ("--without-heartbeat", "--without-mingle", "--without-gossip")
-PR_SET_PDEATHSIG = 1
 
 
 def web_argv(bind: str, app: str = "app:create_app()") -> list[str]:
@@ -164,14 +163,4 @@ def _killpg(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:
-        pass
-
-
-def die_with_parent() -> None:
-    """Popen's preexec_fn: the child gets SIGTERM when its parent dies (Linux; elsewhere nothing)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
         pass

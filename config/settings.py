@@ -165,6 +165,10 @@ class Settings:
             # hold ETA tasks for at most `horizon_s`, and anything later waits in the store.
             "broker_transport_options": {"visibility_timeout": 900, "socket_connect_timeout": 5},
             "broker_connection_retry_on_startup": True,
+            # An error answer from the broker (a Redis out of memory refuses even a worker's
+            # start-up reads, which kombu sends in MULTI) restarts the consumer, as a lost
+            # connection does, instead of stopping the worker.
+            "broker_channel_error_retry": True,
             # A publish gives up within about a second when the broker is down: what was stored is
             # published again by the relay, and an API call must not hang.
             "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.3,

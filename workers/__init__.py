@@ -4,6 +4,7 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import setup_logging, task_received, worker_process_init, worker_ready, worker_shutdown
 
+from app import broker
 from app.log import configure_logging
 from config import load_settings
 from workers.schedule import beat_schedule
@@ -14,6 +15,7 @@ app = Celery("htq", include=["workers.tasks.requests", "workers.tasks.queues", "
 app.conf.update(settings.celery_config())
 app.conf.beat_schedule = beat_schedule()
 celery = app
+broker.consume_from_a_full_redis()  # a Redis out of memory must not stop the workers
 
 
 @setup_logging.connect

@@ -17,6 +17,7 @@ _FLUSH = Script("batch_flush")
 _CLAIM = Script("batch_claim")
 _FINISH = Script("batch_finish")
 _REDRIVE = Script("batch_redrive")
+_LOAD = Script("batch_load")
 
 @dataclass(frozen=True)
 class BatchConfig:
@@ -124,15 +125,12 @@ def add(store: Store, name: str, records: list[str], *, now_ms: int, grace_ms: i
 
 
 def load(store: Store, name: str) -> dict | None:
-    """The config hash plus pending, in_flight and dead counts, read in one MULTI."""
-    pipe = store.pipeline(transaction=True)
-    pipe.hgetall(keys.batch(name))
-    pipe.llen(keys.batch_pending(name))
-    pipe.zcard(keys.batch_taken(name))
-    pipe.zcard(keys.batch_dead(name))
-    config, pending, in_flight, dead_count = pipe.execute()
-    if not config:
+    """The config hash plus pending, in_flight and dead counts, read at one instant."""
+    reply = store.run(_LOAD, keys=keys.batch_keys(name), args={})
+    if not reply:
         return None
+    flat, pending, in_flight, dead_count = reply
+    config = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
     return {**config, "pending": pending, "in_flight": in_flight, "dead_batches": dead_count}
 
 
@@ -198,7 +196,7 @@ def dead(store: Store, name: str, *, limit: int) -> list[DeadBatch]:
     ids = store.redis.zrange(keys.batch_dead(name), 0, limit - 1)
     if not ids:
         return []
-    pipe = store.pipeline(transaction=True)
+    pipe = store.pipeline()  # no MULTI, which Redis refuses at maxmemory; a batch redriven meanwhile is left out
     pipe.hmget(keys.batch_bodies(name), ids)
     pipe.hmget(keys.batch_meta(name), ids)
     bodies, metas = pipe.execute()
