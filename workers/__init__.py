@@ -45,10 +45,9 @@ _liveness = None  # this worker's heartbeat and holdings, in its main process
 @worker_ready.connect
 def _start_heartbeat(sender, **_):
     global _liveness
-    from app import broker
     from workers.liveness import Liveness
 
-    _liveness = Liveness(settings, sender.hostname, broker.publisher(settings, app))
+    _liveness = Liveness(settings, sender.hostname)
     _liveness.start()
 
 

@@ -11,7 +11,6 @@ import threading
 import redis
 
 from app.core import clock
-from app.core.publish import Publisher
 from app.core.task_names import DELIVER_REQUESTS, SEND_BATCHES
 from app.core.workers import HEARTBEAT_EVERY_S, Workers
 from app.storage.client import Store
@@ -21,10 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class Liveness:
-    def __init__(self, settings: Settings, name: str, publisher: Publisher):
+    def __init__(self, settings: Settings, name: str):
         self.settings = settings
         self.name = name
-        self.publisher = publisher
         self.store = Store.from_url(settings.redis_url)
         self.workers = Workers(self.store)
         self.started_ms = clock.now_ms()
@@ -50,11 +48,11 @@ class Liveness:
         self._stopping.set()
         self._thread.join(HEARTBEAT_EVERY_S * 2)
         try:
-            held = self.workers.reap(self.name, self.settings.publish_grace_ms)
-            self.publisher.deliver(held.republish, clock.now_ms())
-            if held.republish or held.lost:
-                log.info("worker %s stopping: %d attempts it held published again, %d it ran left to the relay",
-                         self.name, len(held.republish), len(held.lost))
+            # Celery puts the task messages it holds back on the broker's queue as it stops: the
+            # holds are only released here, not published a second time.
+            held = self.workers.reap(self.name, self.settings.publish_grace_ms, republish=False)
+            if held.lost:
+                log.info("worker %s stopping: %d attempts it ran left to the relay", self.name, len(held.lost))
         except redis.RedisError as exc:
             log.warning("worker %s: could not hand back what it held (%s); it is recovered once it is found dead",
                         self.name, exc)

@@ -25,7 +25,7 @@ from app.core.errors import Invalid, NotFound, TooLarge
 from app.core.model import NAME_RULE, is_name, ms, seconds
 from app.core.outcome import FAILED, SUCCEEDED, Outcome
 from app.core.publish import Publisher
-from app.core.workers import DEAD_AFTER_S
+from app.core.workers import DEAD_AFTER_S, HOLD_VALID_S
 from app.storage import batches as store_batches
 from app.storage.batches import BatchConfig, Claimed, Refused
 from app.storage.client import Store
@@ -226,7 +226,8 @@ class BatchForwarder:
         to_send: dict[str, list[tuple[str, int]]] = defaultdict(list)
         grace_ms = self.settings.publish_grace_ms
         flushed = store_batches.flush(self.store, names, now_ms=now, grace_ms=grace_ms, limit=SWEEP_LIMIT,
-                                      alive_after_ms=now - ms(DEAD_AFTER_S), backlog=self.backlog())
+                                      alive_after_ms=now - ms(DEAD_AFTER_S), held_after_ms=now - ms(HOLD_VALID_S),
+                                      backlog=self.backlog())
         for kind, name, batch_id, attempt in flushed:
             counts[kind] += 1
             if kind == "dead":

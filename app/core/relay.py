@@ -64,7 +64,8 @@ class RequestRelay:
                 break
         now = self.now_ms()
         overdue = store_requests.recover_overdue(self.store, now_ms=now, grace_ms=self.settings.publish_grace_ms,
-                                                 alive_after_ms=self.workers.alive_after_ms(), backlog=self.backlog,
+                                                 alive_after_ms=self.workers.alive_after_ms(),
+                                                 held_after_ms=self.workers.held_after_ms(), backlog=self.backlog,
                                                  limit=RELAY_BATCH)
         self.publisher.deliver(overdue.republish, now)
         counts["republished"] += len(overdue.republish)

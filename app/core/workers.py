@@ -16,6 +16,9 @@ HEARTBEAT_EVERY_S = 2.0
 # Three heartbeats missed and a bit: the relay, every second, notices a dead worker within 10 s.
 DEAD_AFTER_S = 7.0
 REAP_LIMIT = 100  # dead workers handed back per relay tick
+# A live worker's hold on an unstarted attempt counts for this long: longer means the task message
+# was dropped without a start (a task that failed before its claim), and the work is published again.
+HOLD_VALID_S = 300.0
 
 
 class Workers:
@@ -27,23 +30,28 @@ class Workers:
         """A worker whose last heartbeat is not later than this is dead."""
         return self.now_ms() - ms(DEAD_AFTER_S)
 
+    def held_after_ms(self) -> int:
+        """A hold taken before this is stale."""
+        return self.now_ms() - ms(HOLD_VALID_S)
+
     def heartbeat(self, name: str, host: str, pid: int, started_ms: int) -> None:
         store_workers.heartbeat(self.store, name, host=host, pid=pid, started_ms=started_ms, now_ms=self.now_ms())
 
     def hold(self, name: str, items: list[tuple[str, int]]) -> int:
         """`name` received these (request id, attempt) items in a task message."""
-        return store_workers.hold(self.store, name, items)
+        return store_workers.hold(self.store, name, items, now_ms=self.now_ms())
 
     def hold_batches(self, name: str, batch: str, items: list[tuple[str, int]]) -> int:
         """`name` received these (batch id, attempt) items of the batch `batch` in a task message."""
-        return store_workers.hold_batches(self.store, name, batch, items)
+        return store_workers.hold_batches(self.store, name, batch, items, now_ms=self.now_ms())
 
     def dead(self) -> list[str]:
         return store_workers.dead(self.store, alive_after_ms=self.alive_after_ms(), limit=REAP_LIMIT)
 
-    def reap(self, name: str, grace_ms: int) -> Overdue:
-        """Forget a stopped worker; what it held, to publish again or to settle as lost."""
-        return store_workers.reap(self.store, name, now_ms=self.now_ms(), grace_ms=grace_ms)
+    def reap(self, name: str, grace_ms: int, republish: bool = True) -> Overdue:
+        """Forget a stopped worker; what it held, to publish again (unless it put its task
+        messages back itself: `republish` False) or to settle as lost."""
+        return store_workers.reap(self.store, name, now_ms=self.now_ms(), grace_ms=grace_ms, republish=republish)
 
     def live(self) -> list[dict]:
         """The contract's worker resources, by name."""

@@ -147,14 +147,14 @@ def due_names(store: Store, *, now_ms: int, limit: int) -> list[str]:
 
 
 def flush(store: Store, batch_names: list[str], *, now_ms: int, grace_ms: int, limit: int, alive_after_ms: int,
-          backlog: int = 0) -> list[Flushed]:
+          held_after_ms: int = 0, backlog: int = 0) -> list[Flushed]:
     """Beat's work on each named batch, in one round trip (see batch_flush.lua); `backlog` is the
     number of task messages waiting in the broker, a worker last seen before `alive_after_ms` dead."""
     pipe = store.pipeline()
     for name in batch_names:
         store.run(_FLUSH, keys={**keys.batch_keys(name), "workers": keys.workers()}, args={
             "name": name, "now_ms": now_ms, "grace_ms": grace_ms, "limit": limit, "backlog": backlog,
-            "alive_after_ms": alive_after_ms}, pipeline=pipe)
+            "alive_after_ms": alive_after_ms, "held_after_ms": held_after_ms}, pipeline=pipe)
     return [Flushed(flat[i], name, flat[i + 1], int(flat[i + 2]))
             for name, flat in zip(batch_names, pipe.execute()) for i in range(0, len(flat), 3)]
 

@@ -270,8 +270,8 @@ def claim_due(store: Store, *, now_ms: int, horizon_end_ms: int, grace_ms: int, 
     return [Due(flat[i], int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
 
 
-def recover_overdue(store: Store, *, now_ms: int, grace_ms: int, alive_after_ms: int, backlog: Callable[[], int],
-                    limit: int) -> Overdue:
+def recover_overdue(store: Store, *, now_ms: int, grace_ms: int, alive_after_ms: int, held_after_ms: int,
+                    backlog: Callable[[], int], limit: int) -> Overdue:
     """In-flight requests past their deadline, each reported again a grace later until settled.
     One not started yet is published again only if no live worker holds it and `backlog()`, the
     messages waiting in the broker, is 0 (asked only when some deadline passed)."""
@@ -281,7 +281,8 @@ def recover_overdue(store: Store, *, now_ms: int, grace_ms: int, alive_after_ms:
         return overdue
     flat = store.run(_RECOVER, keys={
         "inflight": keys.requests_inflight(), "workers": keys.workers(), "requests": [keys.request(i) for i in ids],
-    }, args={"now_ms": now_ms, "grace_ms": grace_ms, "alive_after_ms": alive_after_ms, "backlog": backlog(),
+    }, args={"now_ms": now_ms, "grace_ms": grace_ms, "alive_after_ms": alive_after_ms,
+             "held_after_ms": held_after_ms, "backlog": backlog(),
              "ids": ids})
     for i in range(0, len(flat), 4):
         kind, due = flat[i], Due(flat[i + 1], int(flat[i + 2]), int(flat[i + 3]))

@@ -12,6 +12,7 @@ _HOLD = Script("worker_hold")
 _HOLD_BATCHES = Script("worker_hold_batches")
 _REAP = Script("worker_reap")
 _REAP_BATCHES = Script("worker_reap_batches")
+_RELEASE = Script("worker_release")
 
 
 class WorkerInfo(NamedTuple):
@@ -45,33 +46,41 @@ def dead(store: Store, *, alive_after_ms: int, limit: int) -> list[str]:
     return store.redis.zrangebyscore(keys.workers(), "-inf", alive_after_ms, start=0, num=limit)
 
 
-def hold(store: Store, worker: str, items: list[tuple[str, int]]) -> int:
+def hold(store: Store, worker: str, items: list[tuple[str, int]], *, now_ms: int) -> int:
     """Record that `worker` received these (request id, attempt) items; how many it now holds."""
     if not items:
         return 0
     return store.run(_HOLD, keys={"held": keys.worker_held(worker), "requests": [keys.request(i) for i, _ in items]},
-                     args={"worker": worker, "items": [value for item in items for value in item]})
+                     args={"worker": worker, "now_ms": now_ms, "items": [value for item in items for value in item]})
 
 
-def hold_batches(store: Store, worker: str, name: str, items: list[tuple[str, int]]) -> int:
+def hold_batches(store: Store, worker: str, name: str, items: list[tuple[str, int]], *, now_ms: int) -> int:
     """Record that `worker` received these (batch id, attempt) items of the batch `name`."""
     if not items:
         return 0
     return store.run(_HOLD_BATCHES, keys={"held_batches": keys.worker_held_batches(worker),
                                           "meta": keys.batch_meta(name)},
-                     args={"worker": worker, "name": name, "items": [value for item in items for value in item]})
+                     args={"worker": worker, "name": name, "now_ms": now_ms,
+                           "items": [value for item in items for value in item]})
 
 
-def reap(store: Store, worker: str, *, now_ms: int, grace_ms: int) -> Overdue:
+def release(store: Store, worker: str, request_ids: list[str]) -> int:
+    """`worker` no longer holds these requests unless it runs their attempt (its task ended)."""
+    return store.run(_RELEASE, keys={"held": keys.worker_held(worker),
+                                     "requests": [keys.request(i) for i in request_ids]},
+                     args={"worker": worker, "ids": request_ids})
+
+
+def reap(store: Store, worker: str, *, now_ms: int, grace_ms: int, republish: bool = True) -> Overdue:
     """Hand back what a stopped worker held and forget it: its batches become due now (beat's
     flush sends them again or settles their attempt as lost); of its requests, the attempts to
-    publish again and the attempts it had started, lost with it."""
+    publish again (none without `republish`) and the attempts it had started, lost with it."""
     _reap_batches(store, worker, now_ms)
     ids = sorted(store.redis.smembers(keys.worker_held(worker)))
     flat = store.run(_REAP, keys={
         "workers": keys.workers(), "worker": keys.worker(worker), "held": keys.worker_held(worker),
         "inflight": keys.requests_inflight(), "requests": [keys.request(i) for i in ids],
-    }, args={"worker": worker, "now_ms": now_ms, "grace_ms": grace_ms, "ids": ids})
+    }, args={"worker": worker, "now_ms": now_ms, "grace_ms": grace_ms, "republish": int(republish), "ids": ids})
     overdue = Overdue([], [])
     for i in range(0, len(flat), 4):
         due = Due(flat[i + 1], int(flat[i + 2]), int(flat[i + 3]))

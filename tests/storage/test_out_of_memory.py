@@ -95,7 +95,7 @@ def test_in_a_full_redis_consumers_still_receive_and_acknowledge_and_reads_and_t
     locked = sq.receive(store, "q", now_ms=T0, max_messages=2, visibility_timeout_ms=1000, token="a")[0]
     create_request(store, "R0")
     create_request(store, "R1")
-    assert sr.cancel(store, "R1", now_ms=T0).result is sr.Canceled.CANCELED
+    assert sr.cancel(store, "R1", now_ms=T0, grace_ms=120_000, notify=False).result is sr.Canceled.CANCELED
     full_redis.fill()
     later = T0 + 2000  # both locks have expired
     stats = sq.stats(store, "q", now_ms=later)  # returns the expired locks first, which writes
@@ -116,21 +116,23 @@ def test_in_a_full_redis_consumers_still_receive_and_acknowledge_and_reads_and_t
 
 def test_a_full_redis_refuses_to_start_or_settle_an_attempt_and_leaves_the_request_as_it_was(store, full_redis):
     create_request(store, "R0")
-    [started] = sr.start_many(store, [("R0", 1)], now_ms=T0, lease_margin_ms=1000)
+    [started] = sr.start_many(store, [("R0", 1)], worker="w@test", now_ms=T0, lease_margin_ms=1000)
     assert started.spec is not None
     create_request(store, "R1")
     full_redis.fill()
     before = snapshot(store)
     with pytest.raises(OUT_OF_MEMORY):
-        sr.start_many(store, [("R1", 1)], now_ms=T0, lease_margin_ms=1000)
+        sr.start_many(store, [("R1", 1)], worker="w@test", now_ms=T0, lease_margin_ms=1000)
     end = AttemptEnd("R0", 1, "succeeded", 0, {"attempt": 1}, {"status_code": 200}, None)
     with pytest.raises(OUT_OF_MEMORY):
-        sr.finish_many(store, [end], now_ms=T0, horizon_end_ms=T0 + 60_000, grace_ms=120_000)
+        sr.finish_many(store, [end], worker="w@test", now_ms=T0, horizon_end_ms=T0 + 60_000, grace_ms=120_000)
     # R1 stays queued in flight (published again after its grace), R0 running under its lease
     # (settled as lost once it expires): the relay hands both back once Redis has room again.
     with pytest.raises(OUT_OF_MEMORY):
-        sr.recover_overdue(store, now_ms=T0 + 120_000, grace_ms=120_000, limit=10)
+        sr.recover_overdue(store, now_ms=T0 + 120_000, grace_ms=120_000, alive_after_ms=T0, held_after_ms=T0,
+                           backlog=lambda: 0, limit=10)
     assert snapshot(store) == before
     full_redis.free()
-    overdue = sr.recover_overdue(store, now_ms=T0 + 120_000, grace_ms=120_000, limit=10)
+    overdue = sr.recover_overdue(store, now_ms=T0 + 120_000, grace_ms=120_000, alive_after_ms=T0, held_after_ms=T0,
+                           backlog=lambda: 0, limit=10)
     assert [d.request_id for d in overdue.republish] == ["R1"] and [d.request_id for d in overdue.lost] == ["R0"]

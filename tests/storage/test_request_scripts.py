@@ -31,7 +31,7 @@ def finish(store, request_id, attempt, now, outcome, next_due=0):
 
 
 def recover(store, now, backlog=0):
-    return sr.recover_overdue(store, now_ms=now, grace_ms=GRACE_MS, alive_after_ms=now - 7000,
+    return sr.recover_overdue(store, now_ms=now, grace_ms=GRACE_MS, alive_after_ms=now - 7000, held_after_ms=0,
                               backlog=lambda: backlog, limit=10)
 def cancel(store, request_id, now, notify=False):
     return sr.cancel(store, request_id, now_ms=now, grace_ms=GRACE_MS, notify=notify)

@@ -22,9 +22,9 @@ def beat(store, name, now):
     sw.heartbeat(store, name, host="h", pid=1, started_ms=0, now_ms=now)
 
 
-def recover(store, now, backlog=0):
+def recover(store, now, backlog=0, held_after=0):
     return sr.recover_overdue(store, now_ms=now, grace_ms=GRACE_MS, alive_after_ms=now - 7000,
-                              backlog=lambda: backlog, limit=100)
+                              held_after_ms=held_after, backlog=lambda: backlog, limit=100)
 
 
 def test_heartbeats_tell_live_workers_from_dead_ones(store):
@@ -38,7 +38,7 @@ def test_heartbeats_tell_live_workers_from_dead_ones(store):
 def test_a_worker_holds_only_the_next_attempt_of_a_handed_out_request(store):
     queued(store, "A")
     queued(store, "B", due=10**9)  # scheduled, not handed out
-    assert sw.hold(store, ALIVE, [("A", 1), ("A", 2), ("B", 1), ("missing", 1)]) == 1
+    assert sw.hold(store, ALIVE, [("A", 1), ("A", 2), ("B", 1), ("missing", 1)], now_ms=1_000) == 1
     assert store.redis.smembers(keys.worker_held(ALIVE)) == {"A"}
     assert store.redis.hget(keys.request("A"), "holder") == ALIVE
 
@@ -46,7 +46,7 @@ def test_a_worker_holds_only_the_next_attempt_of_a_handed_out_request(store):
 def test_what_a_live_worker_holds_is_not_published_again_whatever_the_deadline(store):
     queued(store, "A")
     beat(store, ALIVE, 200_000)
-    sw.hold(store, ALIVE, [("A", 1)])
+    sw.hold(store, ALIVE, [("A", 1)], now_ms=1_000)
     assert recover(store, 200_000) == ([], [])
     assert store.redis.zscore(keys.requests_inflight(), "A") == 200_000 + GRACE_MS  # looked at again later
 
@@ -61,7 +61,7 @@ def test_what_a_dead_worker_held_is_published_again_and_what_it_ran_is_lost(stor
     queued(store, "A")
     queued(store, "B")
     queued(store, "C")
-    sw.hold(store, DEAD, [("A", 1), ("B", 1), ("C", 1)])
+    sw.hold(store, DEAD, [("A", 1), ("B", 1), ("C", 1)], now_ms=1_000)
     sr.start_many(store, [("B", 1)], worker=DEAD, now_ms=1_000, lease_margin_ms=30_000)
     sr.cancel(store, "C", now_ms=1_500, grace_ms=GRACE_MS, notify=False)
     beat(store, DEAD, 1_000)
@@ -77,7 +77,7 @@ def test_what_a_dead_worker_held_is_published_again_and_what_it_ran_is_lost(stor
 def test_a_worker_no_longer_holds_what_it_finished_or_skipped(store):
     queued(store, "A")
     queued(store, "B")
-    sw.hold(store, ALIVE, [("A", 1), ("B", 1)])
+    sw.hold(store, ALIVE, [("A", 1), ("B", 1)], now_ms=1_000)
     sr.cancel(store, "B", now_ms=500, grace_ms=GRACE_MS, notify=False)
     [started, skipped] = sr.start_many(store, [("A", 1), ("B", 1)], worker=ALIVE, now_ms=1_000, lease_margin_ms=0)
     assert started.status == "running" and skipped.status == "canceled"
@@ -105,7 +105,7 @@ def test_a_dead_workers_batches_become_due_at_once_and_a_live_workers_are_left_a
 
     queued_id = taken_batch(store, "held")
     sending_id = taken_batch(store, "sent")
-    assert sw.hold_batches(store, DEAD, "held", [(queued_id, 1), (queued_id, 2)]) == 1
+    assert sw.hold_batches(store, DEAD, "held", [(queued_id, 1), (queued_id, 2)], now_ms=1_000) == 1
     sb.claim(store, "sent", sending_id, 1, worker=DEAD, now_ms=1_000, lease_margin_ms=30_000)
     assert store.redis.smembers(keys.worker_held_batches(DEAD)) == {f"held\t{queued_id}", f"sent\t{sending_id}"}
     beat(store, DEAD, 1_000)
@@ -116,3 +116,28 @@ def test_a_dead_workers_batches_become_due_at_once_and_a_live_workers_are_left_a
     assert not store.redis.exists(keys.worker_held_batches(DEAD))
     assert sb.flush(store, ["held", "sent"], now_ms=20_000, grace_ms=GRACE_MS, limit=10, alive_after_ms=13_000) == [
         Flushed("republish", "held", queued_id, 1), Flushed("lost", "sent", sending_id, 2)]
+
+
+def test_a_stale_hold_of_a_live_worker_no_longer_keeps_a_request_from_being_published_again(store):
+    queued(store, "A")
+    beat(store, ALIVE, 400_000)
+    sw.hold(store, ALIVE, [("A", 1)], now_ms=1_000)  # then its task failed before the claim
+    assert recover(store, 400_000, held_after=1_000) == ([Due("A", 1, 1000)], [])
+
+
+def test_a_graceful_stop_releases_what_was_held_without_publishing_it_again(store):
+    queued(store, "A")
+    sw.hold(store, ALIVE, [("A", 1)], now_ms=1_000)
+    assert sw.reap(store, ALIVE, now_ms=2_000, grace_ms=GRACE_MS, republish=False) == ([], [])
+    assert store.redis.hget(keys.request("A"), "holder") is None
+    assert store.redis.zscore(keys.requests_inflight(), "A") == 2_000 + GRACE_MS  # the relay's, should it be lost
+
+
+def test_a_task_that_ended_without_starting_releases_what_it_held_but_not_what_runs(store):
+    queued(store, "A")
+    queued(store, "B")
+    sw.hold(store, ALIVE, [("A", 1), ("B", 1)], now_ms=1_000)
+    sr.start_many(store, [("B", 1)], worker=ALIVE, now_ms=1_000, lease_margin_ms=0)
+    assert sw.release(store, ALIVE, ["A", "B"]) == 1
+    assert store.redis.smembers(keys.worker_held(ALIVE)) == {"B"}
+    assert store.redis.hget(keys.request("A"), "holder") is None and store.redis.hget(keys.request("B"), "holder")

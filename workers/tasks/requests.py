@@ -5,6 +5,7 @@ import json
 import logging
 import time
 
+import redis
 from celery import shared_task
 
 from app.core import clock
@@ -16,6 +17,7 @@ from app.core.requests import to_resource
 from app.core.task_names import DELIVER_REQUESTS, EXPIRE_REQUESTS, NOTIFY_CANCEL, RELAY_REQUESTS, SEND_CALLBACK
 from app.storage import outbox
 from app.storage import requests as store_requests
+from app.storage import workers as store_workers
 from workers import runtime
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,23 @@ NOTICE_OF_TASK = {task: notice for notice, task in NOTICE_TASKS.items()}
 @shared_task(name=DELIVER_REQUESTS, bind=True, ignore_result=True, time_limit=DELIVERY_TIME_LIMIT_S)
 def deliver_requests(self, items: list[list]) -> None:
     """Send each [id, attempt, due_ms] item once: claim, wait out any early milliseconds, send, settle."""
-    run_deliveries(runtime.current(), [(str(i), int(a), int(d)) for i, a, d in items], self.request.hostname)
+    rt, worker = runtime.current(), self.request.hostname
+    parsed = [(str(i), int(a), int(d)) for i, a, d in items]
+    try:
+        run_deliveries(rt, parsed, worker)
+    except Exception:
+        # The message is done with (acks are late, but a failed task is acknowledged): what it
+        # did not start is no longer held here, and the relay publishes it again.
+        _release(rt, worker, [request_id for request_id, _, _ in parsed])
+        raise
+
+
+def _release(rt: runtime.Runtime, worker: str, request_ids: list[str]) -> None:
+    try:
+        store_workers.release(rt.store, worker, request_ids)
+    except redis.RedisError as exc:
+        log.warning("worker %s: could not release %d requests (%s); they go back once their hold is stale",
+                    worker, len(request_ids), exc)
 
 
 def run_deliveries(rt: runtime.Runtime, items: list[tuple[str, int, int]], worker: str) -> None:

@@ -17,6 +17,7 @@ if not cfg[1] then return {'gone'} end
 meta.attempts = attempt
 meta.state = 'sending'
 meta.holder = ARG.worker
+meta.held_ms = now
 save_meta(id, meta)
 redis.call('SADD', KEY.held_batches, name .. '\t' .. id)
 redis.call('ZADD', B_TAKEN, now + tonumber(cfg[3]) + tonumber(ARG.lease_margin_ms), id)

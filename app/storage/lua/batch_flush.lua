@@ -9,7 +9,8 @@
 -- KEYS: (the batch's and the due zset, see _batch_common.lua), workers (zset: name -> last heartbeat)
 -- ARGV: name, now_ms, grace_ms (publish grace), limit (most expired batches handled per call),
 --       backlog (task messages waiting in the broker), alive_after_ms (a worker whose last
---       heartbeat is older is dead)
+--       heartbeat is older is dead), held_after_ms (a hold taken earlier is stale: the message
+--       was dropped without a claim)
 -- Returns a flat list {kind, id, attempt, ...}: kind "taken" (attempt 1), "republish", "lost"
 -- (the caller publishes attempt `attempt` of each) or "dead".
 local name, now, grace, limit = ARG.name, tonumber(ARG.now_ms), tonumber(ARG.grace_ms), tonumber(ARG.limit)
@@ -32,7 +33,7 @@ for _, id in ipairs(expired) do
     redis.call('ZREM', B_TAKEN, id)
   elseif meta.state == 'queued' then
     redis.call('ZADD', B_TAKEN, now + grace, id)
-    local held = meta.holder and
+    local held = meta.holder and (meta.held_ms or 0) > tonumber(ARG.held_after_ms) and
       (tonumber(redis.call('ZSCORE', KEY.workers, meta.holder)) or 0) > tonumber(ARG.alive_after_ms)
     if not held and tonumber(ARG.backlog) == 0 then emit('republish', id, meta.attempts + 1) end
   else

@@ -17,11 +17,12 @@ local status, attempts = fields[1], tonumber(fields[2])
 if attempts ~= attempt or (status ~= 'running' and status ~= 'canceled') then
   return {'stale'}
 end
+redis.call('RPUSH', KEY.attempts, ARG.attempt_record)
+-- After that first write: in a full Redis the script is refused before it changes anything.
 if redis.call('HGET', KEY.request, 'holder') == ARG.worker then
   redis.call('HDEL', KEY.request, 'holder')
   redis.call('SREM', KEY.held, id)
 end
-redis.call('RPUSH', KEY.attempts, ARG.attempt_record)
 redis.call('SET', KEY.response, ARG.response)
 redis.call('HSET', KEY.request, 'last_error', ARG.last_error)
 if status == 'canceled' then return {'canceled'} end

@@ -19,7 +19,7 @@ if not handed or tonumber(fields[2]) + 1 ~= attempt then
   end
   return {'skip', status or ''}
 end
-redis.call('HSET', KEY.request, 'attempts', attempt, 'started_ms', now, 'holder', ARG.worker)
+redis.call('HSET', KEY.request, 'attempts', attempt, 'started_ms', now, 'holder', ARG.worker, 'held_ms', now)
 redis.call('SADD', KEY.held, id)
 set_status(KEY.request, id, status, 'running')
 redis.call('ZADD', KEY.inflight, now + tonumber(fields[4]) + tonumber(ARG.lease_margin_ms), id)
