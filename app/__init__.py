@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
     _register_auth(app, settings)
     _register_blueprints(app)
     _register_env_batch(app)
+    _check_redis_policy(app)
     return app
 
 
@@ -88,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.api.ops import blp as ops_blp
     from app.api.queues.routes import blp as queues_blp
     from app.api.requests.routes import blp as requests_blp
+    from app.api.workers.routes import blp as workers_blp
     from app.compat.forwarder import blp as compat_forwarder_blp
     from app.compat.htq import blp as compat_htq_blp
     from app.compat.pushpull import blp as compat_pushpull_blp
@@ -99,6 +101,7 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(requests_blp)
     api.register_blueprint(queues_blp)
     api.register_blueprint(batches_blp)
+    api.register_blueprint(workers_blp)
     app.register_blueprint(compat_timers_blp)
     app.register_blueprint(compat_htq_blp)
     app.register_blueprint(compat_wq_blp)
@@ -121,3 +124,24 @@ def _register_env_batch(app: Flask) -> None:
             services().batches.ensure_env_batch()
         except redis.RedisError as exc:
             logging.getLogger(__name__).warning("batch log: not configured from WEBHOOK_* yet (%s)", exc)
+
+
+def _check_redis_policy(app: Flask) -> None:
+    """Warn when Redis may evict keys: a full Redis would then delete htq's requests, messages and
+    records without an error anywhere, where `noeviction` refuses writes (503) and keeps them."""
+    import logging
+
+    import redis
+
+    from app.extensions import services
+    from app.storage.client import evicting_policy
+
+    try:
+        with app.app_context():
+            policy = evicting_policy(services().store.redis)
+    except redis.RedisError:
+        return  # not reachable yet: nothing to tell
+    if policy:
+        logging.getLogger(__name__).warning(
+            "Redis maxmemory-policy is %s: once Redis is full it deletes keys, and with them requests, messages "
+            "and records, silently. Set maxmemory-policy noeviction (see README.rst, Operations).", policy)

@@ -6,14 +6,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from app import file_client
-from app.embedded import RedisServer
+from app.embedded import RedisServer, die_with_parent
 from app.processes import celery_argv, web_argv
 from config.settings import ConfigError, load_settings
 
@@ -41,7 +41,9 @@ def main() -> None:
 def run(host: str, port: int | None, concurrency: int | None) -> None:
     """Web server, worker and beat together; an embedded Redis under ./.htq/ when REDIS_URL is unset.
 
-    Ctrl-C or SIGTERM stops all of it. Private targets (127.0.0.1 ...) are allowed unless
+    Ctrl-C or SIGTERM stops all of it: web, worker and beat first (the worker puts the tasks it
+    holds back on the broker), Redis last. Ctrl-C again while stopping tells the worker to stop
+    at once (Celery's cold shutdown). Private targets (127.0.0.1 ...) are allowed unless
     HTQ_ALLOW_PRIVATE_TARGETS says otherwise, so local demos work.
     """
     _check_settings()
@@ -51,53 +53,79 @@ def run(host: str, port: int | None, concurrency: int | None) -> None:
     env.setdefault("HTQ_ALLOW_PRIVATE_TARGETS", "1")
     if concurrency:
         env["HTQ_CONCURRENCY"] = str(concurrency)
+    # Every child runs in a session of its own, out of reach of the terminal: a Ctrl-C reaches
+    # this process only, which hands it on in order. (Sent to the whole foreground group, it
+    # stopped Redis at once, and the worker could not put the tasks it held back on the broker.)
+    children: dict[str, subprocess.Popen] = {}
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            _signal_children(children.values(), signum)  # again: as a second Ctrl-C would
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     redis_server = None
-    if not env.get("REDIS_URL"):
-        redis_server = RedisServer(DATA_DIR.resolve())
-        redis_server.start()
-        env["REDIS_URL"] = redis_server.url
-    children: list[subprocess.Popen] = []
-    stopping = False
-
-    def stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     try:
+        if not env.get("REDIS_URL"):
+            redis_server = RedisServer(DATA_DIR.resolve(), detached=True)
+            redis_server.start()
+            env["REDIS_URL"] = redis_server.url
         DATA_DIR.mkdir(exist_ok=True)
-        children.append(subprocess.Popen(web_argv(f"{host}:{port}"), env=env))
-        children.append(subprocess.Popen(celery_argv("worker", "-l", "INFO", "-c", env.get("HTQ_CONCURRENCY", "10")),
-                                         env=env))
-        children.append(subprocess.Popen(celery_argv("beat", "-l", "INFO",
-                                                      "-s", str(DATA_DIR.resolve() / "beat-schedule")), env=env))
+        children["web"] = _start_child(web_argv(f"{host}:{port}"), env)
+        children["worker"] = _start_child(
+            celery_argv("worker", "-l", "INFO", "-c", env.get("HTQ_CONCURRENCY", "10")), env)
+        children["beat"] = _start_child(
+            celery_argv("beat", "-l", "INFO", "-s", str(DATA_DIR.resolve() / "beat-schedule")), env)
         where = f"embedded Redis, data in {DATA_DIR.resolve()}" if redis_server else env["REDIS_URL"]
         click.echo(f"htq listening on http://{host}:{port} (API docs at /docs; {where}). Ctrl-C stops.")
-        while not stopping:
-            if any(child.poll() is not None for child in children):
+        while not received:
+            if any(child.poll() is not None for child in children.values()):
                 click.echo("a component exited; stopping htq", err=True)
                 break
             time.sleep(0.2)
     finally:
-        _stop_children(children)
+        _stop_children(children, received[0] if received else signal.SIGTERM)
         if redis_server:
+            click.echo("htq: web, worker and beat stopped; stopping Redis", err=True)
             redis_server.stop()
-    failed = [child for child in children if child.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
-    sys.exit(1 if failed and not stopping else 0)
+    failed = [child for child in children.values() if child.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
+    sys.exit(1 if failed and not received else 0)
 
 
-def _stop_children(children: list[subprocess.Popen]) -> None:
+def _start_child(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """A child of `htq run` in a session of its own, sent SIGTERM should `htq run` die first."""
+    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=die_with_parent)
+
+
+def _signal_children(children: Iterable[subprocess.Popen], signum: int) -> None:
     for child in children:
         if child.poll() is None:
-            child.terminate()
+            child.send_signal(signum)
+
+
+def _stop_children(children: dict[str, subprocess.Popen], signum: int) -> None:
+    """Each child still running gets `signum` (gunicorn and Celery's main processes stop their own
+    children), and is waited for; one still running after STOP_TIMEOUT_S is killed, with
+    whatever its process group holds."""
+    _signal_children(children.values(), signum)
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    for child in children:
+    for child in children.values():
         try:
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
+            _kill_group(child.pid)
             child.wait()
+        _kill_group(child.pid)  # anything its own children left behind
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 @main.command()

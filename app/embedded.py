@@ -3,6 +3,7 @@ or `redis-server` from the PATH. Used by `htq run` when REDIS_URL is unset, by t
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_a
 
 START_TIMEOUT_S = 10.0
 START_POLL_S = 0.05
+PR_SET_PDEATHSIG = 1
 
 
 def redis_server_binary() -> str:
@@ -44,18 +46,34 @@ ZSET_MAX_COMPACT_ENTRIES = 16
 HASH_MAX_COMPACT_ENTRIES = 32
 
 
+def die_with_parent() -> None:
+    """Popen's preexec_fn: the child gets SIGTERM when its parent dies (Linux; elsewhere nothing).
+    Only for callers without threads, as preexec_fn requires."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 class RedisServer:
     """A redis-server child process with AOF on (appendfsync everysec), data in `data_dir`, and
     only small sorted sets and hashes kept compact (*_MAX_COMPACT_ENTRIES).
 
     It listens on a loopback TCP port (a free one unless given) and, when `unix_socket` is true,
     on `data_dir/redis.sock` too (the URL then uses the socket).
+
+    A `detached` server runs in a session of its own, so a Ctrl-C at the terminal does not reach
+    it (Redis would stop at once, before the processes that use it): its parent stops it, and it
+    gets SIGTERM should its parent die first (`die_with_parent`; callers without threads only).
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None, unix_socket: bool = False):
+    def __init__(self, data_dir: Path, port: int | None = None, unix_socket: bool = False, detached: bool = False):
         self.dir = Path(data_dir)
         self.port = port or free_port()
         self.socket_path = self.dir / "redis.sock" if unix_socket else None
+        self.detached = detached
         self.process: subprocess.Popen | None = None
 
     @property
@@ -73,7 +91,9 @@ class RedisServer:
                 "--loglevel", "warning", "--logfile", str(self.dir / "redis.log")]
         if self.socket_path:
             argv += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
-        self.process = process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.process = process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                  stderr=subprocess.STDOUT, start_new_session=self.detached,
+                                                  preexec_fn=die_with_parent if self.detached else None)
         client = redis.Redis(port=self.port, retry=Retry(NoBackoff(), 0))  # no backoff of its own under ours
         until_it_answers = Retrying(retry=retry_if_exception_type(redis.ConnectionError),  # BusyLoadingError too
                                     stop=stop_any(stop_after_delay(START_TIMEOUT_S),

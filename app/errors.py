@@ -11,7 +11,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.core import errors as core_errors
-from app.storage.client import UNAVAILABLE
+from app.storage.client import OUT_OF_MEMORY, UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,10 @@ REDIS_RETRY_AFTER_S = 5
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 IDEMPOTENT_ENDPOINTS = ("requests.Requests",)  # routes that take an Idempotency-Key (POST /v1/requests)
 NOT_CONNECTED = (ConnectionRefusedError, FileNotFoundError, socket.gaierror, queue.Empty)
+# Memory comes back when consumers acknowledge, requests expire or an operator steps in: minutes
+# rather than the seconds of a failover, so writers are asked to wait longer.
+OUT_OF_MEMORY_RETRY_AFTER_S = 30
+OUT_OF_MEMORY_MESSAGE = "Redis is out of memory (maxmemory reached); nothing was stored, try again later"
 
 
 def error_response(code: int, message: str, errors: dict | None = None, headers: dict | None = None):
@@ -84,9 +88,15 @@ def unavailable_message(exc: redis.RedisError) -> str:
     return "Storage unavailable: the write may have been stored; check before retrying"
 
 
+def _redis_full(exc: redis.RedisError):
+    log.warning("Redis refused a write, out of memory: %s", exc)
+    return error_response(503, OUT_OF_MEMORY_MESSAGE, None, {"Retry-After": str(OUT_OF_MEMORY_RETRY_AFTER_S)})
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     for cls in STATUS_BY_ERROR:
         app.register_error_handler(cls, _domain_error)
     for error in UNAVAILABLE:
         app.register_error_handler(error, _redis_down)
+    app.register_error_handler(OUT_OF_MEMORY, _redis_full)

@@ -14,6 +14,7 @@ from app.core.batches import BatchService
 from app.core.publish import Publisher
 from app.core.queues import QueueService
 from app.core.requests import RequestService
+from app.core.workers import Workers
 from app.storage.client import Store
 from app.storage.notify import Notifier
 from config import Settings
@@ -31,6 +32,7 @@ class Services:
     requests: RequestService
     queues: QueueService
     batches: BatchService
+    workers: Workers
 
 
 def init_services(app: Flask, settings: Settings, publisher: Publisher | None = None,
@@ -44,7 +46,8 @@ def init_services(app: Flask, settings: Settings, publisher: Publisher | None = 
         settings=settings, store=store, publisher=publisher, notifier=notifier,
         requests=RequestService(store, publisher, settings, notifier, clock_ms=clock_ms),
         queues=QueueService(store, settings, notifier, clock_ms=clock_ms),
-        batches=BatchService(store, publisher, settings, clock_ms=clock_ms))
+        batches=BatchService(store, publisher, settings, clock_ms=clock_ms),
+        workers=Workers(store, clock_ms))
 
 
 def services() -> Services:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from app.embedded import RedisServer
+from app.embedded import RedisServer, die_with_parent
 
 # The directory holding the app, workers and config packages: children run there, with it on
 # their PYTHONPATH, so `-c config/gunicorn.py` and `-A workers` resolve as in a checkout.
@@ -27,12 +27,12 @@ STOP_TIMEOUT_S = 15.0
 # Worker-to-worker chatter (event heartbeats, mingle at start, gossip) that a short-lived worker
 # on its own does without; production workers (Procfile) keep it.
 SOLO_WORKER_OPTIONS = ("--without-heartbeat", "--without-mingle", "--without-gossip")
-PR_SET_PDEATHSIG = 1
 
 
-def web_argv(bind: str, app: str = "app:create_app()") -> list[str]:
-    """gunicorn serving htq as the Procfile's `web` does, on `bind` (host:port)."""
-    return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.py"), "--bind", bind, app]
+def web_argv(bind: str, app: str = "app:create_app()", root: Path = ROOT) -> list[str]:
+    """gunicorn serving htq as the Procfile's `web` does, on `bind` (host:port), with the gunicorn
+    settings of the checkout at `root` (this one unless given)."""
+    return [sys.executable, "-m", "gunicorn", "-c", str(root / "config" / "gunicorn.py"), "--bind", bind, app]
 
 
 def celery_argv(*args: str, app: str = "workers") -> list[str]:
@@ -67,19 +67,24 @@ class ServiceProcesses:
 
     With `die_with_parent`, a child gets SIGTERM if this process dies without stopping it (Linux
     prctl in the child before exec; only for callers without threads, as preexec_fn requires).
+
+    Children run from `root`, a checkout of htq (ROOT, this one, unless given): a bench comparing
+    two versions starts each one's processes from its own checkout, with `root` as the PYTHONPATH
+    of `env` too (service_env sets ROOT there).
     """
 
-    def __init__(self, env: dict[str, str], logdir: Path, die_with_parent: bool = False):
+    def __init__(self, env: dict[str, str], logdir: Path, die_with_parent: bool = False, root: Path = ROOT):
         self.env = env
         self.logdir = Path(logdir)
         self.die_with_parent = die_with_parent
+        self.root = Path(root)
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start_web(self, port: int, app: str = "app:create_app()", name: str = "web",
                   ready_path: str = "/healthz") -> str:
         """gunicorn as the Procfile runs it, on 127.0.0.1:port; returns its base URL once
         `ready_path` answers."""
-        self.start(name, web_argv(f"127.0.0.1:{port}", app))
+        self.start(name, web_argv(f"127.0.0.1:{port}", app, self.root))
         base = f"http://127.0.0.1:{port}"
         self.wait_answering(name, base + ready_path)
         return base
@@ -97,9 +102,9 @@ class ServiceProcesses:
         return self.start(name, celery_argv("beat", "-l", self._log_level(), "-s", str(schedule)))
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        """Any child: `argv` run from ROOT with `env` (this object's unless given)."""
+        """Any child: `argv` run from `root` with `env` (this object's unless given)."""
         with open(self.logdir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=env or self.env, stdin=subprocess.DEVNULL, stdout=log,
+            proc = subprocess.Popen(argv, cwd=self.root, env=env or self.env, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     preexec_fn=die_with_parent if self.die_with_parent else None)
         self.procs[name] = proc
@@ -164,14 +169,4 @@ def _killpg(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:
-        pass
-
-
-def die_with_parent() -> None:
-    """Popen's preexec_fn: the child gets SIGTERM when its parent dies (Linux; elsewhere nothing)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
         pass

@@ -124,7 +124,7 @@ class Settings:
     response_max_bytes: int = 1024 * 1024
     default_timeout_s: float = 30.0
     horizon_s: float = 60.0
-    publish_grace_s: float = 120.0
+    publish_grace_s: float = 10.0
     lease_margin_s: float = 30.0
     long_poll_timeout_s: float = 10.0
     webhook_post_endpoint: str = ""
@@ -166,6 +166,10 @@ class Settings:
             # hold ETA tasks for at most `horizon_s`, and anything later waits in the store.
             "broker_transport_options": {"visibility_timeout": 900, "socket_connect_timeout": 5},
             "broker_connection_retry_on_startup": True,
+            # An error answer from the broker (a Redis out of memory refuses even a worker's
+            # start-up reads, which kombu sends in MULTI) restarts the consumer, as a lost
+            # connection does, instead of stopping the worker.
+            "broker_channel_error_retry": True,
             # A publish gives up within about a second when the broker is down: what was stored is
             # published again by the relay, and an API call must not hang.
             "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.3,
@@ -210,7 +214,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         response_max_bytes=_int(env, "HTQ_RESPONSE_MAX_BYTES", 1024 * 1024, 0, 64 * 1024 * 1024),
         default_timeout_s=_float(env, "HTQ_DEFAULT_TIMEOUT", 30.0, 1, 1800),
         horizon_s=_float(env, "HTQ_HORIZON", 60.0, 0.1, 300),
-        publish_grace_s=_float(env, "HTQ_PUBLISH_GRACE", 120.0, 0.1, 3600),
+        publish_grace_s=_float(env, "HTQ_PUBLISH_GRACE", 10.0, 0.1, 3600),
         lease_margin_s=_float(env, "HTQ_LEASE_MARGIN", 30.0, 0.1, 3600),
         long_poll_timeout_s=_float(env, "HTQ_LONG_POLL_TIMEOUT", 10.0, 0, 300),
         webhook_post_endpoint=_http_url(env, "WEBHOOK_POST_ENDPOINT"),

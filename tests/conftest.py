@@ -13,6 +13,7 @@ from app.storage.client import Store
 from config.settings import Settings
 from tests.support.clock import FakeClock
 from tests.support.http_target import HttpTarget
+from tests.support.memory import FullRedis
 from tests.support.sender import RecordingSender
 from tests.support.settings import make_settings
 
@@ -38,6 +39,14 @@ def store(redis_url) -> Store:
     store = Store.from_url(redis_url)
     yield store
     store.redis.close()
+
+
+@pytest.fixture
+def full_redis(redis_url) -> FullRedis:
+    """The test Redis, to be filled to its maxmemory by the test (fill()); its limit is restored after."""
+    full = FullRedis(redis_url)
+    yield full
+    full.restore()
 
 
 @pytest.fixture

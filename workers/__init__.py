@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init, worker_ready
+from celery.signals import setup_logging, task_received, worker_process_init, worker_ready, worker_shutdown
 
+from app import broker
 from app.log import configure_logging
 from config import load_settings
 from workers.schedule import beat_schedule
@@ -14,6 +15,7 @@ app = Celery("htq", include=["workers.tasks.requests", "workers.tasks.queues", "
 app.conf.update(settings.celery_config())
 app.conf.beat_schedule = beat_schedule()
 celery = app
+broker.consume_from_a_full_redis()  # a Redis out of memory must not stop the workers
 
 
 @setup_logging.connect
@@ -35,3 +37,29 @@ def _configure_env_batch(**_):
     from workers.tasks.batches import configure_env_batch
 
     configure_env_batch(settings, app)
+
+
+_liveness = None  # this worker's heartbeat and holdings, in its main process
+
+
+@worker_ready.connect
+def _start_heartbeat(sender, **_):
+    global _liveness
+    from workers.liveness import Liveness
+
+    _liveness = Liveness(settings, sender.hostname)
+    _liveness.start()
+
+
+@task_received.connect
+def _hold_received(request, **_):
+    if _liveness is not None:
+        _liveness.received(request.name, request.args)
+
+
+@worker_shutdown.connect
+def _hand_back(**_):
+    global _liveness
+    if _liveness is not None:
+        _liveness.stop()
+        _liveness = None

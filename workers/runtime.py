@@ -10,6 +10,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from celery import Celery
+
 from app import broker
 from app.core.attempts import Attempts
 from app.core.batches import BatchForwarder
@@ -42,14 +44,23 @@ def build(settings: Settings, sender: Sender) -> Runtime:
     store = Store.from_url(settings.redis_url)
     publisher = broker.publisher(settings, sender)
     attempts = Attempts(store, publisher, settings)
+
+    def backlog() -> int:
+        return _backlog(sender, settings)
+
     return Runtime(
         settings=settings, store=store, publisher=publisher, attempts=attempts,
-        relay=RequestRelay(store, publisher, settings, attempts),
-        forwarder=BatchForwarder(store, publisher, settings),
+        relay=RequestRelay(store, publisher, settings, attempts, backlog=backlog),
+        forwarder=BatchForwarder(store, publisher, settings, backlog=backlog),
         queues=QueueService(store, settings),
         deliverer=Deliverer(DeliveryConfig.from_settings(settings)),
         # One thread per request of a task message, so a chunk is sent all at once.
         executor=ThreadPoolExecutor(max_workers=DELIVERY_CHUNK, thread_name_prefix="htq-send"))
+
+
+def _backlog(sender: Sender, settings: Settings) -> int:
+    """Task messages waiting in the broker's htq queue; 0 for a sender that is not a Celery app."""
+    return broker.backlog(sender, settings.celery_config()["task_default_queue"]) if isinstance(sender, Celery) else 0
 
 
 def current() -> Runtime:

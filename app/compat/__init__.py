@@ -8,8 +8,8 @@ from collections.abc import Callable
 import redis
 from flask import Blueprint
 
-from app.errors import REDIS_RETRY_AFTER_S, unavailable_message
-from app.storage.client import UNAVAILABLE
+from app.errors import OUT_OF_MEMORY_MESSAGE, OUT_OF_MEMORY_RETRY_AFTER_S, REDIS_RETRY_AFTER_S, unavailable_message
+from app.storage.client import OUT_OF_MEMORY, UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,17 @@ def is_public_id(text: str) -> bool:
 
 
 def answer_redis_outage(blp: Blueprint, render: Callable[..., object]) -> None:
-    """A Redis outage answers 503 with Retry-After, in the profile's own error shape:
-    `render(code, text, headers)` builds that shape."""
+    """A Redis outage, or a write Redis refused because it is out of memory, answers 503 with
+    Retry-After, in the profile's own error shape: `render(code, text, headers)` builds that shape."""
 
     def _redis_down(exc: redis.RedisError):
         log.warning("Redis unavailable: %s", exc)
         return render(503, unavailable_message(exc), {"Retry-After": str(REDIS_RETRY_AFTER_S)})
 
+    def _redis_full(exc: redis.RedisError):
+        log.warning("Redis refused a write, out of memory: %s", exc)
+        return render(503, OUT_OF_MEMORY_MESSAGE, {"Retry-After": str(OUT_OF_MEMORY_RETRY_AFTER_S)})
+
     for error in UNAVAILABLE:
         blp.register_error_handler(error, _redis_down)
+    blp.register_error_handler(OUT_OF_MEMORY, _redis_full)

@@ -104,12 +104,13 @@ class Attempts:
         self.now_ms = clock_ms
         self.rng = rng
 
-    def start(self, items: Iterable[tuple[str, int, int]]) -> list[Attempt]:
-        """Claim (id, attempt, due_ms) items; duplicates and canceled requests drop out here."""
+    def start(self, items: Iterable[tuple[str, int, int]], worker: str) -> list[Attempt]:
+        """Claim (id, attempt, due_ms) items for `worker` (its node name), which then holds them;
+        duplicates and canceled requests drop out here."""
         items = list(items)
         now = self.now_ms()
-        results = store_requests.start_many(self.store, [(rid, attempt) for rid, attempt, _ in items], now_ms=now,
-                                            lease_margin_ms=self.settings.lease_margin_ms)
+        results = store_requests.start_many(self.store, [(rid, attempt) for rid, attempt, _ in items], worker=worker,
+                                            now_ms=now, lease_margin_ms=self.settings.lease_margin_ms)
         started = []
         for (request_id, attempt, due_ms), result in zip(items, results):
             if result.spec is not None:
@@ -118,12 +119,13 @@ class Attempts:
                 log.info("request %s: attempt %d not started (status %s)", request_id, attempt, result.status or "gone")
         return started
 
-    def finish(self, results: Iterable[tuple[Attempt, Outcome]]) -> None:
-        """Store each attempt's outcome and publish what follows, in one round trip."""
+    def finish(self, results: Iterable[tuple[Attempt, Outcome]], worker: str = "") -> None:
+        """Store each attempt's outcome and publish what follows, in one round trip. `worker`
+        ran them and holds them no more ("" when the relay settles attempts of a lost worker)."""
         results = [(attempt, judged(attempt.spec, outcome)) for attempt, outcome in results]
         now = self.now_ms()
         ends = [self._end(attempt, outcome, now) for attempt, outcome in results]
-        settled = store_requests.finish_many(self.store, ends, now_ms=now,
+        settled = store_requests.finish_many(self.store, ends, worker=worker, now_ms=now,
                                              horizon_end_ms=now + self.settings.horizon_ms,
                                              grace_ms=self.settings.publish_grace_ms)
         to_publish = []
@@ -132,7 +134,9 @@ class Attempts:
                      result.final_status or result.next, outcome.status_code or outcome.error)
             if result.next is Next.PUBLISH:
                 to_publish.append((attempt.request_id, attempt.attempt + 1, end.next_due_ms))
-            elif result.next is Next.ENDED and attempt.spec.get("callback_url"):
+            elif result.next is Next.ENDED and end.callback:
+                # Recorded in the outbox by the same script; published here at once, and by the
+                # relay again should no worker take it within the grace.
                 self.publisher.notify(SEND_CALLBACK, attempt.request_id)
         self.publisher.deliver(to_publish, now)
 
@@ -145,4 +149,5 @@ class Attempts:
                                          outcome.retry_after_s, self.rng),
             record={"attempt": attempt.attempt, "started_at": clock.to_rfc3339(attempt.started_ms),
                     "elapsed_ms": outcome.elapsed_ms, "status_code": outcome.status_code, "error": error},
-            response=response_document(attempt.attempt, outcome, now), last_error=error)
+            response=response_document(attempt.attempt, outcome, now), last_error=error,
+            callback=bool(attempt.spec.get("callback_url")))

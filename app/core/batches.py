@@ -25,6 +25,7 @@ from app.core.errors import Invalid, NotFound, TooLarge
 from app.core.model import NAME_RULE, is_name, ms, seconds
 from app.core.outcome import FAILED, SUCCEEDED, Outcome
 from app.core.publish import Publisher
+from app.core.workers import DEAD_AFTER_S, HOLD_VALID_S
 from app.storage import batches as store_batches
 from app.storage.batches import BatchConfig, Claimed, Refused
 from app.storage.client import Store
@@ -206,11 +207,14 @@ class BatchForwarder:
     """The worker side: beat's flush and sweep, claiming and settling attempts."""
 
     def __init__(self, store: Store, publisher: Publisher, settings: Settings,
-                 clock_ms: Callable[[], int] = clock.now_ms):
+                 clock_ms: Callable[[], int] = clock.now_ms, backlog: Callable[[], int] = lambda: 0):
+        """`backlog()` tells how many task messages wait in the broker: a taken batch nobody
+        claimed in time is published again only when none wait."""
         self.store = store
         self.publisher = publisher
         self.settings = settings
         self.now_ms = clock_ms
+        self.backlog = backlog
 
     def flush(self) -> dict[str, int]:
         """Beat, every second: take batches whose oldest record is `interval` old, publish again
@@ -222,8 +226,10 @@ class BatchForwarder:
             return counts
         to_send: dict[str, list[tuple[str, int]]] = defaultdict(list)
         grace_ms = self.settings.publish_grace_ms
-        for kind, name, batch_id, attempt in store_batches.flush(self.store, names, now_ms=now, grace_ms=grace_ms,
-                                                                 limit=SWEEP_LIMIT):
+        flushed = store_batches.flush(self.store, names, now_ms=now, grace_ms=grace_ms, limit=SWEEP_LIMIT,
+                                      alive_after_ms=now - ms(DEAD_AFTER_S), held_after_ms=now - ms(HOLD_VALID_S),
+                                      backlog=self.backlog())
+        for kind, name, batch_id, attempt in flushed:
             counts[kind] += 1
             if kind == "dead":
                 log.warning("batch %s/%s: worker lost during attempt %d, no attempts left: dead", name, batch_id,
@@ -237,9 +243,10 @@ class BatchForwarder:
             self.publisher.send_batches(name, items)
         return counts
 
-    def claim(self, name: str, batch_id: str, attempt: int) -> Claimed | None:
-        """The batch to POST, or None when this message is a duplicate, stale, or the batch is gone."""
-        result = store_batches.claim(self.store, name, batch_id, attempt, now_ms=self.now_ms(),
+    def claim(self, name: str, batch_id: str, attempt: int, worker: str) -> Claimed | None:
+        """The batch for `worker` (its node name) to POST, or None when this message is a
+        duplicate, stale, or the batch is gone."""
+        result = store_batches.claim(self.store, name, batch_id, attempt, worker=worker, now_ms=self.now_ms(),
                                      lease_margin_ms=self.settings.lease_margin_ms)
         if isinstance(result, Refused):
             log.info("batch %s/%s: attempt %d not started (%s %s)", name, batch_id, attempt, result.reason,
@@ -264,9 +271,9 @@ class BatchForwarder:
         if delay_s > self.settings.horizon_s:
             countdown_s, deadline_ms = None, now + ms(delay_s)
         error = outcome.error or (None if outcome.verdict == SUCCEEDED else f"HTTP {outcome.status_code}")
-        finished = store_batches.finish(self.store, claimed.name, claimed.batch_id, claimed.attempt, now_ms=now,
-                                        verdict=outcome.verdict, status_code=outcome.status_code, error=error,
-                                        deadline_ms=deadline_ms)
+        finished = store_batches.finish(self.store, claimed.name, claimed.batch_id, claimed.attempt,
+                                        worker=claimed.worker, now_ms=now, verdict=outcome.verdict,
+                                        status_code=outcome.status_code, error=error, deadline_ms=deadline_ms)
         log.info("batch %s/%s: POST %d records (%d bytes), attempt %d -> %s in %d ms: %s", claimed.name,
                  claimed.batch_id, claimed.records, len(claimed.body), claimed.attempt,
                  outcome.status_code if outcome.status_code is not None else outcome.error, outcome.elapsed_ms,

@@ -4,8 +4,9 @@ The sender is anything with Celery's `send_task(name, args=..., eta=...)`: `app/
 the one Publisher that the web side and the workers both use, tests pass a recorder. A broker
 that does not take a task is handled here, the same way for every caller: what was published is
 already stored, so it is logged and left to the relay (requests) or the sweep (batches), which
-publish it again once its publish grace has passed. Notices (callbacks, cancel notices) have no
-such net: their failure is logged as an error.
+publish it again once its publish grace has passed. Notices (callbacks, cancel notices) are
+recorded in the outbox (app/storage/outbox.py) when the request ends, and the relay publishes
+them again the same way.
 """
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ class Publisher:
         try:
             self.send(name, [request_id])
         except PublishFailed as exc:
-            log.error("request %s: %s not published, the broker is unavailable: %s", request_id, name, exc)
+            log.warning("request %s: %s not published (%s); it waits in the outbox, and is published again "
+                        "once its publish grace has passed", request_id, name, exc)
             return False
         return True
 

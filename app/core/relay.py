@@ -1,6 +1,7 @@
 """Beat's work on deferred requests: hand to the workers what falls due within the horizon,
-publish again what was published but never started, settle attempts whose worker died, and
-expire requests that ended longer ago than the retention period."""
+publish again what was published but never started, settle attempts whose worker died, publish
+the notices the outbox owes until a worker takes them, and expire requests that ended longer ago
+than the retention period."""
 from __future__ import annotations
 
 import logging
@@ -10,29 +11,49 @@ from app.core import clock
 from app.core.attempts import Attempt, Attempts
 from app.core.outcome import RETRY, Outcome
 from app.core.publish import Publisher
+from app.core.task_names import NOTIFY_CANCEL, SEND_CALLBACK
+from app.core.workers import Workers
+from app.storage import outbox
 from app.storage import requests as store_requests
 from app.storage.client import Store
+from app.storage.outbox import Notice
 from config import Settings
 
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
-LOST = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)")
+LEASE_EXPIRED = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)")
+WORKER_STOPPED = Outcome(verdict=RETRY, error="worker lost during the attempt (it stopped heartbeating)")
+# The task that sends each kind of notice the outbox holds.
+NOTICE_TASKS = {Notice.CALLBACK: SEND_CALLBACK, Notice.CANCEL: NOTIFY_CANCEL}
 
 
 class RequestRelay:
     def __init__(self, store: Store, publisher: Publisher, settings: Settings, attempts: Attempts,
-                 clock_ms: Callable[[], int] = clock.now_ms):
+                 clock_ms: Callable[[], int] = clock.now_ms, backlog: Callable[[], int] = lambda: 0):
+        """`backlog()` tells how many task messages wait in the broker (0 when it cannot tell):
+        an unstarted request nobody holds is published again only when none wait."""
         self.store = store
         self.publisher = publisher
         self.settings = settings
         self.attempts = attempts
+        self.workers = Workers(store, clock_ms)
         self.now_ms = clock_ms
+        self.backlog = backlog
 
     def tick(self) -> dict[str, int]:
-        """Beat, every second: publish what falls due within the horizon; republish lost
-        publishes; settle attempts whose lease expired."""
-        counts = {"claimed": 0, "republished": 0, "lost": 0}
+        """Beat, every second: hand back what dead workers held; publish what falls due within
+        the horizon; republish lost publishes; settle attempts whose lease expired."""
+        counts = {"claimed": 0, "republished": 0, "lost": 0, "workers_lost": 0}
+        for name in self.workers.dead():
+            held = self.workers.reap(name, self.settings.publish_grace_ms)
+            log.warning("worker %s stopped heartbeating: %d attempts it held published again, %d it ran lost",
+                        name, len(held.republish), len(held.lost))
+            self.publisher.deliver(held.republish, self.now_ms())
+            self._settle_lost(held.lost, WORKER_STOPPED)
+            counts["workers_lost"] += 1
+            counts["republished"] += len(held.republish)
+            counts["lost"] += len(held.lost)
         while True:
             now = self.now_ms()
             claimed = store_requests.claim_due(self.store, now_ms=now, horizon_end_ms=now + self.settings.horizon_ms,
@@ -43,24 +64,43 @@ class RequestRelay:
                 break
         now = self.now_ms()
         overdue = store_requests.recover_overdue(self.store, now_ms=now, grace_ms=self.settings.publish_grace_ms,
+                                                 alive_after_ms=self.workers.alive_after_ms(),
+                                                 held_after_ms=self.workers.held_after_ms(), backlog=self.backlog,
                                                  limit=RELAY_BATCH)
         self.publisher.deliver(overdue.republish, now)
-        counts["republished"] = len(overdue.republish)
-        self._settle_lost(overdue.lost, now)
-        counts["lost"] = len(overdue.lost)
+        counts["republished"] += len(overdue.republish)
+        self._settle_lost(overdue.lost, LEASE_EXPIRED)
+        counts["lost"] += len(overdue.lost)
+        counts["notices"] = self._publish_notices()
         return counts
 
-    def _settle_lost(self, lost: list[store_requests.Due], now: int) -> None:
+    def _publish_notices(self) -> int:
+        """Publish the outbox's notices whose time has come; each is published again a grace
+        later until its task removes it. The first one the broker refuses ends the round: the
+        others claimed with it wait for the grace too, like any publish that failed."""
+        published = 0
+        while True:
+            now = self.now_ms()
+            owed = outbox.claim(self.store, now_ms=now, grace_ms=self.settings.publish_grace_ms, limit=RELAY_BATCH)
+            for notice, request_id in owed:
+                if not self.publisher.notify(NOTICE_TASKS[notice], request_id):
+                    return published
+                published += 1
+            if len(owed) < RELAY_BATCH:
+                return published
+
+    def _settle_lost(self, lost: list[store_requests.Due], outcome: Outcome) -> None:
+        now = self.now_ms()
         records = store_requests.load_many(self.store, [due.request_id for due in lost])
         attempts = []
         for due, record in zip(lost, records):
             if record:
                 started_ms = int(record.get("started_ms") or now)
-                log.warning("request %s: attempt %d lost its worker (lease expired)", due.request_id, due.attempt)
+                log.warning("request %s: attempt %d %s", due.request_id, due.attempt, outcome.error)
                 attempts.append(Attempt(due.request_id, due.attempt, started_ms, started_ms,
                                         store_requests.spec_of(record)))
         if attempts:
-            self.attempts.finish([(attempt, LOST) for attempt in attempts])
+            self.attempts.finish([(attempt, outcome) for attempt in attempts])
 
     def expire(self) -> int:
         """Delete requests that ended more than the retention period ago."""

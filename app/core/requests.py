@@ -181,14 +181,17 @@ class RequestService:
 
     def cancel(self, request_id: str) -> None:
         record = self._record(request_id)
-        cancel = store_requests.cancel(self.store, request_id, now_ms=self.now_ms())
+        # Whether a cancel notice may be owed is fixed at creation (the spec); whether one is
+        # owed (something was sent) is decided, and recorded in the outbox, by the script.
+        cancel = store_requests.cancel(self.store, request_id, now_ms=self.now_ms(),
+                                       grace_ms=self.settings.publish_grace_ms,
+                                       notify=bool(spec_of(record).get("cancel_notify")))
         if cancel.result is Canceled.MISSING:
             raise NotFound(f"No request {request_id}")
         if cancel.result is Canceled.ENDED:
             raise Conflict(f"Request {request_id} already {cancel.status}")
-        if cancel.result is Canceled.CANCELED and (cancel.status == "running" or cancel.attempts > 0):
-            if spec_of(record).get("cancel_notify"):
-                self.publisher.notify(NOTIFY_CANCEL, request_id)
+        if cancel.notice:
+            self.publisher.notify(NOTIFY_CANCEL, request_id)  # at once; the relay again should it be lost
 
     def delete_response(self, request_id: str) -> None:
         self._record(request_id)

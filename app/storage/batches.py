@@ -17,6 +17,7 @@ _FLUSH = Script("batch_flush")
 _CLAIM = Script("batch_claim")
 _FINISH = Script("batch_finish")
 _REDRIVE = Script("batch_redrive")
+_LOAD = Script("batch_load")
 
 @dataclass(frozen=True)
 class BatchConfig:
@@ -51,6 +52,7 @@ class Claimed:
     records: int
     max_attempts: int
     backoff_base_ms: int
+    worker: str  # the worker that claimed it, which holds it until the attempt is settled
 
 
 class Configured(NamedTuple):
@@ -123,15 +125,12 @@ def add(store: Store, name: str, records: list[str], *, now_ms: int, grace_ms: i
 
 
 def load(store: Store, name: str) -> dict | None:
-    """The config hash plus pending, in_flight and dead counts, read in one MULTI."""
-    pipe = store.pipeline(transaction=True)
-    pipe.hgetall(keys.batch(name))
-    pipe.llen(keys.batch_pending(name))
-    pipe.zcard(keys.batch_taken(name))
-    pipe.zcard(keys.batch_dead(name))
-    config, pending, in_flight, dead_count = pipe.execute()
-    if not config:
+    """The config hash plus pending, in_flight and dead counts, read at one instant."""
+    reply = store.run(_LOAD, keys=keys.batch_keys(name), args={})
+    if not reply:
         return None
+    flat, pending, in_flight, dead_count = reply
+    config = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
     return {**config, "pending": pending, "in_flight": in_flight, "dead_batches": dead_count}
 
 
@@ -147,34 +146,40 @@ def due_names(store: Store, *, now_ms: int, limit: int) -> list[str]:
     return store.redis.zrangebyscore(keys.batches_due(), "-inf", now_ms, start=0, num=limit)
 
 
-def flush(store: Store, batch_names: list[str], *, now_ms: int, grace_ms: int, limit: int) -> list[Flushed]:
-    """Beat's work on each named batch, in one round trip (see batch_flush.lua)."""
+def flush(store: Store, batch_names: list[str], *, now_ms: int, grace_ms: int, limit: int, alive_after_ms: int,
+          held_after_ms: int = 0, backlog: int = 0) -> list[Flushed]:
+    """Beat's work on each named batch, in one round trip (see batch_flush.lua); `backlog` is the
+    number of task messages waiting in the broker, a worker last seen before `alive_after_ms` dead."""
     pipe = store.pipeline()
     for name in batch_names:
-        store.run(_FLUSH, keys=keys.batch_keys(name),
-                  args={"name": name, "now_ms": now_ms, "grace_ms": grace_ms, "limit": limit}, pipeline=pipe)
+        store.run(_FLUSH, keys={**keys.batch_keys(name), "workers": keys.workers()}, args={
+            "name": name, "now_ms": now_ms, "grace_ms": grace_ms, "limit": limit, "backlog": backlog,
+            "alive_after_ms": alive_after_ms, "held_after_ms": held_after_ms}, pipeline=pipe)
     return [Flushed(flat[i], name, flat[i + 1], int(flat[i + 2]))
             for name, flat in zip(batch_names, pipe.execute()) for i in range(0, len(flat), 3)]
 
 
-def claim(store: Store, name: str, batch_id: str, attempt: int, *, now_ms: int,
+def claim(store: Store, name: str, batch_id: str, attempt: int, *, worker: str, now_ms: int,
           lease_margin_ms: int) -> Claimed | Refused:
-    """Claim an attempt of a taken batch for sending, holding a lease of its timeout plus the margin."""
-    reply = store.run(_CLAIM, keys=keys.batch_keys(name), args={
-        "name": name, "id": batch_id, "attempt": attempt, "now_ms": now_ms, "lease_margin_ms": lease_margin_ms})
+    """Claim an attempt of a taken batch for `worker` to send, holding a lease of its timeout plus the margin."""
+    reply = store.run(_CLAIM, keys={**keys.batch_keys(name), "held_batches": keys.worker_held_batches(worker)}, args={
+        "name": name, "id": batch_id, "attempt": attempt, "now_ms": now_ms, "lease_margin_ms": lease_margin_ms,
+        "worker": worker})
     if reply[0] != "send":
         return Refused(reply[0], reply[1] if len(reply) > 1 else None)
     _, body, endpoint, headers, timeout_ms, records, max_attempts, backoff_base_ms = reply
     return Claimed(name=name, batch_id=batch_id, attempt=attempt, body=body.encode(), endpoint=endpoint,
                    headers=json.loads(headers), timeout_ms=int(timeout_ms), records=int(records),
-                   max_attempts=int(max_attempts), backoff_base_ms=int(backoff_base_ms))
+                   max_attempts=int(max_attempts), backoff_base_ms=int(backoff_base_ms), worker=worker)
 
 
-def finish(store: Store, name: str, batch_id: str, attempt: int, *, now_ms: int, verdict: str,
+def finish(store: Store, name: str, batch_id: str, attempt: int, *, worker: str, now_ms: int, verdict: str,
            status_code: int | None, error: str | None, deadline_ms: int) -> Finished:
-    reply = store.run(_FINISH, keys=keys.batch_keys(name), args={
+    """Store an attempt's outcome; `worker`, which ran it, no longer holds the batch."""
+    reply = store.run(_FINISH, keys={**keys.batch_keys(name), "held_batches": keys.worker_held_batches(worker)}, args={
         "name": name, "id": batch_id, "attempt": attempt, "now_ms": now_ms, "verdict": verdict,
-        "status_code": "" if status_code is None else status_code, "error": error or "", "deadline_ms": deadline_ms})
+        "status_code": "" if status_code is None else status_code, "error": error or "", "deadline_ms": deadline_ms,
+        "worker": worker})
     if reply[0] == "retry":
         return Finished("retry", next_attempt=int(reply[1]))
     return Finished(reply[0], state=reply[1] if reply[0] == "stale" else None)
@@ -191,7 +196,7 @@ def dead(store: Store, name: str, *, limit: int) -> list[DeadBatch]:
     ids = store.redis.zrange(keys.batch_dead(name), 0, limit - 1)
     if not ids:
         return []
-    pipe = store.pipeline(transaction=True)
+    pipe = store.pipeline()  # no MULTI, which Redis refuses at maxmemory; a batch redriven meanwhile is left out
     pipe.hmget(keys.batch_bodies(name), ids)
     pipe.hmget(keys.batch_meta(name), ids)
     bodies, metas = pipe.execute()

@@ -24,6 +24,11 @@ CONNECT_TIMEOUT_S = 2.0
 MAX_CONNECTIONS = 64
 # What redis-py raises when Redis is unreachable or not ready: answered 503 with Retry-After.
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError)
+# What a write refused at `maxmemory` raises (under the `noeviction` policy htq requires): answered
+# 503 with Retry-After too. Reads and deletes still work then.
+OUT_OF_MEMORY = redis.exceptions.OutOfMemoryError
+# How Redis before 7 reports, inside a script's error, a write it refused at maxmemory.
+_SCRIPT_OUT_OF_MEMORY = "-OOM command not allowed"
 
 
 class CheapReadinessCheck:
@@ -53,15 +58,46 @@ class CheapReadinessCheck:
             peek.detach()
 
 
-class TcpConnection(CheapReadinessCheck, redis.Connection):
+class OutOfMemoryReplies:
+    """A script's write refused at maxmemory raises OUT_OF_MEMORY, as any other refused write does.
+
+    Redis 7 answers such a script with an "-OOM ..." error, which redis-py raises as
+    OutOfMemoryError; Redis 6 wraps it in a script error ("ERR Error running script ...: -OOM
+    command not allowed ..."), a plain ResponseError. Turned into OutOfMemoryError here, where
+    every reply is read (commands, scripts, pipelines), so nothing above has to know the wording.
+    Redis checks memory only before a script's first write, so a refused script wrote nothing.
+    """
+
+    def read_response(self, *args, **kwargs):
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.ResponseError as exc:
+            if type(exc) is redis.ResponseError and _SCRIPT_OUT_OF_MEMORY in str(exc):
+                raise OUT_OF_MEMORY(str(exc)) from None
+            raise
+
+
+class TcpConnection(CheapReadinessCheck, OutOfMemoryReplies, redis.Connection):
     pass
 
 
-class UnixConnection(CheapReadinessCheck, redis.UnixDomainSocketConnection):
+class UnixConnection(CheapReadinessCheck, OutOfMemoryReplies, redis.UnixDomainSocketConnection):
     pass
 
 
-CONNECTION_CLASSES = {redis.Connection: TcpConnection, redis.UnixDomainSocketConnection: UnixConnection}
+class TlsConnection(OutOfMemoryReplies, redis.SSLConnection):
+    pass  # no CheapReadinessCheck: TLS buffers what it decrypted, a peek at the socket cannot see it
+
+
+CONNECTION_CLASSES = {redis.Connection: TcpConnection, redis.UnixDomainSocketConnection: UnixConnection,
+                      redis.SSLConnection: TlsConnection}
+
+
+def evicting_policy(client: redis.Redis) -> str | None:
+    """Redis's maxmemory-policy when it may delete keys to make room (anything but `noeviction`),
+    else None. Read from INFO, which managed Redis services answer even where CONFIG is disabled."""
+    policy = client.info("memory").get("maxmemory_policy", "noeviction")
+    return None if policy == "noeviction" else policy
 
 
 def connect(redis_url: str, **options) -> redis.Redis:
@@ -76,7 +112,7 @@ def connect(redis_url: str, **options) -> redis.Redis:
     # unread replies.
     options.setdefault("maint_notifications_config", MaintNotificationsConfig(enabled=False))
     url_class = parse_url(redis_url).get("connection_class", redis.Connection)
-    options.setdefault("connection_class", CONNECTION_CLASSES.get(url_class, url_class))  # TLS: as it is
+    options.setdefault("connection_class", CONNECTION_CLASSES.get(url_class, url_class))
     return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
         redis_url, decode_responses=True, **options))
 

@@ -8,7 +8,8 @@ Deferred requests
                                    ``next_attempt_ms``, ``attempts`` (started so far),
                                    ``attempt_limit``, ``timeout_ms``, ``started_ms`` (of the latest
                                    attempt), ``ended_ms``, ``last_error``, ``alias`` (compat),
-                                   ``response_deleted``; the lease of a running attempt is its score
+                                   ``response_deleted``, ``holder`` (the worker holding its next
+                                   or running attempt); the lease of a running attempt is its score
                                    in P:requests:inflight. Deleted by the expiry sweep
                                    ``retention`` after it ended
   P:req:{id}:attempts      list    one JSON object per started attempt, oldest first
@@ -22,6 +23,12 @@ Deferred requests
   P:requests:status:{s}    zset    the same, for one status ``s``
   P:requests:ended         zset    id -> time it ended (ms); the expiry sweep reads it
   P:requests:archive       string  Bloom filter bitmap of expired ids (GET answers 410, not 404)
+  P:requests:outbox        zset    ``{kind}:{id}`` -> time (ms) the relay next publishes it: a
+                                   notice owed about request ``id`` (kind ``callback`` or
+                                   ``cancel``, storage/outbox.py), recorded by the script that
+                                   ends the request, put a publish grace later by each publish,
+                                   removed by its task once delivered or given up, or by the
+                                   expiry sweep with the request
   P:idem:{key}             string  ``{id} {sha1 of body}`` of an Idempotency-Key; TTL 24 h
   P:compat:{N}:{A}         string  the id of the request a compat profile ``N`` (``timers``, ``htq``)
                                    created under its own id ``A`` (a uuid4); written by the same
@@ -68,6 +75,15 @@ Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
                                    the sweep publishes it again, for ``sending`` the lease expiry
   P:batch:{B}:dead         zset    batch id -> time (ms) it exhausted its attempts
   Every taken batch is in exactly one of taken, dead; bodies and meta hold both.
+
+Workers (``W`` is a Celery worker's node name, such as ``celery@host``)
+  P:workers                zset    W -> time (ms) of its last heartbeat; one older than the dead
+                                   window is dead, and the relay hands back what it held
+  P:worker:{W}             hash    ``host``, ``pid``, ``started_ms``
+  P:worker:{W}:held        set     ids of the requests whose next attempt it received (a task
+                                   message in its memory) or whose attempt it runs
+  P:worker:{W}:held_batches set    ``{B}\t{batch id}`` of the taken batches it holds likewise (the
+                                   batch's meta names it as ``holder``)
 
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
 hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
@@ -119,6 +135,10 @@ def requests_ended() -> str:
 
 def requests_archive() -> str:
     return f"{PREFIX}:requests:archive"
+
+
+def requests_outbox() -> str:
+    return f"{PREFIX}:requests:outbox"
 
 
 def idempotency(key: str) -> str:
@@ -178,6 +198,22 @@ def queue_keys(name: str) -> dict[str, str]:
     return {"config": queue(name), "ready": queue_ready(name), "inflight": queue_inflight(name),
             "dead": queue_dead(name), "bodies": queue_bodies(name), "meta": queue_meta(name),
             "ages": queue_ages(name)}
+
+
+def workers() -> str:
+    return f"{PREFIX}:workers"
+
+
+def worker(name: str) -> str:
+    return f"{PREFIX}:worker:{name}"
+
+
+def worker_held(name: str) -> str:
+    return f"{PREFIX}:worker:{name}:held"
+
+
+def worker_held_batches(name: str) -> str:
+    return f"{PREFIX}:worker:{name}:held_batches"
 
 
 def batches() -> str:

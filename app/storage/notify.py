@@ -9,6 +9,13 @@ hundreds of waiters that started together do not all query Redis at the same ins
 subscriber pings Redis when the channel is quiet and reconnects when no answer comes, so a
 connection that died silently is noticed too. Works the same under gevent (gunicorn's gevent
 workers patch threading, so the subscriber thread is a greenlet and waiters park cheaply).
+
+The ping is redis-py's own health check, not `PubSub.ping()`: redis-py speaks RESP3 by default,
+where Redis answers a PING on a subscribed connection with a plain `PONG` (RESP2 sent a
+["pong", ""] message), and `get_message` takes that string for a subscribe message (its type
+read as "P") and drops it, so the answer to `PubSub.ping()` never comes back. The health check's
+PING carries a known payload that redis-py recognizes and swallows in either protocol, counting
+the ones not answered yet in `health_check_response_counter`; that count is what is watched.
 """
 from __future__ import annotations
 
@@ -29,13 +36,17 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RECHECK_S = 1.0
-PING_EVERY_S = 5.0  # the subscriber pings Redis when it has heard nothing for this long
-DEAD_AFTER_S = 3 * PING_EVERY_S  # and reconnects when it has heard nothing at all for this long
+PING_EVERY_S = 5.0  # the subscriber pings Redis when its connection has been quiet this long
+ANSWER_WITHIN_S = 10.0  # and reconnects when a ping is still unanswered after this long
+POLL_S = 1.0  # how long the subscriber waits for a message before it looks at its pings again
 
 
 class Notifier:
-    def __init__(self, redis_url: str):
+    def __init__(self, redis_url: str, ping_every_s: float = PING_EVERY_S,
+                 answer_within_s: float = ANSWER_WITHIN_S):
         self._redis_url = redis_url
+        self._ping_every_s = ping_every_s
+        self._answer_within_s = answer_within_s
         self._lock = threading.Lock()
         # channel -> {event: shares}, oldest waiter first (dicts keep insertion order)
         self._waiters: dict[str, dict[threading.Event, bool]] = defaultdict(dict)
@@ -99,10 +110,9 @@ class Notifier:
         while True:
             pubsub = None
             try:
-                # Its own connection, timing out when the channel is quiet for a ping's interval;
-                # the subscriber pings by itself, so no health check of the pool's.
-                client = connect(self._redis_url, socket_timeout=PING_EVERY_S, health_check_interval=0,
-                                 max_connections=1)
+                # Its own connection, whose health check pings Redis once it has been quiet for
+                # ping_every_s (get_message sends it; see _relay).
+                client = connect(self._redis_url, health_check_interval=self._ping_every_s, max_connections=1)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(keys.notify_pattern())
                 self._subscribed.set()
@@ -119,20 +129,21 @@ class Notifier:
                     pubsub.close()
 
     def _relay(self, pubsub) -> None:
-        """Wake the waiters of each channel published on, until the connection fails or goes silent."""
-        heard = pinged = time.monotonic()
+        """Wake the waiters of each channel published on, until the connection fails or goes silent.
+
+        A connection is alive while it delivers messages or leaves no health-check PING
+        unanswered; one that keeps a PING unanswered for answer_within_s died without closing
+        (a host or network gone), which reads never report and writes only after many minutes."""
+        answered = time.monotonic()
         while True:
-            message = pubsub.get_message(timeout=1.0)
+            message = pubsub.get_message(timeout=POLL_S)
             now = time.monotonic()
-            if message is not None:
-                heard = now
-                if message.get("type") == "pmessage":
-                    self._wake(message["channel"], message["data"])
-            elif now - heard > DEAD_AFTER_S:
-                raise redis.ConnectionError(f"no answer from Redis for {DEAD_AFTER_S:.0f} s")
-            if now - max(heard, pinged) >= PING_EVERY_S:
-                pubsub.ping()
-                pinged = now
+            if message is not None and message.get("type") == "pmessage":
+                self._wake(message["channel"], message["data"])
+            if message is not None or pubsub.health_check_response_counter == 0:
+                answered = now
+            elif now - answered > self._answer_within_s:
+                raise redis.ConnectionError(f"no answer from Redis to a PING for {self._answer_within_s:.0f} s")
 
     def _wake(self, channel: str, data: str = "") -> None:
         count = _count(data)

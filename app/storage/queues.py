@@ -154,7 +154,7 @@ def ack(store: Store, name: str, items: list[tuple[str, str | None]]) -> list[Ac
 
 def lock(store: Store, name: str, message_id: str) -> Lock | None:
     """The lock of a message a receive holds (it may have just ended), or None; read-only.
-    Acknowledging with that receipt then deletes it only if not received since."""
+    Acknowledging with its receipt then deletes the message only if not received since."""
     pipe = store.pipeline()
     pipe.zscore(keys.queue_inflight(name), message_id)
     pipe.hget(keys.queue_meta(name), message_id)

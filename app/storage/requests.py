@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import NamedTuple
 
 from app.core.model import REQUEST_STATUSES, ms
-from app.storage import keys
+from app.storage import keys, outbox
 from app.storage.client import Store
+from app.storage.outbox import Notice
 from app.storage.scripts import Script
 
 ARCHIVE_BITS = 1 << 25  # 4 MiB bitmap: about 1% false positives at 3.5 million expired ids
@@ -75,7 +76,8 @@ class Started(NamedTuple):
 
 class AttemptEnd(NamedTuple):
     """What a finished attempt stores: its verdict (`succeeded`, `retry` or `failed`), when the
-    next attempt is due should it retry, the attempt's record, the response document, the error."""
+    next attempt is due should it retry, the attempt's record, the response document, the error,
+    and whether a callback is owed should the request end (it has a callback_url)."""
 
     request_id: str
     attempt: int
@@ -84,6 +86,7 @@ class AttemptEnd(NamedTuple):
     record: dict
     response: dict
     last_error: str | None
+    callback: bool = False
 
 
 class Next(StrEnum):
@@ -112,6 +115,7 @@ class Cancel(NamedTuple):
     result: Canceled
     status: str | None = None  # the status it had (CANCELED) or has (ENDED)
     attempts: int = 0  # attempts started before it was canceled
+    notice: bool = False  # a cancel notice was recorded in the outbox: publish it
 
 
 class Retried(NamedTuple):
@@ -266,14 +270,20 @@ def claim_due(store: Store, *, now_ms: int, horizon_end_ms: int, grace_ms: int, 
     return [Due(flat[i], int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
 
 
-def recover_overdue(store: Store, *, now_ms: int, grace_ms: int, limit: int) -> Overdue:
-    """In-flight requests past their deadline, each reported again a grace later until settled."""
+def recover_overdue(store: Store, *, now_ms: int, grace_ms: int, alive_after_ms: int, held_after_ms: int,
+                    backlog: Callable[[], int], limit: int) -> Overdue:
+    """In-flight requests past their deadline, each reported again a grace later until settled.
+    One not started yet is published again only if no live worker holds it and `backlog()`, the
+    messages waiting in the broker, is 0 (asked only when some deadline passed)."""
     ids = store.redis.zrangebyscore(keys.requests_inflight(), "-inf", now_ms, start=0, num=limit)
     overdue = Overdue([], [])
     if not ids:
         return overdue
-    flat = store.run(_RECOVER, keys={"inflight": keys.requests_inflight(), "requests": [keys.request(i) for i in ids]},
-                     args={"now_ms": now_ms, "grace_ms": grace_ms, "ids": ids})
+    flat = store.run(_RECOVER, keys={
+        "inflight": keys.requests_inflight(), "workers": keys.workers(), "requests": [keys.request(i) for i in ids],
+    }, args={"now_ms": now_ms, "grace_ms": grace_ms, "alive_after_ms": alive_after_ms,
+             "held_after_ms": held_after_ms, "backlog": backlog(),
+             "ids": ids})
     for i in range(0, len(flat), 4):
         kind, due = flat[i], Due(flat[i + 1], int(flat[i + 2]), int(flat[i + 3]))
         (overdue.republish if kind == "republish" else overdue.lost).append(due)
@@ -282,45 +292,54 @@ def recover_overdue(store: Store, *, now_ms: int, grace_ms: int, limit: int) -> 
 
 # -- attempts ------------------------------------------------------------------------------------
 
-def start_many(store: Store, items: list[tuple[str, int]], *, now_ms: int, lease_margin_ms: int) -> list[Started]:
-    """Claim each (id, attempt) for execution, in one round trip."""
+def start_many(store: Store, items: list[tuple[str, int]], *, worker: str, now_ms: int,
+               lease_margin_ms: int) -> list[Started]:
+    """Claim each (id, attempt) for execution by `worker`, in one round trip."""
     pipe = store.pipeline()
+    held = keys.worker_held(worker)
     for request_id, attempt in items:
-        store.run(_START, keys={**_request_keys(request_id), "inflight": keys.requests_inflight()},
-                  args={"id": request_id, "attempt": attempt, "now_ms": now_ms, "lease_margin_ms": lease_margin_ms},
-                  pipeline=pipe)
+        store.run(_START, keys={**_request_keys(request_id), "inflight": keys.requests_inflight(), "held": held},
+                  args={"id": request_id, "attempt": attempt, "now_ms": now_ms, "lease_margin_ms": lease_margin_ms,
+                        "worker": worker}, pipeline=pipe)
     return [Started("running", json.loads(reply[1]), int(reply[2]) if reply[2] else None)
             if reply[0] == "started" else Started(reply[1]) for reply in pipe.execute()]
 
 
-def finish_many(store: Store, ends: list[AttemptEnd], *, now_ms: int, horizon_end_ms: int,
+def finish_many(store: Store, ends: list[AttemptEnd], *, worker: str, now_ms: int, horizon_end_ms: int,
                 grace_ms: int) -> list[Settled]:
-    """Store each attempt's outcome and decide what follows, in one round trip."""
+    """Store each attempt's outcome and decide what follows, in one round trip; `worker` (the
+    one that ran the attempts, or the relay settling lost ones) no longer holds them."""
     pipe = store.pipeline()
+    held = keys.worker_held(worker)
     for end in ends:
         store.run(_FINISH, keys={
             **_request_keys(end.request_id), "attempts": keys.request_attempts(end.request_id),
             "response": keys.request_response(end.request_id), "due": keys.requests_due(),
-            "inflight": keys.requests_inflight(), "ended": keys.requests_ended(),
+            "inflight": keys.requests_inflight(), "ended": keys.requests_ended(), "held": held,
+            "outbox": keys.requests_outbox(),
         }, args={
             "id": end.request_id, "attempt": end.attempt, "now_ms": now_ms, "outcome": end.verdict,
             "next_due_ms": end.next_due_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms,
             "attempt_record": json.dumps(end.record), "response": json.dumps(end.response),
-            "last_error": end.last_error or "", "channel": ended_channel(end.request_id),
+            "last_error": end.last_error or "", "channel": ended_channel(end.request_id), "worker": worker,
+            "notice": outbox.entry(Notice.CALLBACK, end.request_id) if end.callback else "",
         }, pipeline=pipe)
     return [Settled(Next(reply[0]), reply[1] if reply[0] == Next.ENDED else None) for reply in pipe.execute()]
 
 
 # -- changing ------------------------------------------------------------------------------------
 
-def cancel(store: Store, request_id: str, *, now_ms: int) -> Cancel:
+def cancel(store: Store, request_id: str, *, now_ms: int, grace_ms: int, notify: bool) -> Cancel:
+    """Cancel a request that has not ended. With `notify` (its spec's cancel_notify, fixed at
+    creation), the script records a cancel notice if something was sent, due a grace from now."""
     reply = store.run(_CANCEL, keys={
         **_request_keys(request_id), "due": keys.requests_due(), "inflight": keys.requests_inflight(),
-        "ended": keys.requests_ended(),
-    }, args={"id": request_id, "now_ms": now_ms, "channel": ended_channel(request_id)})
+        "ended": keys.requests_ended(), "outbox": keys.requests_outbox(),
+    }, args={"id": request_id, "now_ms": now_ms, "channel": ended_channel(request_id), "grace_ms": grace_ms,
+             "notice": outbox.entry(Notice.CANCEL, request_id) if notify else ""})
     result = Canceled(reply[0])
     if result is Canceled.CANCELED:
-        return Cancel(result, reply[1], int(reply[2]))
+        return Cancel(result, reply[1], int(reply[2]), reply[3] == 1)
     return Cancel(result, reply[1] if result is Canceled.ENDED else None)
 
 
@@ -354,8 +373,9 @@ def expire_ended(store: Store, *, cutoff_ms: int, limit: int) -> int:
                         keys.request_aliases(namespace) if alias else UNUSED_KEY]
     return store.run(_EXPIRE, keys={
         **_STATUS_INDEXES, "ended": keys.requests_ended(), "all": keys.requests_all(),
-        "archive": keys.requests_archive(), "requests": per_request,
-    }, args={"cutoff_ms": cutoff_ms, "archive_bits": ARCHIVE_BITS, "archive_hashes": ARCHIVE_HASHES, "ids": ids})
+        "archive": keys.requests_archive(), "outbox": keys.requests_outbox(), "requests": per_request,
+    }, args={"cutoff_ms": cutoff_ms, "archive_bits": ARCHIVE_BITS, "archive_hashes": ARCHIVE_HASHES,
+             "notice_kinds": " ".join(Notice), "ids": ids})
 
 
 def archive_positions(member: str) -> list[int]:

@@ -85,7 +85,7 @@ def test_dead_batches_are_listed_and_redriven(app, client, sender):
     [[name, batch_id, attempt]] = sends(sender)
     with app.app_context():
         forwarder = BatchForwarder(services().store, Publisher(sender), services().settings)
-        forwarder.finish(forwarder.claim(name, batch_id, attempt), Outcome(FAILED, status_code=410))
+        forwarder.finish(forwarder.claim(name, batch_id, attempt, "worker@test"), Outcome(FAILED, status_code=410))
     dead = client.get("/v1/batches/events/dead")
     assert dead.status_code == 200
     assert dead.get_json() == {"items": [{"id": batch_id, "records": [{"a": 1}, {"b": 2}], "attempts": 1,

@@ -50,7 +50,7 @@ def forwarded(app, sender) -> list:
         for name, args, _ in list(sender.sent):
             if name == SEND_BATCHES and args[0] == ENV_BATCH:
                 for batch_id, attempt in args[1]:
-                    records += json.loads(forwarder.claim(ENV_BATCH, batch_id, attempt).body)
+                    records += json.loads(forwarder.claim(ENV_BATCH, batch_id, attempt, "worker@test").body)
     return records
 
 

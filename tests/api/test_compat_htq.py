@@ -59,7 +59,7 @@ def native_spec(app, store, public_id) -> dict:
 
 
 def start(attempts, app, public_id):
-    [attempt] = attempts.start([(native(app, public_id)["id"], 1, 0)])
+    [attempt] = attempts.start([(native(app, public_id)["id"], 1, 0)], "worker@test")
     return attempt
 
 

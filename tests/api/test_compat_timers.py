@@ -67,7 +67,7 @@ def time_left(client, timer_id):
 
 def send_once(attempts, app, timer_id, outcome):
     request = native(app, timer_id)
-    [attempt] = attempts.start([(request["id"], request["attempts"] + 1, T0)])
+    [attempt] = attempts.start([(request["id"], request["attempts"] + 1, T0)], "worker@test")
     attempts.finish([(attempt, outcome)])
 
 

@@ -213,7 +213,7 @@ def test_finished_request_cancel_is_409_and_response_can_be_deleted(app, client,
     with app.app_context():
         svc = services()
         attempts = Attempts(svc.store, svc.publisher, svc.settings)
-        [attempt] = attempts.start([(request_id, 1, 0)])
+        [attempt] = attempts.start([(request_id, 1, 0)], "worker@test")
         attempts.finish([(attempt, Outcome(verdict="succeeded", status_code=201, reason="Created",
                                             headers={"A": "b"}, body=b"\xff\x00", elapsed_ms=7))])
     assert client.delete(f"/v1/requests/{request_id}").status_code == 409

@@ -8,7 +8,8 @@ from app.core.outcome import Outcome
 from app.core.publish import DISPATCH_LEAD_MS, Publisher
 from app.core.relay import RequestRelay
 from app.core.requests import RequestService
-from app.storage import keys
+from app.storage import keys, outbox
+from app.storage.outbox import Notice
 
 
 @pytest.fixture
@@ -56,20 +57,20 @@ def test_two_relays_never_publish_a_request_twice(service, relay, store, setting
 
 def test_duplicate_delivery_of_an_attempt_is_dropped(service, attempts):
     request_id = service.create(fields()).resource["id"]
-    assert len(attempts.start([(request_id, 1, 0)])) == 1
-    assert attempts.start([(request_id, 1, 0)]) == []
+    assert len(attempts.start([(request_id, 1, 0)], "worker@test")) == 1
+    assert attempts.start([(request_id, 1, 0)], "worker@test") == []
 
 
 def test_retry_goes_back_through_the_schedule_with_backoff(service, attempts, sender, clock):
     request_id = service.create(fields(retry={"backoff_base": 100, "backoff_max": 1000})).resource["id"]
-    [attempt] = attempts.start([(request_id, 1, clock.ms)])
+    [attempt] = attempts.start([(request_id, 1, clock.ms)], "worker@test")
     attempts.finish([(attempt, Outcome(verdict="retry", status_code=503, reason="Service Unavailable"))])
     status = service.status(request_id)
     # Full jitter with rng 0.5 over min(1000, 100 * 2^0) s = 50 s: within the horizon.
-    assert status["status"] == "queued" and status["attempts"] == 1
+    assert status["status"] == "retrying" and status["attempts"] == 1  # until attempt 2 starts
     assert sender.deliveries()[-1] == [request_id, 2, clock.ms + 50_000]
     assert service.get(request_id)["last_error"] == "HTTP 503 Service Unavailable"
-    [attempt] = attempts.start([(request_id, 2, clock.ms + 50_000)])
+    [attempt] = attempts.start([(request_id, 2, clock.ms + 50_000)], "worker@test")
     attempts.finish([(attempt, Outcome(verdict="retry", retry_after_s=5000))])
     # Retry-After replaces the backoff, capped at backoff_max (1000 s): beyond the horizon.
     assert service.status(request_id)["status"] == "retrying"
@@ -78,7 +79,7 @@ def test_retry_goes_back_through_the_schedule_with_backoff(service, attempts, se
 
 def test_expired_lease_is_settled_as_a_lost_attempt_and_retried(service, attempts, relay, sender, clock, settings):
     request_id = service.create(fields(timeout=10)).resource["id"]
-    attempts.start([(request_id, 1, clock.ms)])
+    attempts.start([(request_id, 1, clock.ms)], "worker@test")
     clock.advance_ms(10_000 + settings.lease_margin_ms + 1)
     counts = relay.tick()
     assert counts["lost"] == 1
@@ -97,9 +98,57 @@ def test_publish_lost_before_start_is_published_again_after_the_grace(service, r
 
 def test_final_outcome_with_callback_publishes_the_callback(service, attempts, sender):
     request_id = service.create(fields(callback_url="http://127.0.0.1:9/cb")).resource["id"]
-    [attempt] = attempts.start([(request_id, 1, 0)])
+    [attempt] = attempts.start([(request_id, 1, 0)], "worker@test")
     attempts.finish([(attempt, Outcome(verdict="succeeded", status_code=200, reason="OK"))])
     assert ("htq.send_callback", [request_id], None) in sender.sent
+
+
+def notices(sender) -> list[tuple[str, str]]:
+    return [(name, args[0]) for name, args, _ in sender.sent if name in ("htq.send_callback", "htq.notify_cancel")]
+
+
+def test_a_callback_is_published_at_once_then_by_the_relay_each_grace_until_a_worker_takes_it(
+        service, attempts, relay, sender, clock, settings, store):
+    request_id = service.create(fields(callback_url="http://127.0.0.1:9/cb")).resource["id"]
+    [attempt] = attempts.start([(request_id, 1, clock.ms)], "worker@test")
+    attempts.finish([(attempt, Outcome(verdict="failed", status_code=404))])
+    assert notices(sender) == [("htq.send_callback", request_id)]  # the fast path, from the worker
+    assert relay.tick()["notices"] == 0  # its task has a grace to take it
+    clock.advance_ms(settings.publish_grace_ms)
+    assert relay.tick()["notices"] == 1
+    assert relay.tick()["notices"] == 0  # published again only a grace later
+    assert notices(sender) == [("htq.send_callback", request_id)] * 2
+    outbox.remove(store, Notice.CALLBACK, request_id)  # its task delivered it
+    clock.advance_ms(settings.publish_grace_ms)
+    assert relay.tick()["notices"] == 0
+    assert len(notices(sender)) == 2
+
+
+def test_a_cancel_notice_is_owed_only_once_something_was_sent_and_the_relay_publishes_it(
+        service, attempts, relay, sender, clock, settings):
+    waiting = service.create(fields(cancel_notify=True, delay=600)).resource["id"]
+    sent = service.create(fields(cancel_notify=True)).resource["id"]
+    unasked = service.create(fields()).resource["id"]
+    attempts.start([(sent, 1, clock.ms), (unasked, 1, clock.ms)], "worker@test")
+    for request_id in (waiting, sent, unasked):
+        service.cancel(request_id)
+    assert notices(sender) == [("htq.notify_cancel", sent)]
+    clock.advance_ms(settings.publish_grace_ms)
+    assert relay.tick()["notices"] == 1
+    assert notices(sender) == [("htq.notify_cancel", sent)] * 2
+
+
+def test_an_attempt_settled_as_lost_that_ends_the_request_owes_its_callback(
+        service, attempts, relay, sender, clock, settings):
+    request_id = service.create(fields(timeout=10, callback_url="http://127.0.0.1:9/cb",
+                                       retry={"max_attempts": 1})).resource["id"]
+    attempts.start([(request_id, 1, clock.ms)], "worker@test")
+    clock.advance_ms(10_000 + settings.lease_margin_ms + 1)
+    counts = relay.tick()
+    assert counts["lost"] == 1 and service.status(request_id)["status"] == "failed"
+    assert notices(sender) == [("htq.send_callback", request_id)]
+    clock.advance_ms(settings.publish_grace_ms)
+    assert relay.tick()["notices"] == 1
 
 
 def test_expire_removes_requests_after_the_retention(service, relay, clock, settings):

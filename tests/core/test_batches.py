@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -79,8 +80,10 @@ def test_the_call_that_fills_a_batch_publishes_it(service, sender, store):
     assert service.get("events")["in_flight"] == 1
 
 
-def test_interval_flush_takes_the_pending_records_once_the_oldest_is_interval_old(service, forwarder, sender,
-                                                                                 clock, store):
+def test_interval_flush_takes_the_pending_records_once_the_oldest_is_interval_old(service, sender, clock, store,
+                                                                                 settings):
+    # A publish grace beyond the 60 s below: the taken batch is never due for a republish here.
+    forwarder = BatchForwarder(store, Publisher(sender), replace(settings, publish_grace_s=120), clock)
     configure(service, max_records=100, interval=10)
     service.add("events", ["a"])
     clock.advance(6)
@@ -160,19 +163,19 @@ def take(service, sender, records=(1, 2), **fields) -> str:
 
 def test_a_sent_batch_is_counted_and_gone(service, forwarder, sender, clock):
     batch_id = take(service, sender)
-    claimed = forwarder.claim("events", batch_id, 1)
+    claimed = forwarder.claim("events", batch_id, 1, "worker@test")
     assert forwarder.request_headers(claimed) == {"Content-Type": "application/json", "Htq-Batch-Id": batch_id}
     clock.advance(0.25)
     assert forwarder.finish(claimed, outcome(SUCCEEDED, 204)) == Settled("sent")
     resource = service.get("events")
     assert (resource["sent_batches"], resource["sent_records"], resource["in_flight"]) == (1, 2, 0)
     assert (resource["last_status_code"], resource["last_sent_at"]) == (204, "2023-11-14T22:13:20.250Z")
-    assert forwarder.claim("events", batch_id, 1) is None
+    assert forwarder.claim("events", batch_id, 1, "worker@test") is None
 
 
 def test_configured_headers_are_sent_and_may_set_the_content_type(service, forwarder, sender):
     batch_id = take(service, sender, headers={"Authorization": "Bearer t", "content-type": "application/x+json"})
-    claimed = forwarder.claim("events", batch_id, 1)
+    claimed = forwarder.claim("events", batch_id, 1, "worker@test")
     assert forwarder.request_headers(claimed) == {"Authorization": "Bearer t", "content-type": "application/x+json",
                                                   "Htq-Batch-Id": batch_id}
 
@@ -180,9 +183,9 @@ def test_configured_headers_are_sent_and_may_set_the_content_type(service, forwa
 def test_retry_waits_the_backoff_base_then_the_batch_dies_after_max_attempts(service, forwarder, sender):
     batch_id = take(service, sender, retry={"max_attempts": 3, "backoff_base": 2})
     for attempt in (1, 2):
-        claimed = forwarder.claim("events", batch_id, attempt)
+        claimed = forwarder.claim("events", batch_id, attempt, "worker@test")
         assert forwarder.finish(claimed, outcome(RETRY, 500)) == Settled("retry", attempt + 1, 2.0)
-    claimed = forwarder.claim("events", batch_id, 3)
+    claimed = forwarder.claim("events", batch_id, 3, "worker@test")
     assert forwarder.finish(claimed, outcome(RETRY, None, "timeout after 30s")) == Settled("dead")
     [dead] = service.dead("events")
     assert dead == {"id": batch_id, "records": [1, 2], "attempts": 3, "last_status_code": None,
@@ -193,9 +196,9 @@ def test_retry_waits_the_backoff_base_then_the_batch_dies_after_max_attempts(ser
 def test_retry_after_replaces_the_backoff_and_a_long_one_is_left_to_the_sweep(service, forwarder, sender, clock,
                                                                              settings):
     batch_id = take(service, sender)
-    claimed = forwarder.claim("events", batch_id, 1)
+    claimed = forwarder.claim("events", batch_id, 1, "worker@test")
     assert forwarder.finish(claimed, outcome(RETRY, 429, retry_after_s=5)) == Settled("retry", 2, 5)
-    claimed = forwarder.claim("events", batch_id, 2)
+    claimed = forwarder.claim("events", batch_id, 2, "worker@test")
     long_s = settings.horizon_s + 30
     assert forwarder.finish(claimed, outcome(RETRY, 503, retry_after_s=long_s)) == Settled("retry", 3, None)
     sent_before = len(sends(sender))
@@ -208,17 +211,18 @@ def test_retry_after_replaces_the_backoff_and_a_long_one_is_left_to_the_sweep(se
 
 def test_a_lost_retry_message_is_published_again_by_the_sweep(service, forwarder, sender, clock, settings):
     batch_id = take(service, sender)
-    forwarder.finish(forwarder.claim("events", batch_id, 1), outcome(RETRY, 500))
+    forwarder.finish(forwarder.claim("events", batch_id, 1, "worker@test"), outcome(RETRY, 500))
     # The task's retry (2 s countdown) never arrives.
     clock.advance(2 + settings.publish_grace_s)
     assert forwarder.flush()["republish"] == 1
     assert sends(sender)[-1] == ["events", batch_id, 2]
-    assert forwarder.claim("events", batch_id, 2) is not None
+    assert forwarder.claim("events", batch_id, 2, "worker@test") is not None
 
 
 def test_a_permanent_failure_is_dead_without_retries(service, forwarder, sender):
     batch_id = take(service, sender)
-    assert forwarder.finish(forwarder.claim("events", batch_id, 1), outcome(FAILED, 400)) == Settled("dead")
+    claimed = forwarder.claim("events", batch_id, 1, "worker@test")
+    assert forwarder.finish(claimed, outcome(FAILED, 400)) == Settled("dead")
     assert service.dead("events")[0]["error"] == "HTTP 400"
 
 
@@ -226,24 +230,24 @@ def test_redrive_republishes_every_dead_batch_to_the_current_endpoint(service, f
     configure(service, max_records=1, retry={"max_attempts": 1})
     service.add("events", [1, 2, 3])
     for _, batch_id, attempt in sends(sender):
-        forwarder.finish(forwarder.claim("events", batch_id, attempt), outcome(RETRY, 502))
+        forwarder.finish(forwarder.claim("events", batch_id, attempt, "worker@test"), outcome(RETRY, 502))
     assert service.get("events")["dead_batches"] == 3
     configure(service, endpoint="http://127.0.0.1:9/fixed", max_records=1)
     sender.sent.clear()
     assert service.redrive("events") == 3
     assert sorted(args[2] for args in sends(sender)) == [1, 1, 1]
-    claimed = forwarder.claim("events", sends(sender)[0][1], 1)
+    claimed = forwarder.claim("events", sends(sender)[0][1], 1, "worker@test")
     assert claimed.endpoint == "http://127.0.0.1:9/fixed"
     assert service.get("events")["dead_batches"] == 0
 
 
 def test_a_worker_killed_mid_send_loses_nothing(service, forwarder, sender, clock, settings):
     batch_id = take(service, sender, timeout=5)
-    assert forwarder.claim("events", batch_id, 1) is not None  # then the worker dies
+    assert forwarder.claim("events", batch_id, 1, "worker@test") is not None  # then the worker dies
     clock.advance(5 + settings.lease_margin_s)
     assert forwarder.flush()["lost"] == 1
     assert sends(sender)[-1] == ["events", batch_id, 2]
-    claimed = forwarder.claim("events", batch_id, 2)
+    claimed = forwarder.claim("events", batch_id, 2, "worker@test")
     assert json.loads(claimed.body) == [1, 2] and claimed.batch_id == batch_id
 
 

@@ -1,16 +1,21 @@
-"""`htq run` as a user starts it: embedded Redis, web, worker and beat; Ctrl-C stops all of it."""
+"""`htq run` as a user starts it: embedded Redis, web, worker and beat; Ctrl-C stops all of it, in
+order: Redis last, once the worker has put the tasks it held back on the broker."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
-from app.embedded import free_port
+from app.embedded import RedisServer, free_port
 from app.processes import ROOT
 from tests.support.waiting import wait_until
 
@@ -20,12 +25,36 @@ def htq_command() -> list[str]:
     return [str(installed)] if installed.exists() else [sys.executable, "-m", "app.cli"]
 
 
-def group_alive(pgid: int) -> bool:
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` now (children, grandchildren ...), from /proc."""
+    children: dict[int, set[int]] = defaultdict(set)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children[ppid].add(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children[todo.pop()] - found:
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
-    return True
+
+
+def ctrl_c(proc: subprocess.Popen) -> None:
+    """What Ctrl-C in a terminal does: SIGINT to the foreground process group, which `htq run` leads."""
+    os.killpg(proc.pid, signal.SIGINT)
 
 
 @pytest.fixture
@@ -66,6 +95,48 @@ def test_htq_run_serves_the_api_delivers_and_stops_cleanly_on_ctrl_c(htq_run, ht
     assert (workdir / ".htq" / "appendonly.aof").exists()
     log_text = (workdir / "htq-run.log").read_text(errors="replace")
     assert f"htq listening on {base}" in log_text
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    started = descendants(proc.pid)
+    assert len(started) >= 4  # Redis, gunicorn (and its worker), the Celery worker (and its pool), beat
+    ctrl_c(proc)
     assert proc.wait(40) == 0
-    wait_until(lambda: not group_alive(proc.pid), timeout_s=10)
+    wait_until(lambda: not any(running(pid) for pid in started), timeout_s=10)
+
+
+@pytest.mark.parametrize("stop", [ctrl_c, lambda proc: proc.send_signal(signal.SIGTERM)], ids=["ctrl-c", "sigterm"])
+def test_a_stop_ends_web_worker_and_beat_before_redis_and_the_worker_hands_its_tasks_back(htq_run, http_target,
+                                                                                           stop):
+    proc, base, workdir = htq_run
+    log = workdir / "htq-run.log"
+    # Due in 40 s, within the horizon: published at once with an eta, so the worker holds the task
+    # (received, not acknowledged) until then.
+    created = requests.post(base + "/v1/requests/batch", json={"requests": [
+        {"url": f"{http_target.url}/later/{n}", "delay": 40} for n in range(3)]}, timeout=5)
+    assert created.status_code == 201
+    wait_until(lambda: re.search(r"Task htq\.deliver_requests\[[^]]+\] received", log.read_text(errors="replace")),
+               timeout_s=20, interval_s=0.1)
+    started = descendants(proc.pid)
+
+    stop(proc)
+    assert proc.wait(40) == 0
+    wait_until(lambda: not any(running(pid) for pid in started), timeout_s=10)
+    text = log.read_text(errors="replace")
+    restored = text.index("Restoring 1 unacknowledged message(s)")  # the worker, on its way out
+    assert text.index("stopping Redis", restored) > restored  # htq run stops Redis after that
+    redis_log = (workdir / ".htq" / "redis.log").read_text()
+    assert "Received SIGTERM scheduling shutdown" in redis_log and "SIGINT" not in redis_log  # from htq run
+    assert "Redis is now ready to exit" in redis_log
+    shutdown = datetime.strptime(re.search(r"(\d+ \w+ \d+ [\d:.]+) # User requested shutdown", redis_log)[1],
+                                 "%d %b %Y %H:%M:%S.%f")
+    restoring = datetime.strptime(re.search(r"([\d-]+ [\d:,]+) INFO \S+: Restoring", text)[1], "%Y-%m-%d %H:%M:%S,%f")
+    assert restoring <= shutdown
+
+    # The held task is back on the broker's queue, nothing is left recorded as unacknowledged:
+    # the next start delivers the requests at once instead of after the broker's visibility timeout.
+    server = RedisServer(workdir / ".htq")
+    server.start()
+    try:
+        client = redis.Redis(port=server.port)
+        assert client.llen("htq") == 1 and client.hlen("unacked") == 0
+        client.close()
+    finally:
+        server.stop()

@@ -13,6 +13,7 @@ NAME = "orders"
 GRACE_MS = 60_000
 MARGIN_MS = 5_000
 T0 = 1_700_000_000_000
+WORKER = "worker@test"
 
 
 def config(**overrides) -> BatchConfig:
@@ -127,14 +128,14 @@ def test_adding_to_an_unknown_batch_is_refused(store):
 
 def test_flush_takes_pending_records_once_the_oldest_is_interval_old_and_never_an_empty_batch(store):
     setup(store, interval_ms=10_000)
-    assert sb.flush(store, [NAME], now_ms=T0, grace_ms=GRACE_MS, limit=10) == []  # nothing pending
+    assert sb.flush(store, [NAME], now_ms=T0, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == []  # nothing pending
     add(store, [1, 2], now=T0)
     add(store, [3], now=T0 + 4000)
-    assert sb.flush(store, [NAME], now_ms=T0 + 9999, grace_ms=GRACE_MS, limit=10) == []
-    taken = sb.flush(store, [NAME], now_ms=T0 + 10_000, grace_ms=GRACE_MS, limit=10)
+    assert sb.flush(store, [NAME], now_ms=T0 + 9999, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == []
+    taken = sb.flush(store, [NAME], now_ms=T0 + 10_000, grace_ms=GRACE_MS, limit=10, alive_after_ms=0)
     assert taken == [Flushed("taken", NAME, "E-1", 1)]
     assert body(store, "E-1") == [1, 2, 3]
-    assert sb.flush(store, [NAME], now_ms=T0 + 20_000, grace_ms=GRACE_MS, limit=10) == []
+    assert sb.flush(store, [NAME], now_ms=T0 + 20_000, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == []
     assert sb.taken(store, NAME).keys() == {"E-1"}
 
 
@@ -143,17 +144,17 @@ def test_due_names_lists_batches_whose_interval_or_deadline_passed(store):
     add(store, [1])
     assert sb.due_names(store, now_ms=T0 + 9999, limit=10) == []
     assert sb.due_names(store, now_ms=T0 + 10_000, limit=10) == [NAME]
-    sb.flush(store, [NAME], now_ms=T0 + 10_000, grace_ms=GRACE_MS, limit=10)
+    sb.flush(store, [NAME], now_ms=T0 + 10_000, grace_ms=GRACE_MS, limit=10, alive_after_ms=0)
     assert due_score(store) == T0 + 10_000 + GRACE_MS
 
 
 def claim(store, batch_id, attempt, now) -> Claimed | list:
-    return sb.claim(store, NAME, batch_id, attempt, now_ms=now, lease_margin_ms=MARGIN_MS)
+    return sb.claim(store, NAME, batch_id, attempt, worker=WORKER, now_ms=now, lease_margin_ms=MARGIN_MS)
 
 
 def finish(store, batch_id, attempt, now, verdict, status=None, error=None, deadline=None) -> list:
-    return sb.finish(store, NAME, batch_id, attempt, now_ms=now, verdict=verdict, status_code=status, error=error,
-                     deadline_ms=deadline if deadline is not None else now + 2000 + GRACE_MS)
+    return sb.finish(store, NAME, batch_id, attempt, worker=WORKER, now_ms=now, verdict=verdict, status_code=status,
+                     error=error, deadline_ms=deadline if deadline is not None else now + 2000 + GRACE_MS)
 
 
 def take_one(store, records=(1, 2, 3)) -> str:
@@ -234,8 +235,8 @@ def test_an_expired_lease_sends_the_batch_again_with_the_next_attempt(store):
     batch_id = take_one(store)
     claim(store, batch_id, 1, T0)  # lease until T0 + 35 s
     lease_end = T0 + 30_000 + MARGIN_MS
-    assert sb.flush(store, [NAME], now_ms=lease_end - 1, grace_ms=GRACE_MS, limit=10) == []
-    lost = sb.flush(store, [NAME], now_ms=lease_end, grace_ms=GRACE_MS, limit=10)
+    assert sb.flush(store, [NAME], now_ms=lease_end - 1, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == []
+    lost = sb.flush(store, [NAME], now_ms=lease_end, grace_ms=GRACE_MS, limit=10, alive_after_ms=0)
     assert lost == [Flushed("lost", NAME, batch_id, 2)]
     meta = sb.taken(store, NAME)[batch_id]
     assert (meta["state"], meta["attempts"]) == ("queued", 1)
@@ -253,7 +254,7 @@ def test_a_lost_worker_on_the_last_attempt_makes_the_batch_dead(store):
         now += 30_000 + MARGIN_MS
         kind = "dead" if attempt == setup_attempts else "lost"
         expected_attempt = attempt if kind == "dead" else attempt + 1
-        assert sb.flush(store, [NAME], now_ms=now, grace_ms=GRACE_MS, limit=10) == [
+        assert sb.flush(store, [NAME], now_ms=now, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == [
             Flushed(kind, NAME, batch_id, expected_attempt)]
     assert [d[0] for d in sb.dead(store, NAME, limit=10)] == [batch_id]
 
@@ -261,12 +262,12 @@ def test_a_lost_worker_on_the_last_attempt_makes_the_batch_dead(store):
 def test_a_queued_batch_nobody_claimed_is_published_again_after_its_deadline(store):
     # The publish after taking, or a retry message, was lost: the sweep publishes the attempt again.
     batch_id = take_one(store)
-    assert sb.flush(store, [NAME], now_ms=T0 + GRACE_MS, grace_ms=GRACE_MS, limit=10) == [
+    assert sb.flush(store, [NAME], now_ms=T0 + GRACE_MS, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == [
         Flushed("republish", NAME, batch_id, 1)]
     claim(store, batch_id, 1, T0 + GRACE_MS + 1)
     finish(store, batch_id, 1, T0 + GRACE_MS + 2, "retry", 500, deadline=T0 + 200_000)
-    assert sb.flush(store, [NAME], now_ms=T0 + 199_999, grace_ms=GRACE_MS, limit=10) == []
-    assert sb.flush(store, [NAME], now_ms=T0 + 200_000, grace_ms=GRACE_MS, limit=10) == [
+    assert sb.flush(store, [NAME], now_ms=T0 + 199_999, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == []
+    assert sb.flush(store, [NAME], now_ms=T0 + 200_000, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == [
         Flushed("republish", NAME, batch_id, 2)]
 
 
@@ -307,3 +308,11 @@ def test_any_json_values_round_trip_through_batches(store, records):
     ids = add(store, records).taken
     sent = [record for batch_id in ids for record in body(store, batch_id)]
     assert sent + pending(store) == records
+
+
+def test_a_queued_batch_nobody_claimed_waits_while_the_broker_has_a_backlog(store):
+    batch_id = take_one(store)
+    assert sb.flush(store, [NAME], now_ms=T0 + GRACE_MS, grace_ms=GRACE_MS, limit=10, alive_after_ms=0, backlog=3) == []
+    assert store.redis.zscore(keys.batch_taken(NAME), batch_id) == T0 + 2 * GRACE_MS  # looked at again later
+    republished = sb.flush(store, [NAME], now_ms=T0 + 2 * GRACE_MS, grace_ms=GRACE_MS, limit=10, alive_after_ms=0)
+    assert republished == [Flushed("republish", NAME, batch_id, 1)]

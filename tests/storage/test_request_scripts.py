@@ -8,6 +8,7 @@ from app.storage.requests import AttemptEnd, Cancel, Canceled, Due, NewRequest, 
 
 HORIZON_MS = 60_000
 GRACE_MS = 120_000
+WORKER = "worker@test"
 SPEC = {"id": "R", "url": "http://127.0.0.1:1/x", "method": "POST", "headers": {},
         "timeout": 5, "retry": {"max_attempts": 3, "backoff_base": 1, "backoff_max": 60}}
 
@@ -25,8 +26,15 @@ def statuses(store):
 def finish(store, request_id, attempt, now, outcome, next_due=0):
     [settled] = sr.finish_many(store, [AttemptEnd(request_id, attempt, outcome, next_due, {"attempt": attempt},
                                                   {"status_code": 200}, None)],
-                               now_ms=now, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS)
+                               worker=WORKER, now_ms=now, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS)
     return settled
+
+
+def recover(store, now, backlog=0):
+    return sr.recover_overdue(store, now_ms=now, grace_ms=GRACE_MS, alive_after_ms=now - 7000, held_after_ms=0,
+                              backlog=lambda: backlog, limit=10)
+def cancel(store, request_id, now, notify=False):
+    return sr.cancel(store, request_id, now_ms=now, grace_ms=GRACE_MS, notify=notify)
 
 
 def test_request_due_within_horizon_is_queued_and_in_flight(store):
@@ -62,25 +70,26 @@ def test_claim_takes_only_what_enters_the_horizon_and_only_once(store):
 
 def test_start_runs_an_attempt_once_and_drops_duplicates(store):
     create(store, "A", 0, 0)
-    first = sr.start_many(store, [("A", 1), ("A", 1)], now_ms=10, lease_margin_ms=1000)
+    first = sr.start_many(store, [("A", 1), ("A", 1)], worker=WORKER, now_ms=10, lease_margin_ms=1000)
     assert first[0] == Started("running", {**SPEC, "id": "A"}, 0)
     assert first[1] == Started("running")
     assert store.redis.zscore(keys.requests_inflight(), "A") == 10 + 5000 + 1000
 
 
-def test_finish_retry_within_horizon_queues_the_next_attempt(store):
+def test_finish_retry_within_horizon_publishes_the_next_attempt_and_shows_retrying_until_it_starts(store):
     create(store, "A", 0, 0)
-    sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
     assert finish(store, "A", 1, 100, "retry", next_due=1100) == Settled(Next.PUBLISH)
-    assert store.redis.hget(keys.request("A"), "status") == "queued"
+    assert store.redis.hget(keys.request("A"), "status") == "retrying"
+    assert statuses(store)["retrying"] == ["A"] and statuses(store)["queued"] == []
     assert store.redis.hget(keys.request("A"), "next_attempt_ms") == "1100"
-    assert sr.start_many(store, [("A", 1)], now_ms=1100, lease_margin_ms=0)[0] == Started("queued")
-    assert sr.start_many(store, [("A", 2)], now_ms=1100, lease_margin_ms=0)[0].spec is not None
+    assert sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=1100, lease_margin_ms=0)[0] == Started("retrying")
+    assert sr.start_many(store, [("A", 2)], worker=WORKER, now_ms=1100, lease_margin_ms=0)[0].spec is not None
 
 
 def test_finish_retry_beyond_horizon_goes_back_to_due_set(store):
     create(store, "A", 0, 0)
-    sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
     assert finish(store, "A", 1, 100, "retry", next_due=100 + HORIZON_MS + 1) == Settled(Next.SCHEDULED)
     assert statuses(store)["retrying"] == ["A"]
     assert store.redis.zscore(keys.requests_due(), "A") == 100 + HORIZON_MS + 1
@@ -89,7 +98,7 @@ def test_finish_retry_beyond_horizon_goes_back_to_due_set(store):
 
 def test_retry_after_last_allowed_attempt_fails_for_good(store):
     create(store, "A", 0, 0, limit=1)
-    sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
     assert finish(store, "A", 1, 100, "retry", next_due=200) == Settled(Next.ENDED, "failed")
     assert store.redis.zscore(keys.requests_ended(), "A") == 100
     assert statuses(store)["failed"] == ["A"] and statuses(store)["running"] == []
@@ -97,7 +106,7 @@ def test_retry_after_last_allowed_attempt_fails_for_good(store):
 
 def test_finish_of_a_stale_attempt_changes_nothing(store):
     create(store, "A", 0, 0)
-    sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
     assert finish(store, "A", 2, 100, "succeeded") == Settled(Next.STALE)
     assert store.redis.hget(keys.request("A"), "status") == "running"
     assert store.redis.llen(keys.request_attempts("A")) == 0
@@ -106,32 +115,32 @@ def test_finish_of_a_stale_attempt_changes_nothing(store):
 def test_expired_lease_is_reported_lost_and_queued_publish_is_repeated(store):
     create(store, "A", 0, 0)
     create(store, "B", 0, 0)
-    sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)  # lease ends at 5000
-    assert sr.recover_overdue(store, now_ms=4999, grace_ms=GRACE_MS, limit=10) == ([], [])
-    got = sr.recover_overdue(store, now_ms=GRACE_MS, grace_ms=GRACE_MS, limit=10)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)  # lease ends at 5000
+    assert recover(store, 4999) == ([], [])
+    got = recover(store, GRACE_MS)
     assert got == ([Due("B", 1, 0)], [Due("A", 1, GRACE_MS)])
     # Reported once per grace period, not on every relay.
-    assert sr.recover_overdue(store, now_ms=GRACE_MS + 1, grace_ms=GRACE_MS, limit=10) == ([], [])
+    assert recover(store, GRACE_MS + 1) == ([], [])
 
 
 def test_cancel_ends_a_waiting_request_and_conflicts_after_the_end(store):
     create(store, "A", 0, HORIZON_MS * 10)
-    assert sr.cancel(store, "A", now_ms=5) == Cancel(Canceled.CANCELED, "scheduled", 0)
-    assert sr.cancel(store, "A", now_ms=6) == Cancel(Canceled.ALREADY)
+    assert cancel(store, "A", 5) == Cancel(Canceled.CANCELED, "scheduled", 0)
+    assert cancel(store, "A", 6) == Cancel(Canceled.ALREADY)
     assert store.redis.zcard(keys.requests_due()) == 0
     assert sr.claim_due(store, now_ms=HORIZON_MS * 10, horizon_end_ms=HORIZON_MS * 11,
                         grace_ms=GRACE_MS, limit=10) == []
     create(store, "B", 0, 0)
-    sr.start_many(store, [("B", 1)], now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("B", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
     finish(store, "B", 1, 10, "succeeded")
-    assert sr.cancel(store, "B", now_ms=20) == Cancel(Canceled.ENDED, "succeeded")
-    assert sr.cancel(store, "missing", now_ms=20) == Cancel(Canceled.MISSING)
+    assert cancel(store, "B", 20) == Cancel(Canceled.ENDED, "succeeded")
+    assert cancel(store, "missing", 20) == Cancel(Canceled.MISSING)
 
 
 def test_attempt_finishing_after_cancel_is_recorded_but_stays_canceled(store):
     create(store, "A", 0, 0)
-    sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
-    assert sr.cancel(store, "A", now_ms=5) == Cancel(Canceled.CANCELED, "running", 1)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    assert cancel(store, "A", 5) == Cancel(Canceled.CANCELED, "running", 1)
     assert finish(store, "A", 1, 10, "succeeded") == Settled(Next.CANCELED)
     assert store.redis.hget(keys.request("A"), "status") == "canceled"
     assert store.redis.llen(keys.request_attempts("A")) == 1
@@ -139,7 +148,7 @@ def test_attempt_finishing_after_cancel_is_recorded_but_stays_canceled(store):
 
 def test_retry_requeues_failed_request_with_fresh_attempts(store):
     create(store, "A", 0, 0, limit=1)
-    sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
     finish(store, "A", 1, 10, "failed")
     assert sr.retry(store, "A", now_ms=20, grace_ms=GRACE_MS, max_attempts=1) == Retried(2)
     assert store.redis.hget(keys.request("A"), "attempt_limit") == "2"
@@ -151,7 +160,7 @@ def test_retry_requeues_failed_request_with_fresh_attempts(store):
 def test_expiry_deletes_ended_requests_and_archives_their_ids(store):
     create(store, "A", 0, 0)
     create(store, "B", 0, 0)
-    sr.start_many(store, [("A", 1)], now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
     finish(store, "A", 1, 10, "succeeded")
     assert sr.expire_ended(store, cutoff_ms=9, limit=10) == 0
     assert sr.expire_ended(store, cutoff_ms=10, limit=10) == 1
@@ -168,3 +177,13 @@ def test_listing_is_newest_first_with_a_cursor(store):
     assert sr.list_ids(store, status=None, after="01B", limit=2) == ["01A"]
     assert sr.list_ids(store, status="queued", after=None, limit=5) == ["01C", "01B", "01A"]
     assert sr.list_ids(store, status="failed", after=None, limit=5) == []
+
+
+def test_a_retry_the_relay_hands_out_stays_retrying_until_it_starts(store):
+    create(store, "A", 0, 0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    finish(store, "A", 1, 100, "retry", next_due=100 + HORIZON_MS + 1)
+    assert sr.claim_due(store, now_ms=200, horizon_end_ms=200 + HORIZON_MS, grace_ms=GRACE_MS, limit=10) == [
+        Due("A", 2, 100 + HORIZON_MS + 1)]
+    assert statuses(store)["retrying"] == ["A"]
+    assert sr.start_many(store, [("A", 2)], worker=WORKER, now_ms=300, lease_margin_ms=0)[0].status == "running"

@@ -7,6 +7,9 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# The longest a held reply waits for its release: a test that never releases it fails, not hangs.
+RELEASE_TIMEOUT_S = 60.0
+
 
 @dataclass
 class Received:
@@ -23,6 +26,7 @@ class Reply:
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    release: threading.Event | None = None  # answer only once the test sets it
 
 
 class HttpTarget:
@@ -47,6 +51,8 @@ class HttpTarget:
                     target._arrived.notify_all()
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                if reply.release is not None:
+                    reply.release.wait(RELEASE_TIMEOUT_S)
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)

@@ -40,7 +40,7 @@ def test_a_batch_is_posted_as_one_json_array_with_its_batch_id(rt, service, send
     service.add("orders", [{"n": 1}, "two", [3]])
     [[name, batch_id, attempt]] = published(sender)
     with caplog.at_level(logging.INFO, logger="app.core.batches"):
-        assert run_send(rt, name, batch_id, attempt) == Settled("sent")
+        assert run_send(rt, name, batch_id, attempt, "worker@test") == Settled("sent")
     [received] = http_target.requests_to("/in")
     assert received.method == "POST"
     assert json.loads(received.body) == [{"n": 1}, "two", [3]]
@@ -53,7 +53,7 @@ def test_a_batch_is_posted_as_one_json_array_with_its_batch_id(rt, service, send
     assert " ms: sent" in line
     assert service.get("orders")["sent_records"] == 3
     # A duplicate of the message finds nothing to send.
-    assert run_send(rt, name, batch_id, attempt) == Settled("skip")
+    assert run_send(rt, name, batch_id, attempt, "worker@test") == Settled("skip")
     assert len(http_target.requests_to("/in")) == 1
 
 
@@ -63,9 +63,9 @@ def test_a_failed_post_is_retried_with_the_same_batch_id_until_it_succeeds(rt, s
     http_target.reply("/in", Reply(500, b"down"))
     service.add("orders", [1, 2])
     [[name, batch_id, _]] = published(sender)
-    assert run_send(rt, name, batch_id, 1) == Settled("retry", 2, 0.5)
+    assert run_send(rt, name, batch_id, 1, "worker@test") == Settled("retry", 2, 0.5)
     assert service.get("orders")["last_status_code"] == 500
-    assert run_send(rt, name, batch_id, 2) == Settled("sent")
+    assert run_send(rt, name, batch_id, 2, "worker@test") == Settled("sent")
     first, second = http_target.requests_to("/in")
     assert first.headers["Htq-Batch-Id"] == second.headers["Htq-Batch-Id"] == batch_id
     assert (first.headers["Htq-Attempt"], second.headers["Htq-Attempt"]) == ("1", "2")
@@ -77,9 +77,9 @@ def test_an_unreachable_endpoint_ends_as_a_dead_batch_and_is_logged(rt, service,
                                  "retry": {"max_attempts": 2, "backoff_base": 0}})
     service.add("orders", ["r"])
     [[name, batch_id, _]] = published(sender)
-    assert run_send(rt, name, batch_id, 1) == Settled("retry", 2, 0.0)
+    assert run_send(rt, name, batch_id, 1, "worker@test") == Settled("retry", 2, 0.0)
     with caplog.at_level(logging.INFO, logger="app.core.batches"):
-        assert run_send(rt, name, batch_id, 2) == Settled("dead")
+        assert run_send(rt, name, batch_id, 2, "worker@test") == Settled("dead")
     assert any(f"batch orders/{batch_id}: POST 1 records" in r.getMessage() and "connection error" in r.getMessage()
                for r in caplog.records)
     [dead] = service.dead("orders")
@@ -117,7 +117,7 @@ def test_one_message_sends_its_batches_together_and_publishes_the_retries_with_a
     assert eta is None and len(args[1]) == 2
     sender.sent.clear()
     started = time.monotonic()
-    settled = run_sends(rt, "orders", [tuple(item) for item in args[1]])
+    settled = run_sends(rt, "orders", [tuple(item) for item in args[1]], "worker@test")
     assert time.monotonic() - started < 0.55  # the two POSTs overlapped
     assert sorted(s.result for s in settled) == ["retry", "sent"]
     failed_id = next(item[0] for item, s in zip(args[1], settled) if s.result == "retry")

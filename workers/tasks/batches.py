@@ -21,25 +21,27 @@ log = logging.getLogger(__name__)
 SEND_TIME_LIMIT_S = 1800 + 120
 
 
-@shared_task(name=SEND_BATCHES, ignore_result=True, time_limit=SEND_TIME_LIMIT_S)
-def send_batches(name: str, items: list[list]) -> None:
+@shared_task(name=SEND_BATCHES, bind=True, ignore_result=True, time_limit=SEND_TIME_LIMIT_S)
+def send_batches(self, name: str, items: list[list]) -> None:
     """POST each [batch id, attempt] of the batch `name`, at the same time; publish the retries."""
-    run_sends(runtime.current(), name, [(str(batch_id), int(attempt)) for batch_id, attempt in items])
+    run_sends(runtime.current(), name, [(str(batch_id), int(attempt)) for batch_id, attempt in items],
+              self.request.hostname)
 
 
-def run_sends(rt: runtime.Runtime, name: str, batches: list[tuple[str, int]]) -> list[Settled]:
+def run_sends(rt: runtime.Runtime, name: str, batches: list[tuple[str, int]], worker: str) -> list[Settled]:
+    """The task's logic; `worker` is the node name of the worker running it, which holds what it claims."""
     if len(batches) == 1:
-        settled = [run_send(rt, name, *batches[0])]
+        settled = [run_send(rt, name, *batches[0], worker)]
     else:
-        settled = list(rt.executor.map(lambda item: run_send(rt, name, *item), batches))
+        settled = list(rt.executor.map(lambda item: run_send(rt, name, *item, worker), batches))
     rt.forwarder.publish_retries(name, zip((batch_id for batch_id, _ in batches), settled))
     return settled
 
 
-def run_send(rt: runtime.Runtime, name: str, batch_id: str, attempt: int) -> Settled:
+def run_send(rt: runtime.Runtime, name: str, batch_id: str, attempt: int, worker: str) -> Settled:
     """Claim the attempt, POST the JSON array, settle the outcome: the task's logic as a plain function."""
     batches = rt.forwarder
-    claimed = batches.claim(name, batch_id, attempt)
+    claimed = batches.claim(name, batch_id, attempt, worker)
     if claimed is None:
         return Settled("skip")
     outcome = rt.deliverer.send(delivery_id=batch_id, attempt=attempt, method="POST", url=claimed.endpoint,

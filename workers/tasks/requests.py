@@ -5,14 +5,19 @@ import json
 import logging
 import time
 
+import redis
 from celery import shared_task
 
 from app.core import clock
 from app.core.attempts import Attempt
+from app.core.model import ms
 from app.core.outcome import RETRY, SUCCEEDED
+from app.core.relay import NOTICE_TASKS
 from app.core.requests import to_resource
 from app.core.task_names import DELIVER_REQUESTS, EXPIRE_REQUESTS, NOTIFY_CANCEL, RELAY_REQUESTS, SEND_CALLBACK
+from app.storage import outbox
 from app.storage import requests as store_requests
+from app.storage import workers as store_workers
 from workers import runtime
 
 log = logging.getLogger(__name__)
@@ -20,22 +25,41 @@ log = logging.getLogger(__name__)
 # Above the longest HTTP timeout (1800 s) plus the wait for an eta and the two store round trips.
 DELIVERY_TIME_LIMIT_S = 1800 + 120
 NOTICE_RETRIES = 5
+# The outbox entry each notice task settles (app/storage/outbox.py).
+NOTICE_OF_TASK = {task: notice for notice, task in NOTICE_TASKS.items()}
 
 
-@shared_task(name=DELIVER_REQUESTS, ignore_result=True, time_limit=DELIVERY_TIME_LIMIT_S)
-def deliver_requests(items: list[list]) -> None:
+@shared_task(name=DELIVER_REQUESTS, bind=True, ignore_result=True, time_limit=DELIVERY_TIME_LIMIT_S)
+def deliver_requests(self, items: list[list]) -> None:
     """Send each [id, attempt, due_ms] item once: claim, wait out any early milliseconds, send, settle."""
-    run_deliveries(runtime.current(), [(str(i), int(a), int(d)) for i, a, d in items])
+    rt, worker = runtime.current(), self.request.hostname
+    parsed = [(str(i), int(a), int(d)) for i, a, d in items]
+    try:
+        run_deliveries(rt, parsed, worker)
+    except Exception:
+        # The message is done with (acks are late, but a failed task is acknowledged): what it
+        # did not start is no longer held here, and the relay publishes it again.
+        _release(rt, worker, [request_id for request_id, _, _ in parsed])
+        raise
 
 
-def run_deliveries(rt: runtime.Runtime, items: list[tuple[str, int, int]]) -> None:
-    started = rt.attempts.start(items)
+def _release(rt: runtime.Runtime, worker: str, request_ids: list[str]) -> None:
+    try:
+        store_workers.release(rt.store, worker, request_ids)
+    except redis.RedisError as exc:
+        log.warning("worker %s: could not release %d requests (%s); they go back once their hold is stale",
+                    worker, len(request_ids), exc)
+
+
+def run_deliveries(rt: runtime.Runtime, items: list[tuple[str, int, int]], worker: str) -> None:
+    """The task's logic; `worker` is the node name of the worker running it, which holds what it starts."""
+    started = rt.attempts.start(items, worker)
     if len(started) == 1:
         results = [(started[0], send_attempt(rt, started[0]))]
     else:
         results = list(zip(started, rt.executor.map(lambda attempt: send_attempt(rt, attempt), started)))
     if results:
-        rt.attempts.finish(results)
+        rt.attempts.finish(results, worker)
 
 
 def send_attempt(rt: runtime.Runtime, attempt: Attempt):
@@ -78,9 +102,20 @@ def _send_notice(task, request_id: str, kind: str, notice_id: str, method: str, 
                                 webhook_id=notice_id)
     log.info("request %s: %s %s -> %s", request_id, kind, url, outcome.status_code or outcome.error)
     if outcome.verdict == RETRY and task.request.retries < NOTICE_RETRIES:
-        raise task.retry(countdown=min(60, 2 ** task.request.retries))
+        countdown_s = min(60, 2 ** task.request.retries)
+        # Still held by a worker: the relay leaves its outbox entry until a grace after the retry.
+        outbox.postpone(rt.store, NOTICE_OF_TASK[task.name], request_id,
+                        until_ms=clock.now_ms() + ms(countdown_s) + rt.settings.publish_grace_ms)
+        raise task.retry(countdown=countdown_s)
     if outcome.verdict != SUCCEEDED:
         log.warning("request %s: %s gave up: %s", request_id, kind, outcome.error or outcome.status_code)
+    _done(task, request_id)
+
+
+def _done(task, request_id: str) -> None:
+    """The notice was delivered or given up, or its request is gone: its outbox entry goes, so the
+    relay stops publishing it. Not reached when the task fails otherwise: the relay publishes it again."""
+    outbox.remove(runtime.current().store, NOTICE_OF_TASK[task.name], request_id)
 
 
 @shared_task(name=SEND_CALLBACK, bind=True, ignore_result=True, max_retries=NOTICE_RETRIES)
@@ -89,6 +124,7 @@ def send_callback(self, request_id: str) -> None:
     rt = runtime.current()
     record = store_requests.load(rt.store, request_id)
     if not record:
+        _done(self, request_id)  # expired: nothing left to tell
         return
     resource = to_resource(record)
     resource["response"] = store_requests.load_response(rt.store, request_id)
@@ -103,3 +139,5 @@ def notify_cancel(self, request_id: str) -> None:
     if record:
         _send_notice(self, request_id, "cancel notice", f"{request_id}.cancel", "DELETE",
                      store_requests.spec_of(record)["url"], None, {})
+    else:
+        _done(self, request_id)  # expired: nothing left to tell

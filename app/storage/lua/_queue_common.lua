@@ -21,9 +21,13 @@ end
 
 -- Every expired lock goes back to ready at its original place, or to the dead letters once it
 -- has been received max_receives times. Returns how many became visible again.
+-- The locks are removed before anything is added: at maxmemory Redis refuses only a script's
+-- first write, and only one that may grow memory, so receives, acks, counts and the sweep (which
+-- move and free messages) keep working in a full Redis, where pushes are refused.
 local function reclaim(now, maxr)
   local expired = redis.call('ZRANGEBYSCORE', Q_INFLIGHT, '-inf', now)
   if #expired == 0 then return 0 end
+  redis.call('ZREMRANGEBYSCORE', Q_INFLIGHT, '-inf', now)
   local returned = 0
   for _, id in ipairs(expired) do
     local raw = redis.call('HGET', Q_META, id)
@@ -38,7 +42,6 @@ local function reclaim(now, maxr)
       end
     end
   end
-  redis.call('ZREMRANGEBYSCORE', Q_INFLIGHT, '-inf', now)
   return returned
 end
 

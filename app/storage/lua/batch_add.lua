@@ -24,7 +24,11 @@ end
 for i, record in ipairs(records) do
   if #record + 2 > max_bytes then return {'too_large', i, max_bytes} end
 end
-local out = {'added', cfg[3], 0}
+-- The first write may grow memory, so that Redis refuses the whole call at maxmemory (it checks
+-- only before a script's first write): a call that fills a batch would otherwise start with the
+-- DEL of take_pending and be let through.
+local added = #records
+local out = {'added', cfg[3], redis.call('HINCRBY', B_CFG, 'record_seq', added) - added + 1}
 local count = redis.call('LLEN', B_PENDING)
 local bytes = tonumber(cfg[4]) or 0
 local fresh = {}
@@ -45,7 +49,5 @@ if #fresh > 0 then
   if count == #fresh then redis.call('HSET', B_CFG, 'oldest_ms', now) end
 end
 redis.call('HSET', B_CFG, 'pending_bytes', bytes)
-local added = #records
-out[3] = redis.call('HINCRBY', B_CFG, 'record_seq', added) - added + 1
 update_due(name)
 return out

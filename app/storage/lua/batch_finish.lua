@@ -3,14 +3,19 @@
 -- the batch dead, anything else queues the next attempt with `deadline` (the time after which
 -- the sweep publishes it again should the retry message be lost).
 --#include _batch_common.lua
--- KEYS: (the batch's and the due zset, see _batch_common.lua)
+-- KEYS: (the batch's and the due zset, see _batch_common.lua),
+--       held_batches (the finishing worker's set of held batches)
 -- ARGV: name, id (the batch's), attempt, now_ms, verdict (succeeded, retry, failed),
---       status_code ("" without a response), error ("" for none), deadline_ms
+--       status_code ("" without a response), error ("" for none), deadline_ms, worker (the finishing one)
 -- Returns {"sent"}, {"dead"}, {"retry", next attempt}, {"stale", state} or {"gone"}.
 local name, id, attempt, now = ARG.name, ARG.id, tonumber(ARG.attempt), tonumber(ARG.now_ms)
 local verdict, status, err = ARG.verdict, ARG.status_code, ARG.error
 local meta = load_meta(id)
 if not meta then return {'gone'} end
+if meta.holder == ARG.worker then
+  meta.holder = nil
+  redis.call('SREM', KEY.held_batches, name .. '\t' .. id)
+end
 redis.call('HSET', B_CFG, 'last_sent_ms', now, 'last_status_code', status, 'last_error', err)
 if verdict == 'succeeded' then
   redis.call('HDEL', B_BODIES, id)

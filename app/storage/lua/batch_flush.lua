@@ -1,11 +1,16 @@
 -- Beat's work on one batch: take the pending records once the oldest is `interval` old, and
 -- handle taken batches whose deadline passed: a "queued" one was published but never claimed
--- (a lost publish or retry message), so it is published again; a "sending" one lost its worker
+-- (a lost publish or retry message), so it is published again, unless a live worker holds it or
+-- the broker still has messages waiting (it is likely among them: it waits on); a "sending" one
+-- lost its worker
 -- (lease expired): the attempt counts as failed, and the batch is published again or, with no
 -- attempts left, becomes dead.
 --#include _batch_common.lua
--- KEYS: (the batch's and the due zset, see _batch_common.lua)
--- ARGV: name, now_ms, grace_ms (publish grace), limit (most expired batches handled per call)
+-- KEYS: (the batch's and the due zset, see _batch_common.lua), workers (zset: name -> last heartbeat)
+-- ARGV: name, now_ms, grace_ms (publish grace), limit (most expired batches handled per call),
+--       backlog (task messages waiting in the broker), alive_after_ms (a worker whose last
+--       heartbeat is older is dead), held_after_ms (a hold taken earlier is stale: the message
+--       was dropped without a claim)
 -- Returns a flat list {kind, id, attempt, ...}: kind "taken" (attempt 1), "republish", "lost"
 -- (the caller publishes attempt `attempt` of each) or "dead".
 local name, now, grace, limit = ARG.name, tonumber(ARG.now_ms), tonumber(ARG.grace_ms), tonumber(ARG.limit)
@@ -28,9 +33,12 @@ for _, id in ipairs(expired) do
     redis.call('ZREM', B_TAKEN, id)
   elseif meta.state == 'queued' then
     redis.call('ZADD', B_TAKEN, now + grace, id)
-    emit('republish', id, meta.attempts + 1)
+    local held = meta.holder and (meta.held_ms or 0) > tonumber(ARG.held_after_ms) and
+      (tonumber(redis.call('ZSCORE', KEY.workers, meta.holder)) or 0) > tonumber(ARG.alive_after_ms)
+    if not held and tonumber(ARG.backlog) == 0 then emit('republish', id, meta.attempts + 1) end
   else
     meta.error = 'worker lost during the attempt (lease expired)'
+    meta.holder = nil
     meta.last_status_code = nil
     if meta.attempts >= tonumber(cfg[3]) then
       make_dead(id, meta, now)

@@ -1,4 +1,5 @@
--- Relay: move requests that fall due within the horizon from the schedule to "queued".
+-- Relay: hand to the workers the requests that fall due within the horizon: out of the schedule,
+-- in flight; a first attempt becomes "queued", a retry stays "retrying" until it starts.
 -- Two relays claiming the same id race harmlessly: only the first finds it in the due set.
 --#include _request_status.lua
 -- KEYS: due, inflight, ...requests (one request hash per candidate, in the order of ARGV ids)
@@ -14,7 +15,7 @@ for i, id in ipairs(ARG.ids) do
     local status = redis.call('HGET', req, 'status')
     if status == 'scheduled' or status == 'retrying' then
       redis.call('ZADD', KEY.inflight, due + grace, id)
-      set_status(req, id, status, 'queued')
+      if status == 'scheduled' then set_status(req, id, status, 'queued') end
       local attempt = tonumber(redis.call('HGET', req, 'attempts')) + 1
       table.insert(claimed, id)
       table.insert(claimed, attempt)

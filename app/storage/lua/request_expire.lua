@@ -1,11 +1,13 @@
 -- Delete requests that ended before the cutoff and remember their ids in the archive Bloom filter.
 -- An aliased request (created by a compat profile) takes its alias with it: the alias key is
--- deleted, and its name goes into the archive too, so the alias answers as expired.
+-- deleted, and its name goes into the archive too, so the alias answers as expired. Notices
+-- still owed about an expired request go from the outbox: there is nothing left to tell.
 --#include _request_status.lua
--- KEYS: ended, all (listing index), archive (bitmap),
+-- KEYS: ended, all (listing index), archive (bitmap), outbox (notices owed, storage/outbox.py),
 --       ...requests (five per candidate: request hash, attempts list, response key, alias key,
 --       alias namespace index; the last two any unused key names when the request has no alias)
--- ARGV: cutoff_ms, archive_bits (filter size), archive_hashes (hash count), ...ids (candidates)
+-- ARGV: cutoff_ms, archive_bits (filter size), archive_hashes (hash count),
+--       notice_kinds (space-separated; an entry is "<kind>:<id>"), ...ids (candidates)
 -- Returns the number of requests expired.
 local cutoff, bits, hashes = tonumber(ARG.cutoff_ms), tonumber(ARG.archive_bits), tonumber(ARG.archive_hashes)
 
@@ -32,6 +34,9 @@ for i, id in ipairs(ARG.ids) do
     redis.call('ZREM', KEY.ended, id)
     redis.call('ZREM', KEY.all, id)
     archive(id)
+    for kind in string.gmatch(ARG.notice_kinds, '%S+') do
+      redis.call('ZREM', KEY.outbox, kind .. ':' .. id)
+    end
     if alias then
       redis.call('DEL', alias_key)
       redis.call('ZREM', alias_index, id)

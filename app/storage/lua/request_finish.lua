@@ -1,10 +1,14 @@
 -- Record the outcome of a running attempt and decide what comes next, in one step.
 --#include _request_status.lua
--- KEYS: request (hash), attempts (list), response, due, inflight, ended
+-- KEYS: request (hash), attempts (list), response, due, inflight, ended,
+--       held (the finishing worker's set of held ids)
 -- ARGV: id, attempt, now_ms, outcome ("succeeded", "failed" or "retry"), next_due_ms (retry),
 --       horizon_end_ms, grace_ms (publish grace), attempt_record (JSON), response (JSON),
---       last_error ("" for none), channel (notified of the end)
--- "retry" turns into "failed" here when the attempt limit is used up.
+--       last_error ("" for none), channel (notified of the end), worker (the finishing worker)
+-- "retry" turns into "failed" here when the attempt limit is used up. A retry shows "retrying"
+-- until its attempt starts, whether it is published now or waits for the relay.
+-- KEYS: outbox (notices owed, storage/outbox.py)
+-- ARGV: notice (the callback's outbox entry, recorded when the request ends; "" when it has none)
 -- Returns {"publish", next_due_ms} (caller publishes the next attempt now), {"scheduled"},
 -- {"ended", final status}, {"canceled"} (canceled while running; recorded only) or {"stale"}.
 local id, attempt, now, outcome = ARG.id, tonumber(ARG.attempt), tonumber(ARG.now_ms), ARG.outcome
@@ -14,6 +18,11 @@ if attempts ~= attempt or (status ~= 'running' and status ~= 'canceled') then
   return {'stale'}
 end
 redis.call('RPUSH', KEY.attempts, ARG.attempt_record)
+-- After that first write: in a full Redis the script is refused before it changes anything.
+if redis.call('HGET', KEY.request, 'holder') == ARG.worker then
+  redis.call('HDEL', KEY.request, 'holder')
+  redis.call('SREM', KEY.held, id)
+end
 redis.call('SET', KEY.response, ARG.response)
 redis.call('HSET', KEY.request, 'last_error', ARG.last_error)
 if status == 'canceled' then return {'canceled'} end
@@ -22,7 +31,7 @@ if outcome == 'retry' then
   local next_due = tonumber(ARG.next_due_ms)
   redis.call('HSET', KEY.request, 'next_attempt_ms', next_due)
   if next_due <= tonumber(ARG.horizon_end_ms) then
-    set_status(KEY.request, id, status, 'queued')
+    set_status(KEY.request, id, status, 'retrying')
     redis.call('ZADD', KEY.inflight, next_due + tonumber(ARG.grace_ms), id)
     return {'publish', next_due}
   end
@@ -31,5 +40,6 @@ if outcome == 'retry' then
   redis.call('ZADD', KEY.due, next_due, id)
   return {'scheduled'}
 end
+if ARG.notice ~= '' then redis.call('ZADD', KEY.outbox, now + tonumber(ARG.grace_ms), ARG.notice) end
 end_request(KEY.request, id, status, outcome, now, ARG.channel)
 return {'ended', outcome}

@@ -1,0 +1,62 @@
+"""A callback owed while the broker is down is delivered once the broker is back: a broker Redis of
+its own, stopped at the moment the request ends, the store Redis staying up, a real worker and
+beat (`celery -A workers ...`) and a real HTTP target."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from app import create_app
+from app.processes import TemporaryRedis
+from app.storage import keys
+from tests.support.http_target import Reply
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
+
+FAST = {"HTQ_HORIZON": "1", "HTQ_LEASE_MARGIN": "1", "HTQ_PUBLISH_GRACE": "3"}
+
+
+@pytest.fixture
+def broker():
+    server = TemporaryRedis()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def test_a_callback_owed_while_the_broker_is_down_is_delivered_once_it_is_back(redis_url, store, broker,
+                                                                               services_factory, http_target):
+    procs = services_factory(CELERY_BROKER_URL=broker.url, **FAST)
+    procs.start_worker(concurrency=2)
+    procs.start_beat()
+    client = create_app(make_settings(redis_url, broker_url=broker.url, horizon_s=1,
+                                      publish_grace_s=3)).test_client()
+    release = threading.Event()
+    http_target.reply("/slow", Reply(200, release=release))
+    try:
+        created = client.post("/v1/requests", json={"url": http_target.url + "/slow",
+                                                     "callback_url": http_target.url + "/callback"}).get_json()
+        http_target.wait_for(1, "/slow", timeout_s=30)  # the attempt is running
+        broker.stop()
+    finally:
+        release.set()  # the target answers: the request ends while the broker is down
+    request_id, entry = created["id"], f"callback:{created['id']}"
+
+    # The worker stores the end and its callback in one script; publishing the callback fails.
+    wait_until(lambda: f"request {request_id}: htq.send_callback not published" in procs.log("worker"), 30, 0.05)
+    assert client.get(f"/v1/requests/{request_id}/status").get_json()["status"] == "succeeded"
+    assert store.redis.zscore(keys.requests_outbox(), entry) is not None
+    assert http_target.requests_to("/callback") == []
+
+    broker.start()
+    # A worker that holds an unacknowledged task (here, the attempt) when its broker connection
+    # drops exits with Celery 5.7 ("Unrecoverable error" while it closes the lost connection),
+    # and its supervisor starts it again, as here; an idle one reconnects. Either way, what the
+    # callback needs is in the store.
+    procs.start_worker("after-outage", concurrency=1)
+    [callback] = http_target.wait_for(1, "/callback", timeout_s=60)
+    body = json.loads(callback.body)
+    assert body["id"] == request_id and body["status"] == "succeeded" and body["response"]["status_code"] == 200
+    wait_until(lambda: store.redis.zscore(keys.requests_outbox(), entry) is None, 30, 0.05)  # taken: not again
