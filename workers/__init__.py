@@ -1,7 +1,7 @@
 """The Celery application: `celery -A workers worker|beat|flower|inspect`."""
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import setup_logging, task_received, worker_process_init, worker_ready, worker_shutdown
 
 from app import broker
@@ -49,6 +49,20 @@ def _start_heartbeat(sender, **_):
 
     _liveness = Liveness(settings, sender.hostname)
     _liveness.start()
+
+
+class ReleaseHeldOnConnectionLoss(bootsteps.StartStopStep):
+    """Stopped each time the consumer restarts after losing its broker connection (and at
+    shutdown): the task messages it held are gone from its memory, so are its holds."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def stop(self, parent):
+        if _liveness is not None:
+            _liveness.release_held()
+
+
+app.steps["consumer"].add(ReleaseHeldOnConnectionLoss)
 
 
 @task_received.connect

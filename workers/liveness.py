@@ -43,6 +43,19 @@ class Liveness:
         except redis.RedisError as exc:
             log.warning("worker %s: could not record what it holds (%s); the relay recovers it later", self.name, exc)
 
+    def release_held(self) -> None:
+        """The broker connection dropped: Celery forgets the task messages it held (they come back
+        only after the broker's visibility timeout), so what was not started is released, for the
+        relay to publish again after the publish grace instead of 15 minutes later."""
+        try:
+            released = self.workers.release_held(self.name)
+            if released:
+                log.warning("worker %s lost its broker connection: %d requests it held released to the relay",
+                            self.name, released)
+        except redis.RedisError as exc:
+            log.warning("worker %s: could not release what it held (%s); it goes back once its hold is stale",
+                        self.name, exc)
+
     def stop(self) -> None:
         """A graceful stop: no more heartbeats, and what is still held goes back to work now."""
         self._stopping.set()

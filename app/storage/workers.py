@@ -64,6 +64,11 @@ def hold_batches(store: Store, worker: str, name: str, items: list[tuple[str, in
                            "items": [value for item in items for value in item]})
 
 
+def held(store: Store, worker: str) -> list[str]:
+    """The ids of the requests `worker` holds."""
+    return sorted(store.redis.smembers(keys.worker_held(worker)))
+
+
 def release(store: Store, worker: str, request_ids: list[str]) -> int:
     """`worker` no longer holds these requests unless it runs their attempt (its task ended)."""
     return store.run(_RELEASE, keys={"held": keys.worker_held(worker),
@@ -76,7 +81,7 @@ def reap(store: Store, worker: str, *, now_ms: int, grace_ms: int, republish: bo
     flush sends them again or settles their attempt as lost); of its requests, the attempts to
     publish again (none without `republish`) and the attempts it had started, lost with it."""
     _reap_batches(store, worker, now_ms)
-    ids = sorted(store.redis.smembers(keys.worker_held(worker)))
+    ids = held(store, worker)
     flat = store.run(_REAP, keys={
         "workers": keys.workers(), "worker": keys.worker(worker), "held": keys.worker_held(worker),
         "inflight": keys.requests_inflight(), "requests": [keys.request(i) for i in ids],

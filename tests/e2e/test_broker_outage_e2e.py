@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from app import create_app
+from app.core import clock
 from app.processes import TemporaryRedis
 from app.storage import keys
 from tests.support.http_target import Reply
@@ -58,3 +59,26 @@ def test_a_callback_owed_while_the_broker_is_down_is_delivered_once_it_is_back(r
     assert body["id"] == request_id and body["status"] == "succeeded" and body["response"]["status_code"] == 200
     wait_until(lambda: store.redis.zscore(keys.requests_outbox(), entry) is None, 30, 0.05)  # taken: not again
     assert procs.procs["worker"].poll() is None and "Unrecoverable error" not in procs.log("worker")
+
+
+def test_requests_a_worker_held_when_its_broker_restarted_are_delivered_seconds_after_due(
+        redis_url, store, broker, services_factory, http_target):
+    """Celery forgets the eta tasks it held when its broker connection drops (the broker gives
+    them back only after its 15 min visibility timeout); the worker releases them, and the relay
+    publishes them again after the publish grace. Default settings otherwise."""
+    procs = services_factory(CELERY_BROKER_URL=broker.url)
+    procs.start_worker("holder", concurrency=2)
+    procs.start_beat()
+    client = create_app(make_settings(redis_url, broker_url=broker.url)).test_client()
+    wait_until(lambda: client.get("/v1/workers").get_json()["items"], 30, 0.1)
+    [worker] = client.get("/v1/workers").get_json()["items"]
+    created = client.post("/v1/requests/batch", json={"requests": [
+        {"url": http_target.url + "/held", "delay": 6} for _ in range(5)]}).get_json()["items"]
+    wait_until(lambda: store.redis.scard(keys.worker_held(worker["name"])) == 5, 20, 0.05)
+    broker.stop()
+    broker.start()  # same port, its data kept (AOF)
+    wait_until(lambda: store.redis.scard(keys.worker_held(worker["name"])) == 0, 20, 0.05)  # released
+    received = http_target.wait_for(5, "/held", timeout_s=60)
+    due_s = max(clock.from_rfc3339(request["due_at"]) for request in created) / 1000
+    assert max(r.at for r in received) - due_s <= 20  # not after the broker's visibility timeout
+    assert procs.procs["holder"].poll() is None and "Unrecoverable error" not in procs.log("holder")
