@@ -3,17 +3,21 @@ from __future__ import annotations
 
 from celery import Celery, bootsteps
 from celery.signals import setup_logging, task_received, worker_process_init, worker_ready, worker_shutdown
+from kombu import Queue
 
 from app import broker
 from app.log import configure_logging
 from config import load_settings
-from workers.schedule import beat_schedule
+from workers.schedule import BEAT_QUEUE, beat_schedule
 
 settings = load_settings()
 
 app = Celery("htq", include=["workers.tasks.requests", "workers.tasks.queues", "workers.tasks.batches"])
 app.conf.update(settings.celery_config())
 app.conf.beat_schedule = beat_schedule()
+# Every worker consumes both queues, taking from each in turn: beat's ticks never wait behind a
+# backlog of deliveries.
+app.conf.task_queues = (Queue(settings.celery_config()["task_default_queue"]), Queue(BEAT_QUEUE))
 celery = app
 broker.consume_from_a_full_redis()  # a Redis out of memory must not stop the workers
 
