@@ -276,17 +276,23 @@ def recover_overdue(store: Store, *, now_ms: int, grace_ms: int, alive_after_ms:
     One not started yet is published again only if no live worker holds it and `backlog()`, the
     messages waiting in the broker, is 0 (asked only when some deadline passed)."""
     ids = store.redis.zrangebyscore(keys.requests_inflight(), "-inf", now_ms, start=0, num=limit)
-    overdue = Overdue([], [])
     if not ids:
-        return overdue
+        return Overdue([], [])
     flat = store.run(_RECOVER, keys={
         "inflight": keys.requests_inflight(), "workers": keys.workers(), "requests": [keys.request(i) for i in ids],
     }, args={"now_ms": now_ms, "grace_ms": grace_ms, "alive_after_ms": alive_after_ms,
              "held_after_ms": held_after_ms, "backlog": backlog(),
              "ids": ids})
+    return overdue_from(flat)
+
+
+def overdue_from(flat: list) -> Overdue:
+    """The reply of a script handing requests back (request_recover.lua, worker_reap.lua): a flat
+    list {kind, id, attempt, due_ms, ...}, kind "republish" or "lost"."""
+    overdue = Overdue([], [])
     for i in range(0, len(flat), 4):
-        kind, due = flat[i], Due(flat[i + 1], int(flat[i + 2]), int(flat[i + 3]))
-        (overdue.republish if kind == "republish" else overdue.lost).append(due)
+        due = Due(flat[i + 1], int(flat[i + 2]), int(flat[i + 3]))
+        (overdue.republish if flat[i] == "republish" else overdue.lost).append(due)
     return overdue
 
 

@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 from app.storage import keys
 from app.storage.client import Store
-from app.storage.requests import Due, Overdue
+from app.storage.requests import Overdue, overdue_from
 from app.storage.scripts import Script
 
 _HOLD = Script("worker_hold")
@@ -86,11 +86,7 @@ def reap(store: Store, worker: str, *, now_ms: int, grace_ms: int, republish: bo
         "workers": keys.workers(), "worker": keys.worker(worker), "held": keys.worker_held(worker),
         "inflight": keys.requests_inflight(), "requests": [keys.request(i) for i in ids],
     }, args={"worker": worker, "now_ms": now_ms, "grace_ms": grace_ms, "republish": int(republish), "ids": ids})
-    overdue = Overdue([], [])
-    for i in range(0, len(flat), 4):
-        due = Due(flat[i + 1], int(flat[i + 2]), int(flat[i + 3]))
-        (overdue.republish if flat[i] == "republish" else overdue.lost).append(due)
-    return overdue
+    return overdue_from(flat)
 
 
 def _reap_batches(store: Store, worker: str, now_ms: int) -> int:
