@@ -9,6 +9,7 @@ from app.core.publish import DISPATCH_LEAD_MS, Publisher
 from app.core.relay import RequestRelay
 from app.core.requests import RequestService
 from app.storage import keys, outbox
+from app.storage import requests as store_requests
 from app.storage.outbox import Notice
 
 
@@ -118,7 +119,8 @@ def test_a_callback_is_published_at_once_then_by_the_relay_each_grace_until_a_wo
     assert relay.tick()["notices"] == 1
     assert relay.tick()["notices"] == 0  # published again only a grace later
     assert notices(sender) == [("htq.send_callback", request_id)] * 2
-    outbox.remove(store, Notice.CALLBACK, request_id)  # its task delivered it
+    outbox.settle(store, Notice.CALLBACK, request_id,  # its task delivered it
+                  ended_ms=store_requests.load(store, request_id)["ended_ms"])
     clock.advance_ms(settings.publish_grace_ms)
     assert relay.tick()["notices"] == 0
     assert len(notices(sender)) == 2

@@ -97,10 +97,39 @@ def test_a_retrying_task_puts_its_notice_off_and_a_done_one_removes_it(store):
     finish(store, "A", 1, 0, "succeeded", callback=True)
     outbox.postpone(store, Notice.CALLBACK, "A", until_ms=5 * GRACE_MS)
     assert claim(store, 5 * GRACE_MS - 1) == []
-    outbox.remove(store, Notice.CALLBACK, "A")
+    assert outbox.settle(store, Notice.CALLBACK, "A", ended_ms=ended_ms(store, "A"))
     assert owed(store) == {}
     # A duplicate task retrying after another one finished does not record the notice again.
     outbox.postpone(store, Notice.CALLBACK, "A", until_ms=6 * GRACE_MS)
+    assert owed(store) == {}
+
+
+def ended_ms(store, request_id) -> str:
+    return sr.load(store, request_id)["ended_ms"]
+
+
+def test_a_task_about_an_earlier_end_leaves_the_entry_of_the_next_end(store):
+    """Retried after its first end, a request ends again while the first callback's task still
+    runs: that task must not take away the entry the second end recorded (its immediate publish
+    may have failed), nor one the running request will need (it settles when it ends)."""
+    running(store, "A")
+    finish(store, "A", 1, 10, "failed", callback=True)
+    first_end = ended_ms(store, "A")
+    assert sr.retry(store, "A", now_ms=20, grace_ms=GRACE_MS, max_attempts=1).attempt == 2
+    assert not outbox.settle(store, Notice.CALLBACK, "A", ended_ms=first_end)  # running again
+    sr.start_many(store, [("A", 2)], worker="worker@test", now_ms=30, lease_margin_ms=0)
+    finish(store, "A", 2, 40, "succeeded", callback=True)
+    assert not outbox.settle(store, Notice.CALLBACK, "A", ended_ms=first_end)  # the task of the first end
+    assert owed(store) == {"callback:A": 40 + GRACE_MS}
+    assert outbox.settle(store, Notice.CALLBACK, "A", ended_ms=ended_ms(store, "A"))  # the second end's task
+    assert owed(store) == {}
+
+
+def test_a_task_that_finds_its_request_not_ended_or_gone_settles_its_entry(store):
+    store.redis.zadd(keys.requests_outbox(), {"callback:GONE": 0, "callback:A": 0})
+    assert outbox.settle(store, Notice.CALLBACK, "GONE", ended_ms="")
+    running(store, "A")  # a notice republished while the request runs again: nothing to tell yet
+    assert outbox.settle(store, Notice.CALLBACK, "A", ended_ms="")
     assert owed(store) == {}
 
 
