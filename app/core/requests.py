@@ -194,8 +194,8 @@ class RequestService:
             self.publisher.notify(NOTIFY_CANCEL, request_id)  # at once; the relay again should it be lost
 
     def delete_response(self, request_id: str) -> None:
-        self._record(request_id)
-        store_requests.delete_response(self.store, request_id)
+        if not store_requests.delete_response(self.store, request_id):
+            self._record(request_id)  # raises: 410 if it expired, else 404
 
     def retry(self, request_id: str) -> dict:
         """Queue a failed or canceled request again, now, with a fresh budget of attempts."""

@@ -28,6 +28,7 @@ _FINISH = Script("request_finish")
 _CANCEL = Script("request_cancel")
 _RETRY = Script("request_retry")
 _EXPIRE = Script("request_expire")
+_DELETE_RESPONSE = Script("request_delete_response")
 
 
 class NewRequest(NamedTuple):
@@ -232,11 +233,10 @@ def load_response(store: Store, request_id: str) -> dict | None:
     return None if raw is None else json.loads(raw)
 
 
-def delete_response(store: Store, request_id: str) -> None:
-    pipe = store.pipeline(transaction=True)
-    pipe.delete(keys.request_response(request_id))
-    pipe.hset(keys.request(request_id), "response_deleted", 1)
-    pipe.execute()
+def delete_response(store: Store, request_id: str) -> bool:
+    """Delete the stored response of a request; False when the request is gone."""
+    return store.run(_DELETE_RESPONSE, keys={"request": keys.request(request_id),
+                                             "response": keys.request_response(request_id)}, args={}) == 1
 
 
 def resolve_alias(store: Store, namespace: str, alias: str) -> str | None:
