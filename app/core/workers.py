@@ -45,9 +45,13 @@ class Workers:
         """`name` received these (batch id, attempt) items of the batch `batch` in a task message."""
         return store_workers.hold_batches(self.store, name, batch, items, now_ms=self.now_ms())
 
-    def release_held(self, name: str) -> int:
-        """`name` no longer holds what it has not started (it lost its task messages)."""
-        return store_workers.release(self.store, name, store_workers.held(self.store, name))
+    def release_held(self, name: str) -> tuple[int, int]:
+        """`name` no longer holds what it has not started (it lost its task messages): how many
+        requests and batches it let go."""
+        requests = store_workers.release(self.store, name, store_workers.held(self.store, name))
+        batches = store_workers.release_batches(self.store, name, store_workers.held_batches(self.store, name),
+                                                now_ms=self.now_ms())
+        return requests, batches
 
     def dead(self) -> list[str]:
         return store_workers.dead(self.store, alive_after_ms=self.alive_after_ms(), limit=REAP_LIMIT)

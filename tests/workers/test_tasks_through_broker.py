@@ -54,3 +54,29 @@ def test_a_full_batch_travels_as_htq_send_batches_to_the_worker_and_is_posted(wo
     assert received.headers["Htq-Batch-Id"] and received.headers["X-Source"] == "htq"
     stats = wait_until(lambda: (s := client.get("/v1/batches/events").get_json())["sent_batches"] == 1 and s)
     assert (stats["sent_records"], stats["pending"], stats["in_flight"]) == (3, 0, 0)
+
+
+def test_a_send_task_that_fails_before_starting_releases_the_batches_it_held(worker, client, store, monkeypatch):
+    """The failed message is acknowledged: the worker no longer holds its batches, and beat's next
+    flush publishes them again, instead of waiting for the hold to go stale."""
+    from app.core import clock
+    from app.storage import keys
+    from app.storage import workers as store_workers
+    from workers.tasks import batches as batch_tasks
+
+    holders = []
+
+    def fail_after_the_hold(rt, name, batches, worker_name):
+        store_workers.hold_batches(rt.store, worker_name, name, batches, now_ms=clock.now_ms())  # as on receipt
+        holders.append(worker_name)
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(batch_tasks, "run_sends", fail_after_the_hold)
+    configured = client.put("/v1/batches/events", json={"endpoint": "http://127.0.0.1:9/in", "max_records": 1})
+    assert configured.status_code == 201
+    assert client.post("/v1/batches/events/records", json={"n": 1}).status_code == 202
+    wait_until(lambda: holders)
+    wait_until(lambda: store_workers.held_batches(store, holders[0]) == [])
+    [(batch_id, deadline)] = store.redis.zrange(keys.batch_taken("events"), 0, -1, withscores=True)
+    assert json.loads(store.redis.hget(keys.batch_meta("events"), batch_id)).get("holder") is None
+    assert deadline <= clock.now_ms()  # due now: the next flush publishes it again
