@@ -3,13 +3,12 @@ store its outcome and hand on what follows (the next attempt, the callback)."""
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from app.core import clock
+from app.core import clock, jsontext
 from app.core.model import ms
 from app.core.outcome import SUCCEEDED, Outcome
 from app.core.publish import Publisher
@@ -35,7 +34,7 @@ class Attempt:
     @property
     def body(self) -> bytes | None:
         if "json" in self.spec:
-            return json.dumps(self.spec["json"]).encode()
+            return jsontext.dumps_sent(self.spec["json"]).encode()
         if "body" in self.spec:
             return self.spec["body"].encode()
         return None

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.core import clock, ids, jsontext
+from app.core import clock, ids
 from app.core.errors import Conflict, Gone, HTQError, Invalid, NotFound, TooLarge
 from app.core.model import FINAL_STATUSES, NOT_TEXT, is_text, ms
 from app.core.publish import Publisher
@@ -14,7 +14,7 @@ from app.core.task_names import NOTIFY_CANCEL
 from app.storage import requests as store_requests
 from app.storage.client import Store
 from app.storage.notify import Notifier
-from app.storage.requests import Canceled, NewRequest
+from app.storage.requests import Canceled, NewRequest, spec_of
 from config import Settings
 
 DEFAULT_RETRY = {"max_attempts": 10, "backoff_base": 1.0, "backoff_max": 3600.0}
@@ -214,13 +214,6 @@ class RequestService:
 def _ms(record: dict, name: str) -> int | None:
     value = record.get(name)
     return int(value) if value not in (None, "") else None
-
-
-def spec_of(record: dict) -> dict:
-    """What the client sent (with its `id`), from a loaded request hash; read even when stored
-    before bodies were limited in depth (its deep `json` then comes back as text, see
-    jsontext.loads_stored), so that such a request still lists, reads and cancels."""
-    return jsontext.loads_stored(record["spec"])
 
 
 def links(request_id: str) -> dict:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import NamedTuple
 
+from app.core import jsontext
 from app.core.model import REQUEST_STATUSES, ms
 from app.storage import keys, outbox
 from app.storage.client import Store
@@ -196,8 +197,11 @@ def load(store: Store, request_id: str) -> dict:
 
 
 def spec_of(record: dict) -> dict:
-    """What the client sent (with its `id`), from a loaded request hash."""
-    return json.loads(record["spec"])
+    """What the client sent (with its `id`), from a loaded request hash; read even when stored
+    before bodies were limited in depth (its deep `json` then comes back as a Fragment of its
+    text, see jsontext.loads_stored), so that such a request still lists, reads, cancels and is
+    sent."""
+    return jsontext.loads_stored(record["spec"])
 
 
 def load_many(store: Store, request_ids: Iterable[str]) -> list[dict]:
@@ -307,7 +311,7 @@ def start_many(store: Store, items: list[tuple[str, int]], *, worker: str, now_m
         store.run(_START, keys={**_request_keys(request_id), "inflight": keys.requests_inflight(), "held": held},
                   args={"id": request_id, "attempt": attempt, "now_ms": now_ms, "lease_margin_ms": lease_margin_ms,
                         "worker": worker}, pipeline=pipe)
-    return [Started("running", json.loads(reply[1]), int(reply[2]) if reply[2] else None)
+    return [Started("running", jsontext.loads_stored(reply[1]), int(reply[2]) if reply[2] else None)
             if reply[0] == "started" else Started(reply[1]) for reply in pipe.execute()]
 
 

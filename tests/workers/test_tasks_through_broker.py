@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
 
 import pytest
 
@@ -80,3 +82,22 @@ def test_a_send_task_that_fails_before_starting_releases_the_batches_it_held(wor
     [(batch_id, deadline)] = store.redis.zrange(keys.batch_taken("events"), 0, -1, withscores=True)
     assert json.loads(store.redis.hget(keys.batch_meta("events"), batch_id)).get("holder") is None
     assert deadline <= clock.now_ms()  # due now: the next flush publishes it again
+
+
+@pytest.mark.parametrize("depth", [600, sys.getrecursionlimit() + 500])  # too deep for orjson; for Python
+def test_a_request_stored_before_depth_was_limited_is_sent_and_called_back_as_it_was(
+        worker, client, store, http_target, depth):
+    """Its `json` nests deeper than the writers go (stored by an older htq): the worker still
+    starts it, sends it as it was stored, and its callback carries it."""
+    from app.storage import keys
+
+    deep = "[" * depth + "]" * depth
+    created = client.post("/v1/requests", json={"url": http_target.url + "/hook", "json": 1, "delay": 1,
+                                                 "callback_url": http_target.url + "/cb"}).get_json()
+    spec = store.redis.hget(keys.request(created["id"]), "spec")
+    store.redis.hset(keys.request(created["id"]), "spec", spec.replace('"json": 1', f'"json": {deep}'))
+    [sent] = http_target.wait_for(1, "/hook", timeout_s=15)
+    assert sent.body == deep.encode()
+    [callback] = http_target.wait_for(1, "/cb")
+    text = callback.body.decode()  # json.dumps's spacing at 600 levels, orjson's where Python gives up
+    assert re.search(r'"json": ?\[\[', text) and deep in text and re.search(r'"status": ?"succeeded"', text)

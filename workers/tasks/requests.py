@@ -1,14 +1,13 @@
 """Tasks of deferred requests: deliver attempts, relay due work, expire, callbacks, cancel notices."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 import redis
 from celery import shared_task
 
-from app.core import clock
+from app.core import clock, jsontext
 from app.core.attempts import Attempt
 from app.core.model import ms
 from app.core.outcome import RETRY, SUCCEEDED
@@ -138,8 +137,8 @@ def send_callback(self, request_id: str) -> None:
         return
     resource = to_resource(record)
     resource["response"] = store_requests.load_response(runtime.current().store, request_id)
-    _send_notice(self, request_id, record, "callback", "POST", resource["callback_url"], json.dumps(resource).encode(),
-                 {"Content-Type": "application/json"})
+    _send_notice(self, request_id, record, "callback", "POST", resource["callback_url"],
+                 jsontext.dumps_sent(resource).encode(), {"Content-Type": "application/json"})
 
 
 @shared_task(name=NOTIFY_CANCEL, bind=True, ignore_result=True, max_retries=NOTICE_RETRIES)
