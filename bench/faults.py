@@ -60,8 +60,8 @@ Scenarios:
 
 Then a summary against the targets: held requests delivered at most 15 s after due; the killed
 attempt retried at most 15 s after the kill; messages per delivered request under a backlog at
-most 10% above the no-failure minimum, with or without a kill. `--keep` keeps the temporary
-directory with every process's log.
+most 10% above the no-failure minimum; with a kill, nothing missing and at most one extra message
+per ten requests published again. `--keep` keeps the temporary directory with every process's log.
 """
 from __future__ import annotations
 
@@ -116,6 +116,7 @@ KILL_AT_FRACTION = 0.3  # scenario 4: the share of the backlog arrived when the 
 TARGET_LATE_S = 15.0
 TARGET_RETRY_S = 15.0
 TARGET_MESSAGES_OVER_MIN = 1.10
+TARGET_EXTRA = 0.10  # scenario 4: a flood would be one message per request
 POLL_S = 0.2
 
 
@@ -749,16 +750,23 @@ class Bench:
                    f"second attempt {seconds(f['retry_after_kill'])} after the kill"
                    if f["retry_after_kill"] is not None else f"no second attempt within {f['waited']:.0f} s")
                   for f in kill])
-        for scenario, during in (("backlog", "under a backlog"), ("backlog-kill", "under a backlog with a kill")):
-            if scenario not in results:
-                continue
-            figures = [results[scenario][code.label] for code in self.codes]
-            line(f"delivery messages per delivered request {during} close to the no-failure minimum "
-                 f"(at most {TARGET_MESSAGES_OVER_MIN:.2f}x {figures[0]['min_per_request']:.4f}), nothing missing:",
+        if "backlog" in results:
+            figures = [results["backlog"][code.label] for code in self.codes]
+            line(f"delivery messages per delivered request under a backlog close to the no-failure minimum "
+                 f"(at most {TARGET_MESSAGES_OVER_MIN:.2f}x {figures[0]['min_per_request']:.4f}):",
                  [(f["missing"] == 0 and f["over_min"] <= TARGET_MESSAGES_OVER_MIN,
                    f"{'-' if f['per_request'] is None else format(f['per_request'], '.4f')} = {f['messages']} messages "
-                   f"for {f['delivered']}/{f['count']} delivered: {f['over_min']:.2f}x the minimum, duplicates "
-                   f"{f['duplicates']}") for f in figures])
+                   f"for {f['delivered']} delivered: {f['over_min']:.2f}x the minimum, duplicates {f['duplicates']}")
+                  for f in figures])
+        if "backlog-kill" in results:
+            figures = [results["backlog-kill"][code.label] for code in self.codes]
+            line(f"a kill mid-backlog loses nothing, and what the victim held is published again in shared "
+                 f"messages, not one each (messages over the no-failure minimum at most "
+                 f"{TARGET_EXTRA:.0%} of the requests published again):",
+                 [(f["missing"] == 0 and f["messages"] - f["minimum"] <= TARGET_EXTRA * f["republished"],
+                   f"{f['delivered']}/{f['count']} delivered, {f['messages'] - f['minimum']} messages over the minimum "
+                   f"for {f['republished']} requests published again, duplicates {f['duplicates']}")
+                  for f in figures])
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
