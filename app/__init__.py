@@ -5,13 +5,12 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from app.core import clock
 from app.core.publish import Publisher
 from config import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None, *, publisher: Publisher | None = None,
-               clock_ms: Callable[[], int] = clock.now_ms) -> Flask:
+               clock_ms: Callable[[], int] | None = None) -> Flask:
     """Application factory: request class, settings, logging, extensions, error handlers,
     blueprints, in that order.
 
@@ -62,7 +61,7 @@ def _register_logging(settings: Settings) -> None:
 
 
 def _register_extensions(app: Flask, settings: Settings, publisher: Publisher | None,
-                         clock_ms: Callable[[], int]) -> None:
+                         clock_ms: Callable[[], int] | None) -> None:
     from app.api.openapi import init_document
     from app.extensions import api, init_services
 
@@ -85,6 +84,7 @@ def _register_auth(app: Flask, settings: Settings) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.api.batches.routes import blp as batches_blp
+    from app.api.clock.routes import blp as clock_blp
     from app.api.openapi import finish_document
     from app.api.ops import blp as ops_blp
     from app.api.queues.routes import blp as queues_blp
@@ -102,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(queues_blp)
     api.register_blueprint(batches_blp)
     api.register_blueprint(workers_blp)
+    api.register_blueprint(clock_blp)
     app.register_blueprint(compat_timers_blp)
     app.register_blueprint(compat_htq_blp)
     app.register_blueprint(compat_wq_blp)

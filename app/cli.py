@@ -38,7 +38,9 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="Default: PORT or HTTP_PORT, else 8080.")
 @click.option("--concurrency", type=int, default=None, help="Worker processes. Default: HTQ_CONCURRENCY, else 10.")
-def run(host: str, port: int | None, concurrency: int | None) -> None:
+@click.option("--virtual-clock", is_flag=True,
+              help="HTQ_CLOCK=virtual: time that POST /v1/clock/advance moves ahead (development and tests).")
+def run(host: str, port: int | None, concurrency: int | None, virtual_clock: bool) -> None:
     """Web server, worker and beat together; an embedded Redis under ./.htq/ when REDIS_URL is unset.
 
     Ctrl-C or SIGTERM stops all of it: web, worker and beat first (the worker puts the tasks it
@@ -53,6 +55,8 @@ def run(host: str, port: int | None, concurrency: int | None) -> None:
     env.setdefault("HTQ_ALLOW_PRIVATE_TARGETS", "1")
     if concurrency:
         env["HTQ_CONCURRENCY"] = str(concurrency)
+    if virtual_clock:
+        env["HTQ_CLOCK"] = "virtual"
     # Every child runs in a session of its own, out of reach of the terminal: a Ctrl-C reaches
     # this process only, which hands it on in order. (Sent to the whole foreground group, it
     # stopped Redis at once, and the worker could not put the tasks it held back on the broker.)

@@ -18,6 +18,7 @@ from app.core.batches import BatchForwarder
 from app.core.publish import DELIVERY_CHUNK, Publisher, Sender
 from app.core.queues import QueueService
 from app.core.relay import RequestRelay
+from app.core.virtual_clock import use_clock
 from app.storage.client import Store
 from config import Settings
 from workers.delivery import Deliverer, DeliveryConfig
@@ -42,6 +43,7 @@ _current: Runtime | None = None
 
 def build(settings: Settings, sender: Sender) -> Runtime:
     store = Store.from_url(settings.redis_url)
+    use_clock(settings, store)
     publisher = broker.publisher(settings, sender)
     attempts = Attempts(store, publisher, settings)
 

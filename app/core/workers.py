@@ -22,7 +22,9 @@ HOLD_VALID_S = 300.0
 
 
 class Workers:
-    def __init__(self, store: Store, clock_ms: Callable[[], int] = clock.now_ms):
+    def __init__(self, store: Store, clock_ms: Callable[[], int] = clock.real_ms):
+        """Liveness is the system's time (`clock.real_ms`), also on a virtual clock: advancing the
+        timetable does not make a live worker's heartbeat or hold old."""
         self.store = store
         self.now_ms = clock_ms
 

@@ -200,6 +200,11 @@ def queue_keys(name: str) -> dict[str, str]:
             "ages": queue_ages(name)}
 
 
+def clock_offset() -> str:
+    """String: the virtual clock's offset in ms (storage/clock.py)."""
+    return f"{PREFIX}:clock:offset"
+
+
 def workers() -> str:
     return f"{PREFIX}:workers"
 

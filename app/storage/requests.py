@@ -30,6 +30,7 @@ _CANCEL = Script("request_cancel")
 _RETRY = Script("request_retry")
 _EXPIRE = Script("request_expire")
 _DELETE_RESPONSE = Script("request_delete_response")
+_RUSH = Script("request_rush")
 
 
 class NewRequest(NamedTuple):
@@ -271,6 +272,17 @@ def claim_due(store: Store, *, now_ms: int, horizon_end_ms: int, grace_ms: int, 
         **_STATUS_INDEXES, "due": keys.requests_due(), "inflight": keys.requests_inflight(),
         "requests": [keys.request(i) for i in ids],
     }, args={"horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms, "ids": ids})
+    return [Due(flat[i], int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
+
+
+def rush(store: Store, *, now_ms: int, grace_ms: int, limit: int) -> list[Due]:
+    """In-flight requests not started whose due time the (virtual) clock has passed, each put a
+    grace later: publish them at once, without eta."""
+    ids = store.redis.zrangebyscore(keys.requests_inflight(), "-inf", now_ms + grace_ms, start=0, num=limit)
+    if not ids:
+        return []
+    flat = store.run(_RUSH, keys={"inflight": keys.requests_inflight(), "requests": [keys.request(i) for i in ids]},
+                     args={"now_ms": now_ms, "grace_ms": grace_ms, "ids": ids})
     return [Due(flat[i], int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
 
 
