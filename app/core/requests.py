@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.core import clock, ids
+from app.core import clock, ids, policy
 from app.core.errors import Conflict, Gone, HTQError, Invalid, NotFound, TooLarge
 from app.core.model import FINAL_STATUSES, NOT_TEXT, is_text, ms
 from app.core.publish import Publisher
@@ -90,8 +90,10 @@ class RequestService:
         spec["timeout"] = fields.get("timeout", self.settings.default_timeout_s)
         spec["retry"] = {**DEFAULT_RETRY, **(fields.get("retry") or {})}
         spec["cancel_notify"] = bool(fields.get("cancel_notify", False))
+        if fields.get("success"):
+            spec["success"] = fields["success"]
         if fields.get("success_on_any_status"):
-            # Any complete HTTP answer ends the request as succeeded (attempts.judged): the htq
+            # Any complete HTTP answer ends the request as succeeded (policy.judge): the htq
             # 2014 profile's rule. Not offered by /v1/requests.
             spec["success_on_any_status"] = True
         if fields.get("eta_ms") is not None:
@@ -260,6 +262,7 @@ def resource_from(spec: dict, record: dict) -> dict:
         due_at=clock.to_rfc3339(_ms(record, "due_ms")),
         timeout=spec["timeout"],
         retry=spec["retry"],
+        success=spec.get("success", policy.DEFAULT_SUCCESS),
         callback_url=spec.get("callback_url"),
         cancel_notify=spec.get("cancel_notify", False),
         attempts=status["attempts"],

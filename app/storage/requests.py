@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from app.core import jsontext
+from app.core.clock import from_rfc3339
 from app.core.model import REQUEST_STATUSES, ms
 from app.storage import keys, outbox
 from app.storage.client import Store
@@ -231,6 +232,13 @@ def count_by_status(store: Store) -> tuple[dict[str, int], int]:
 
 def load_attempts(store: Store, request_id: str) -> list[dict]:
     return [json.loads(item) for item in store.redis.lrange(keys.request_attempts(request_id), 0, -1)]
+
+
+def first_attempt_started_ms(store: Store, request_id: str) -> int | None:
+    """When a request's first attempt started (its first attempt record's `started_at`)."""
+    raw = store.redis.lindex(keys.request_attempts(request_id), 0)
+    started_at = json.loads(raw).get("started_at") if raw else None
+    return from_rfc3339(started_at) if started_at else None
 
 
 def load_response(store: Store, request_id: str) -> dict | None:

@@ -280,3 +280,26 @@ def test_metrics_report_requests_by_status(client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'htq_requests{status="scheduled"} 1.0' in text and 'htq_requests{status="queued"} 1.0' in text
     assert "htq_redis_up 1.0" in text and "process_cpu_seconds_total" in text
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"success": {"status": [99]}}, "success"), ({"success": {"status": ["2XX"]}}, "success"),
+    ({"success": {"status": [True]}}, "success"), ({"success": {"json": {"path": "a"}}}, "success"),
+    ({"success": {"json": {"path": "a..b", "equals": 1}}}, "success"), ({"success": {"other": 1}}, "success"),
+    ({"retry": {"on": ["network", "dns"]}}, "retry"), ({"retry": {"on": []}}, "retry"),
+    ({"retry": {"max_duration": 0}}, "retry"), ({"retry": {"max_duration": "60"}}, "retry"),
+])
+def test_delivery_rules_are_validated_naming_the_field(client, body, field):
+    response = client.post("/v1/requests", json={"url": "http://example.com/hook", **body})
+    assert response.status_code == 422 and field in response.get_json()["errors"]
+
+
+def test_delivery_rules_are_kept_and_shown(client):
+    rules = {"success": {"status": [200, "3xx"], "json": {"path": "data.0.ok", "equals": None}},
+             "retry": {"on": [404, "5xx", "timeout"], "max_duration": 3600}}
+    created = client.post("/v1/requests", json={"url": "http://example.com/hook", "delay": 60, **rules}).get_json()
+    shown = client.get(f"/v1/requests/{created['id']}").get_json()
+    assert shown["success"] == rules["success"]
+    assert shown["retry"]["on"] == [404, "5xx", "timeout"] and shown["retry"]["max_duration"] == 3600
+    plain = client.post("/v1/requests", json={"url": "http://example.com/hook", "delay": 60}).get_json()
+    assert plain["success"] == {"status": ["2xx"]}
