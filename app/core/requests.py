@@ -26,6 +26,10 @@ class Created:
     replayed: bool = False
 
 
+# Requests looked at per script of a bulk cancel: a few milliseconds of Redis each.
+CANCEL_CHUNK = 500
+
+
 class RequestService:
     """What the API and compat layers call; one per process, cheap to share between threads."""
 
@@ -194,6 +198,24 @@ class RequestService:
             raise Conflict(f"Request {request_id} already {cancel.status}")
         if cancel.notice:
             self.publisher.notify(NOTIFY_CANCEL, request_id)  # at once; the relay again should it be lost
+
+    def cancel_matching(self, statuses: list[str] | None = None, url_prefix: str = "") -> int:
+        """Cancel every request not ended that is in one of `statuses` (any, when None) and whose
+        url starts with `url_prefix`, CANCEL_CHUNK at a time, so that Redis is never blocked
+        for more than a few milliseconds; how many were canceled."""
+        wanted = [status for status in statuses or store_requests.CANCELABLE if status in store_requests.CANCELABLE]
+        canceled = 0
+        for status in wanted:
+            cursor = ""
+            while cursor is not None:
+                chunk = store_requests.cancel_matching(
+                    self.store, status, statuses=wanted, url_prefix=url_prefix, after=cursor, limit=CANCEL_CHUNK,
+                    now_ms=self.now_ms(), grace_ms=self.settings.publish_grace_ms)
+                canceled += chunk.canceled
+                for request_id in chunk.notify:
+                    self.publisher.notify(NOTIFY_CANCEL, request_id)
+                cursor = chunk.cursor
+        return canceled
 
     def delete_response(self, request_id: str) -> None:
         if not store_requests.delete_response(self.store, request_id):

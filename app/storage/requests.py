@@ -32,6 +32,7 @@ _RETRY = Script("request_retry")
 _EXPIRE = Script("request_expire")
 _DELETE_RESPONSE = Script("request_delete_response")
 _RUSH = Script("request_rush")
+_CANCEL_MANY = Script("request_cancel_many")
 
 
 class NewRequest(NamedTuple):
@@ -371,6 +372,35 @@ def cancel(store: Store, request_id: str, *, now_ms: int, grace_ms: int, notify:
     if result is Canceled.CANCELED:
         return Cancel(result, reply[1], int(reply[2]), reply[3] == 1)
     return Cancel(result, reply[1] if result is Canceled.ENDED else None)
+
+
+CANCELABLE = ("scheduled", "queued", "running", "retrying")
+
+
+class BulkCanceled(NamedTuple):
+    """One chunk of a bulk cancel: how many were canceled, which owe a cancel notice, and the
+    cursor to go on from (None once the index is done)."""
+
+    canceled: int
+    notify: list[str]
+    cursor: str | None
+
+
+def cancel_matching(store: Store, status: str, *, statuses: list[str], url_prefix: str, after: str, limit: int,
+                    now_ms: int, grace_ms: int) -> BulkCanceled:
+    """Cancel, among the next `limit` requests of the `status` index after the id `after` ("" from
+    the start), those that match `statuses` and `url_prefix`: one script per chunk."""
+    ids = store.redis.zrangebylex(keys.requests_by_status(status), f"({after}" if after else "-", "+", start=0,
+                                  num=limit)
+    if not ids:
+        return BulkCanceled(0, [], None)
+    reply = store.run(_CANCEL_MANY, keys={
+        **_STATUS_INDEXES, "due": keys.requests_due(), "inflight": keys.requests_inflight(),
+        "ended": keys.requests_ended(), "outbox": keys.requests_outbox(), "requests": [keys.request(i) for i in ids],
+    }, args={"now_ms": now_ms, "grace_ms": grace_ms, "channel_prefix": ended_channel(""),
+             "notice_prefix": outbox.entry(Notice.CANCEL, ""), "statuses": " ".join(statuses),
+             "url_prefix": url_prefix, "ids": ids})
+    return BulkCanceled(int(reply[0]), list(reply[1:]), ids[-1] if len(ids) == limit else None)
 
 
 def retry(store: Store, request_id: str, *, now_ms: int, grace_ms: int, max_attempts: int) -> Retried:

@@ -303,3 +303,34 @@ def test_delivery_rules_are_kept_and_shown(client):
     assert shown["retry"]["on"] == [404, "5xx", "timeout"] and shown["retry"]["max_duration"] == 3600
     plain = client.post("/v1/requests", json={"url": "http://example.com/hook", "delay": 60}).get_json()
     assert plain["success"] == {"status": ["2xx"]}
+
+
+def test_bulk_cancel_takes_the_matching_requests_not_ended(app, client, sender):
+    later = [client.post("/v1/requests", json={"url": f"http://a.example.com/{n}", "delay": 600}).get_json()["id"]
+             for n in range(3)]
+    other = client.post("/v1/requests", json={"url": "http://b.example.com/x", "delay": 600}).get_json()["id"]
+    now = client.post("/v1/requests", json={"url": "http://a.example.com/now"}).get_json()["id"]  # queued
+    answer = client.post("/v1/requests/cancel", json={"url_prefix": "http://a.example.com/", "status": ["scheduled"]})
+    assert answer.status_code == 200 and answer.get_json() == {"canceled": 3}
+    statuses = {rid: client.get(f"/v1/requests/{rid}/status").get_json()["status"] for rid in [*later, other, now]}
+    assert statuses == {**dict.fromkeys(later, "canceled"), other: "scheduled", now: "queued"}
+    assert client.post("/v1/requests/cancel", json={"status": ["queued", "scheduled"]}).get_json() == {"canceled": 2}
+    assert client.post("/v1/requests/cancel", json={"status": ["canceled"]}).get_json() == {"canceled": 0}
+
+
+def test_bulk_cancel_goes_in_chunks_over_a_whole_index(app, client, monkeypatch):
+    from app.core import requests as core_requests
+
+    monkeypatch.setattr(core_requests, "CANCEL_CHUNK", 7)
+    created = client.post("/v1/requests/batch", json={"requests": [
+        {"url": f"http://a.example.com/{n}", "delay": 600} for n in range(30)]}).get_json()["items"]
+    assert client.post("/v1/requests/cancel", json={"url_prefix": "http://a.example.com/"}).get_json() == {
+        "canceled": 30}
+    assert {client.get(f"/v1/requests/{r['id']}/status").get_json()["status"] for r in created} == {"canceled"}
+
+
+@pytest.mark.parametrize("body", [{}, {"status": []}, {"status": ["sleeping"]}, {"url_prefix": ""},
+                                  {"schedule_name": "x"}])
+def test_bulk_cancel_needs_a_valid_filter(client, body):
+    answer = client.post("/v1/requests/cancel", json=body)
+    assert answer.status_code == 422 and answer.get_json()["errors"]

@@ -144,3 +144,15 @@ def test_expiry_takes_the_notices_of_the_requests_it_deletes(store):
     store.redis.zadd(keys.requests_outbox(), {outbox.entry(notice, "A"): 1 for notice in Notice})  # every kind
     assert sr.expire_ended(store, cutoff_ms=10, limit=10) == 2
     assert owed(store) == {"callback:C": 20 + GRACE_MS}
+
+
+def test_a_bulk_cancel_records_the_cancel_notices_owed_as_one_cancel_does(store):
+    for request_id, notify in (("A", True), ("B", False)):
+        sr.create(store, NewRequest(request_id, 0, {**SPEC, "id": request_id, "cancel_notify": notify}), now_ms=0,
+                  horizon_end_ms=HORIZON_MS, grace_ms=GRACE_MS)
+        sr.start_many(store, [(request_id, 1)], worker="worker@test", now_ms=0, lease_margin_ms=0)
+    chunk = sr.cancel_matching(store, "running", statuses=["running"], url_prefix="http://127.0.0.1:1/",
+                               after="", limit=10, now_ms=50, grace_ms=GRACE_MS)
+    assert chunk == sr.BulkCanceled(2, ["A"], None)
+    assert owed(store) == {"cancel:A": 50 + GRACE_MS}
+    assert sr.load(store, "A")["status"] == sr.load(store, "B")["status"] == "canceled"

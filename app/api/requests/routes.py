@@ -7,6 +7,8 @@ from flask.views import MethodView
 from app.api.common import Blueprint, require_json_body
 from app.api.requests.schemas import (
     AttemptListSchema,
+    BulkCanceledSchema,
+    BulkCancelSchema,
     ListArgsSchema,
     RequestBatchSchema,
     RequestCreateSchema,
@@ -69,6 +71,16 @@ class Requests(MethodView):
 def create_batch(body):
     """Queue up to 100 requests at once: all are validated first; none is created if one is invalid."""
     return jsonify({"items": services().requests.create_many(body["requests"])}), 201
+
+
+@blp.route("/cancel", methods=["POST"])
+@blp.arguments(BulkCancelSchema)
+@blp.response(200, BulkCanceledSchema)
+def cancel_matching(filters):
+    """Cancel every request not ended that matches all the filters given (at least one): `status`
+    (any of these), `url_prefix`. Done a chunk of 500 at a time, so Redis is never blocked for
+    long; a request that changes meanwhile is judged by its state when its chunk comes."""
+    return {"canceled": services().requests.cancel_matching(filters.get("status"), filters.get("url_prefix", ""))}
 
 
 @blp.route("/<request_id:request_id>")

@@ -95,6 +95,27 @@ class RequestBatchSchema(Schema):
                            validate=validate.Length(1, MAX_BATCH))
 
 
+class BulkCancelSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    status = fields.List(fields.String(validate=validate.OneOf(REQUEST_STATUSES)), validate=validate.Length(1, 7),
+                         metadata={"description": "only requests in one of these statuses (ended ones never change)",
+                                   "example": ["scheduled", "retrying"]})
+    url_prefix = fields.String(validate=validate.Length(1, 2048),
+                               metadata={"description": "only requests whose url starts with this",
+                                         "example": "https://api.example.com/"})
+
+    @validates_schema
+    def some_filter(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Give at least one filter: status, url_prefix.", "_schema")
+
+
+class BulkCanceledSchema(Schema):
+    canceled = fields.Integer(required=True, metadata={"example": 42})
+
+
 class LinksSchema(Schema):
     self = fields.String()
     status = fields.String()
