@@ -27,7 +27,7 @@ class Created:
 
 
 # Requests looked at per script of a bulk cancel: a few milliseconds of Redis each.
-CANCEL_CHUNK = 500
+CANCEL_CHUNK = 100
 
 
 class RequestService:

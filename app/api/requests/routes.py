@@ -78,7 +78,7 @@ def create_batch(body):
 @blp.response(200, BulkCanceledSchema)
 def cancel_matching(filters):
     """Cancel every request not ended that matches all the filters given (at least one): `status`
-    (any of these), `url_prefix`. Done a chunk of 500 at a time, so Redis is never blocked for
+    (any of these), `url_prefix`. Done 100 at a time, so Redis is never blocked for
     long; a request that changes meanwhile is judged by its state when its chunk comes."""
     return {"canceled": services().requests.cancel_matching(filters.get("status"), filters.get("url_prefix", ""))}
 
