@@ -17,6 +17,11 @@ MINUTE_MS = 60_000
 LATENESS_SAMPLE = 100  # the latest ended requests whose first attempt's lateness is measured
 
 
+def requests_by_status(store: Store) -> dict[str, int]:
+    """Live requests of each status (one ZCARD each, in one round trip)."""
+    return store_requests.count_by_status(store)[0]
+
+
 def deliveries_per_minute(store: Store, now_ms: int, minutes: int = 60) -> list[int]:
     """Requests that ended (succeeded, failed or canceled) in each of the last `minutes` calendar
     minutes, oldest first; the last is the minute now running. One ZCOUNT per minute on the index
@@ -42,7 +47,8 @@ class Lateness:
 
 
 def lateness(store: Store, now_ms: int, sample: int = LATENESS_SAMPLE) -> Lateness:
-    """Only first attempts are measured: a retry's due time is not kept once the request ended."""
+    """Only first attempts are measured: a retry's due time is not kept once the request ended.
+    (A request canceled before its first attempt and then retried counts from its first due time.)"""
     late = sorted(max(0, timing.started_ms - timing.due_ms)
                   for timing in store_requests.latest_ended(store, sample)
                   if timing.attempts == 1 and timing.started_ms is not None and timing.due_ms is not None)

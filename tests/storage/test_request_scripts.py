@@ -4,7 +4,19 @@ from __future__ import annotations
 from app.core.model import REQUEST_STATUSES
 from app.storage import keys
 from app.storage import requests as sr
-from app.storage.requests import AttemptEnd, Cancel, Canceled, Due, NewRequest, Next, RanNow, Retried, Settled, Started, Stored
+from app.storage.requests import (
+    AttemptEnd,
+    Cancel,
+    Canceled,
+    Due,
+    NewRequest,
+    Next,
+    RanNow,
+    Retried,
+    Settled,
+    Started,
+    Stored,
+)
 
 HORIZON_MS = 60_000
 GRACE_MS = 120_000
