@@ -22,7 +22,7 @@ def duration(ms_value: int | float | None) -> str:
     if ms_value < 1000:
         return f"{ms_value} ms"
     if ms_value < 60_000:
-        return f"{ms_value / 1000:.1f} s"
+        return f"{ms_value / 1000:.1f}".removesuffix(".0") + " s"
     seconds = ms_value // 1000
     for big, big_name, small, small_name in ((86400, "d", 3600, "h"), (3600, "h", 60, "min"), (60, "min", 1, "s")):
         if seconds >= big:
@@ -31,17 +31,22 @@ def duration(ms_value: int | float | None) -> str:
     return f"{seconds} s"  # not reached
 
 
-def when(text: str | None, now_ms: int) -> Markup:
+def when(text: str | None, now_ms: int, short: bool = False) -> Markup:
     """A contract time (`2026-11-23T08:21:59.123Z`) for reading: the date and time in UTC, and how
-    long ago (or how far ahead) it is from `now_ms`."""
+    long ago (or how far ahead) it is from `now_ms`; `short`, only the latter (the time in its title)."""
     if not text:
         return Markup('<span class="muted">–</span>')
-    at_ms = clock.from_rfc3339(text.replace("Z", "+00:00"))
-    shown = f"{text[:10]} {text[11:19]}"
-    delta = now_ms - at_ms
+    delta = now_ms - clock.from_rfc3339(text.replace("Z", "+00:00"))
     relative = f"{duration(delta)} ago" if delta >= 0 else f"in {duration(-delta)}"
+    if short:
+        return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(text, relative)
     return Markup('<time datetime="{0}" title="{0}">{1}</time> <span class="muted">{2}</span>').format(
-        text, shown, relative)
+        text, f"{text[:10]} {text[11:19]}", relative)
+
+
+def seconds(value: float | None) -> str:
+    """A duration given in seconds (an API field), as `duration` writes it."""
+    return duration(None if value is None else value * 1000)
 
 
 @dataclass(frozen=True)

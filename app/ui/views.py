@@ -89,6 +89,7 @@ def done_message() -> str | None:
 def _context():
     return {"csrf_field": session.CSRF_FIELD, "csrf": g.get("csrf", ""), "now_ms": g.get("now_ms", 0),
             "tokens_on": g.get("tokens_on", False), "when": format.when, "duration": format.duration,
+            "seconds": format.seconds,
             "preview": format.preview, "preview_value": format.preview_value, "badge": format.status_badge,
             "SHORT_PREVIEW_CHARS": format.SHORT_PREVIEW_CHARS}
 
