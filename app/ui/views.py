@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from app.core import clock, overview
 from app.core.errors import HTQError
 from app.core.model import FINAL_STATUSES, REQUEST_STATUSES
-from app.errors import OUT_OF_MEMORY_MESSAGE, STATUS_BY_ERROR
+from app.errors import OUT_OF_MEMORY_MESSAGE, REDIS_RETRY_AFTER_S, STATUS_BY_ERROR
 from app.extensions import services
 from app.storage.client import OUT_OF_MEMORY, UNAVAILABLE
 from app.ui import format, session
@@ -94,8 +94,9 @@ def _context():
             "SHORT_PREVIEW_CHARS": format.SHORT_PREVIEW_CHARS}
 
 
-def _error_page(code: int, message: str):
-    return render_template("ui/error.html", code=code, phrase=HTTPStatus(code).phrase, message=message), code
+def _error_page(code: int, message: str, headers: dict | None = None):
+    page = render_template("ui/error.html", code=code, phrase=HTTPStatus(code).phrase, message=message)
+    return page, code, headers or {}
 
 
 @blp.errorhandler(HTQError)
@@ -110,8 +111,8 @@ def _http_error(exc: HTTPException):
 
 
 def _redis_down(exc: redis.RedisError):
-    return _error_page(503, "The store (Redis) does not answer; this page will work again once it does."), \
-        {"Retry-After": "5"}
+    return _error_page(503, "The store (Redis) does not answer; this page will work again once it does.",
+                       {"Retry-After": str(REDIS_RETRY_AFTER_S)})
 
 
 for _error in UNAVAILABLE:
@@ -265,4 +266,10 @@ def redrive_batch(name: str):
 @blp.get("/workers")
 def workers_page():
     return render_template("ui/workers.html", workers=services().workers.live())
+
+
+@blp.route("/<path:unknown>", methods=["GET", "POST"])
+def unknown_page(unknown: str):
+    """An address under /ui that is no page: answered as a page too (the app's 404 is JSON)."""
+    abort(404, description="There is no such page in the dashboard.")
 

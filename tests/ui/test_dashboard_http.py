@@ -59,6 +59,10 @@ def test_every_link_from_the_overview_answers(base_url, target):
     assert "/ui/requests?status=scheduled" in seen
     css = visitor.session.get(base_url + "/ui/static/ui.css", timeout=10)
     assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
+    for missing in ("/ui/nothing-here", "/ui/requests/01ARZ3NDEKTSV4RRFFQ69G5FAV", "/ui/queues/none",
+                    "/ui/batches/none"):
+        page = visitor.open(missing, status=404)
+        assert "404" in page.text and page.link("Back to the overview")
 
 
 def test_overview_shows_counts_workers_and_the_chart(base_url, target):
