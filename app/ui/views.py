@@ -16,7 +16,7 @@ from app.core.model import FINAL_STATUSES, REQUEST_STATUSES
 from app.errors import OUT_OF_MEMORY_MESSAGE, REDIS_RETRY_AFTER_S, STATUS_BY_ERROR
 from app.extensions import services
 from app.storage.client import OUT_OF_MEMORY, UNAVAILABLE
-from app.ui import format, session
+from app.ui import display, session
 from app.ui.chart import bar_chart
 
 blp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static")
@@ -76,8 +76,7 @@ def _headers(response):
     return response
 
 
-@blp.app_template_global()
-def done_message() -> str | None:
+def _done_message() -> str | None:
     text = DONE.get(request.args.get("done", ""))
     if text is None:
         return None
@@ -87,11 +86,11 @@ def done_message() -> str | None:
 
 @blp.context_processor
 def _context():
-    return {"csrf_field": session.CSRF_FIELD, "csrf": g.get("csrf", ""), "now_ms": g.get("now_ms", 0),
-            "tokens_on": g.get("tokens_on", False), "when": format.when, "duration": format.duration,
-            "seconds": format.seconds,
-            "preview": format.preview, "preview_value": format.preview_value, "badge": format.status_badge,
-            "SHORT_PREVIEW_CHARS": format.SHORT_PREVIEW_CHARS}
+    return {"done": _done_message(), "csrf_field": session.CSRF_FIELD, "csrf": g.get("csrf", ""),
+            "now_ms": g.get("now_ms", 0), "tokens_on": g.get("tokens_on", False),
+            "when": display.when, "duration": display.duration, "seconds": display.seconds,
+            "preview": display.preview, "preview_value": display.preview_value, "badge": display.status_badge,
+            "SHORT_PREVIEW_CHARS": display.SHORT_PREVIEW_CHARS}
 
 
 def _error_page(code: int, message: str, headers: dict | None = None):
@@ -203,8 +202,16 @@ def request_page(request_id: str):
     response = requests.latest_response(request_id)
     return render_template("ui/request.html", r=resource, attempts=attempts, response=response,
                            final=resource["status"] in FINAL_STATUSES,
-                           can_run=resource["status"] in ("scheduled", "retrying", "queued"),
-                           can_retry=resource["status"] in ("failed", "canceled"), json_content=format.json_content)
+                           can_run=_waiting(resource),
+                           can_retry=resource["status"] in ("failed", "canceled"), json_content=display.json_content)
+
+
+def _waiting(resource: dict) -> bool:
+    """Whether its next attempt waits for a time still ahead (what "run now" changes)."""
+    if resource["status"] in ("scheduled", "retrying"):
+        return True
+    next_at = resource["next_attempt_at"]
+    return resource["status"] == "queued" and next_at is not None and clock.from_rfc3339(next_at) > g.now_ms
 
 
 @blp.post("/requests/<request_id>/cancel")
