@@ -22,6 +22,7 @@ from app.ui.chart import bar_chart
 blp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static")
 
 PAGE_SIZE = 50
+REFRESH_S = (5, 15, 60)  # the overview's auto-refresh choices (a <meta> refresh: no script)
 DEAD_SHOWN = 50  # dead letters or dead batches listed on a page
 CHART_MINUTES = 60
 OPEN_ENDPOINTS = ("ui.login", "ui.static")
@@ -58,7 +59,8 @@ def _check_session_and_form():
         abort(403, description="This form came without its security value, or from another site. "
                                "Reload the page and try again.")
     if tokens and request.endpoint not in OPEN_ENDPOINTS and not _logged_in(tokens):
-        return redirect(url_for("ui.login", next=request.full_path if request.method == "GET" else None), 303)
+        back_to = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("ui.login", next=back_to), 303)
     return None
 
 
@@ -168,7 +170,9 @@ def overview_page():
     first_minute_ms = g.now_ms - g.now_ms % minute_ms - (CHART_MINUTES - 1) * minute_ms
     labels = [clock.to_rfc3339(first_minute_ms + index * minute_ms)[11:16] + " UTC" for index in range(CHART_MINUTES)]
     chart = bar_chart(per_minute, labels, title="Requests finished per minute, last 60 minutes")
-    return render_template("ui/overview.html", counts=counts, total=sum(counts.values()),
+    refresh = request.args.get("refresh", "")
+    return render_template("ui/overview.html", refresh_s=int(refresh) if refresh in map(str, REFRESH_S) else None,
+                           refresh_choices=REFRESH_S, counts=counts, total=sum(counts.values()),
                            per_minute=per_minute, chart=chart, lateness=overview.lateness(svc.store, g.now_ms),
                            queues=svc.queues.list(), batches=svc.batches.list(), workers=svc.workers.live())
 

@@ -76,6 +76,16 @@ def browser():
     driver.quit()
 
 
+def click_through(driver, element) -> None:
+    """Click a link or button, and wait until the browser has left the page it was on."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    page = driver.find_element(webdriver.common.by.By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+
+
 def save_screenshot(driver, path: Path) -> None:
     """The whole page, not only the window (DevTools' capture, which needs no script in the page)."""
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
@@ -96,7 +106,7 @@ def test_log_in_read_the_overview_and_cancel_a_request(site, browser, tmp_path):
     browser.get(site + "/ui")
     assert browser.current_url.startswith(site + "/ui/login")
     browser.find_element(by.ID, "token").send_keys(TOKEN)
-    browser.find_element(by.CSS_SELECTOR, "form button[type=submit]").click()
+    click_through(browser, browser.find_element(by.XPATH, "//button[text()='Log in']"))
 
     assert browser.current_url == site + "/ui"
     assert browser.find_element(by.TAG_NAME, "h1").text == "Overview"
@@ -107,11 +117,11 @@ def test_log_in_read_the_overview_and_cancel_a_request(site, browser, tmp_path):
     if os.environ.get("DASHBOARD_SCREENSHOT"):
         shutil.copyfile(tmp_path / "dashboard-overview.png", os.environ["DASHBOARD_SCREENSHOT"])
 
-    browser.find_element(by.CSS_SELECTOR, "a.card.status-scheduled").click()
+    click_through(browser, browser.find_element(by.CSS_SELECTOR, "a.card.status-scheduled"))
     assert browser.find_element(by.TAG_NAME, "h1").text == "Requests · scheduled"
-    browser.find_element(by.LINK_TEXT, scheduled).click()
+    click_through(browser, browser.find_element(by.LINK_TEXT, scheduled))
     assert scheduled in browser.find_element(by.TAG_NAME, "h1").text
-    browser.find_element(by.XPATH, "//button[text()='Cancel']").click()
+    click_through(browser, browser.find_element(by.XPATH, "//button[text()='Cancel']"))
 
     assert browser.find_element(by.CSS_SELECTOR, "p.notice").text == "Canceled."
     assert browser.find_element(by.CSS_SELECTOR, "h1 .badge").text == "canceled"

@@ -74,6 +74,10 @@ def test_overview_shows_counts_workers_and_the_chart(base_url, target):
     html = requests.get(base_url + "/ui", timeout=10).text
     assert html.count('<rect class="bar"') == 60 and "<script" not in html
     assert "Recurring schedules are not part of this version" in page.text
+    assert 'http-equiv="refresh"' not in html
+    refreshing = Visitor(base_url).open(page.link("every 15 s").href)
+    assert '<meta http-equiv="refresh" content="15">' in requests.get(refreshing.url, timeout=10).text
+    assert 'http-equiv="refresh"' not in requests.get(base_url + "/ui?refresh=1", timeout=10).text
 
 
 def test_cancel_retry_and_run_now_from_the_request_page(base_url, target):
