@@ -198,6 +198,14 @@ def requests_page():
                            statuses=REQUEST_STATUSES, next_url=next_url, paged=cursor is not None)
 
 
+@blp.get("/requests/find")
+def find_request():
+    """The search box of the requests page: to the page of the id typed in."""
+    request_id = request.args.get("id", "").strip()
+    services().requests.get(request_id)  # 404 or 410 page when there is no such request
+    return redirect(url_for("ui.request_page", request_id=request_id), 303)
+
+
 @blp.get("/requests/<request_id>")
 def request_page(request_id: str):
     requests = services().requests

@@ -99,7 +99,11 @@ class Visitor:
         return Page(response.text, response.url)
 
     def submit(self, form: Form, status: int = 200, **fields: str) -> Page:
-        response = self.session.request(form.method, form.action, data={**form.fields, **fields}, timeout=10)
+        values = {**form.fields, **fields}
+        if form.method == "get":  # a GET form's fields go in the query, as a browser sends them
+            response = self.session.get(form.action, params=values, timeout=10)
+        else:
+            response = self.session.request(form.method, form.action, data=values, timeout=10)
         assert response.status_code == status, \
             f"{form.method} {form.action}: {response.status_code} {response.text[:500]}"
         return Page(response.text, response.url)

@@ -176,6 +176,10 @@ def test_requests_list_pages_with_the_cursor(base_url, target):
     second_ids = [link.href.rsplit("/", 1)[1] for link in second.links if REQUEST_LINK.search(link.href)]
     assert not set(first_ids) & set(second_ids) and ids <= set(first_ids) | set(second_ids)
     assert first_ids == sorted(first_ids, reverse=True) and second_ids == sorted(second_ids, reverse=True)
+    found = visitor.submit(first.forms[0], id=second_ids[0])
+    assert found.url.endswith(f"/ui/requests/{second_ids[0]}") and second_ids[0] in found.text
+    assert "No request 01ARZ3NDEKTSV4RRFFQ69G5FAV" in visitor.submit(first.forms[0], status=404,
+                                                                      id="01ARZ3NDEKTSV4RRFFQ69G5FAV").text
     visitor.open("/ui/requests?status=nonsense", status=400)
     visitor.open("/ui/requests?cursor=not-a-cursor", status=422)
 
