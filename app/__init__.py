@@ -96,6 +96,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.compat.timers import blp as compat_timers_blp
     from app.compat.wq import blp as compat_wq_blp
     from app.extensions import api
+    from app.ui.views import blp as ui_blp
 
     app.register_blueprint(ops_blp)
     api.register_blueprint(requests_blp)
@@ -108,6 +109,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(compat_wq_blp)
     app.register_blueprint(compat_pushpull_blp)
     app.register_blueprint(compat_forwarder_blp)
+    app.register_blueprint(ui_blp)
     finish_document(api)
 
 

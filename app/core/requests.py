@@ -179,6 +179,12 @@ class RequestService:
             raise NotFound(f"Request {request_id} has no response")
         return True, response
 
+    def latest_response(self, request_id: str) -> dict | None:
+        """The response (or error) of the latest finished attempt, ended or not: what an operator
+        looks at to see why a request is retrying. None when no attempt has finished, or it was deleted."""
+        record = self._record(request_id)
+        return None if record.get("response_deleted") else store_requests.load_response(self.store, request_id)
+
     def _ended_record(self, request_id: str) -> dict | None:
         record = store_requests.load(self.store, request_id)
         return record if not record or record.get("status") in FINAL_STATUSES else None
@@ -232,6 +238,20 @@ class RequestService:
         if retried.attempt is None:
             raise Conflict(f"Only failed or canceled requests can be retried; this one is {retried.status}")
         self.publisher.deliver([(request_id, retried.attempt, now)], now)
+        return self.get(request_id)
+
+    def run_now(self, request_id: str) -> dict:
+        """Send the next attempt now, skipping what is left of its delay or backoff. 409 if it is
+        running or ended; a request whose attempt is due already is left as it is."""
+        self._record(request_id)
+        now = self.now_ms()
+        ran = store_requests.run_now(self.store, request_id, now_ms=now, grace_ms=self.settings.publish_grace_ms)
+        if ran.missing:
+            raise NotFound(f"No request {request_id}")
+        if ran.status is not None:
+            raise Conflict(f"Only a request waiting for its next attempt can run now; this one is {ran.status}")
+        if ran.attempt is not None:
+            self.publisher.deliver([(request_id, ran.attempt, now)], now)
         return self.get(request_id)
 
 

@@ -21,7 +21,8 @@ Deferred requests
   P:requests:all           zset    every live id, all scores 0, ids sort by creation time: the
                                    listing index (ZREVRANGEBYLEX gives newest first)
   P:requests:status:{s}    zset    the same, for one status ``s``
-  P:requests:ended         zset    id -> time it ended (ms); the expiry sweep reads it
+  P:requests:ended         zset    id -> time it ended (ms); the expiry sweep reads it, and the
+                                   dashboard counts it by minute (ZCOUNT, core/overview.py)
   P:requests:archive       string  Bloom filter bitmap of expired ids (GET answers 410, not 404)
   P:requests:outbox        zset    ``{kind}:{id}`` -> time (ms) the relay next publishes it: a
                                    notice owed about request ``id`` (kind ``callback`` or

@@ -29,6 +29,7 @@ _START = Script("request_start")
 _FINISH = Script("request_finish")
 _CANCEL = Script("request_cancel")
 _RETRY = Script("request_retry")
+_RUN_NOW = Script("request_run_now")
 _EXPIRE = Script("request_expire")
 _DELETE_RESPONSE = Script("request_delete_response")
 _RUSH = Script("request_rush")
@@ -132,6 +133,17 @@ class Retried(NamedTuple):
     status: str | None = None
 
 
+class RanNow(NamedTuple):
+    """A request whose next attempt was moved to now (`attempt`, to publish now), or why not:
+    `missing`, `due` (that attempt is due and handed to the workers already), or `status`
+    (running or ended: nothing left to run now)."""
+
+    attempt: int | None
+    missing: bool = False
+    due: bool = False
+    status: str | None = None
+
+
 def ended_channel(request_id: str) -> str:
     """The pub/sub channel on which a request's final status is announced."""
     return keys.notify_channel("request", request_id)
@@ -229,6 +241,51 @@ def count_by_status(store: Store) -> tuple[dict[str, int], int]:
     pipe.zcard(keys.requests_due())
     *by_status, due = pipe.execute()
     return dict(zip(REQUEST_STATUSES, by_status, strict=True)), due
+
+
+class Timing(NamedTuple):
+    """When a request was due and its latest attempt started, and how many attempts it made."""
+
+    request_id: str
+    status: str
+    attempts: int
+    due_ms: int | None
+    started_ms: int | None
+
+
+def ended_per_window(store: Store, *, start_ms: int, window_ms: int, windows: int) -> list[int]:
+    """Requests that ended in each of `windows` consecutive windows from start_ms: one ZCOUNT
+    each on the ended index (O(log n)), in one round trip, however many requests ended."""
+    pipe = store.pipeline()
+    for index in range(windows):
+        low = start_ms + index * window_ms
+        pipe.zcount(keys.requests_ended(), low, f"({low + window_ms}")
+    return pipe.execute()
+
+
+def latest_ended(store: Store, limit: int) -> list[Timing]:
+    """The timing of the `limit` requests that ended last, newest first (two round trips)."""
+    ids = store.redis.zrevrange(keys.requests_ended(), 0, limit - 1)
+    pipe = store.pipeline()
+    for request_id in ids:
+        pipe.hmget(keys.request(request_id), "status", "attempts", "due_ms", "started_ms")
+    return [Timing(request_id, status, int(attempts or 0), _int(due), _int(started))
+            for request_id, (status, attempts, due, started) in zip(ids, pipe.execute()) if status]
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def overdue_waiting(store: Store, *, now_ms: int) -> tuple[int, int | None]:
+    """(requests waiting in the schedule although their time has come, the oldest one's due time):
+    the relay should have handed them to the workers; a count that stays above 0 means it is behind."""
+    pipe = store.pipeline()
+    pipe.zcount(keys.requests_due(), "-inf", now_ms)
+    pipe.zrange(keys.requests_due(), 0, 0, withscores=True)
+    count, first = pipe.execute()
+    oldest = int(first[0][1]) if first and first[0][1] <= now_ms else None
+    return count, oldest
 
 
 def load_attempts(store: Store, request_id: str) -> list[dict]:
@@ -413,6 +470,21 @@ def retry(store: Store, request_id: str, *, now_ms: int, grace_ms: int, max_atte
     if reply[0] == "conflict":
         return Retried(None, status=reply[1])
     return Retried(int(reply[1]))
+
+
+def run_now(store: Store, request_id: str, *, now_ms: int, grace_ms: int) -> RanNow:
+    """Move the next attempt of a request that waits for it (scheduled, retrying, or queued with
+    a later eta) to now, in flight: the caller publishes it at once."""
+    reply = store.run(_RUN_NOW, keys={
+        **_request_keys(request_id), "due": keys.requests_due(), "inflight": keys.requests_inflight(),
+    }, args={"id": request_id, "now_ms": now_ms, "grace_ms": grace_ms})
+    if reply[0] == "missing":
+        return RanNow(None, missing=True)
+    if reply[0] == "conflict":
+        return RanNow(None, status=reply[1])
+    if reply[0] == "due":
+        return RanNow(None, due=True)
+    return RanNow(int(reply[1]))
 
 
 # -- expiry --------------------------------------------------------------------------------------

@@ -172,6 +172,7 @@ def test_unknown_ids_are_404_everywhere(client):
     assert client.get("/v1/requests/not-an-id").status_code == 404
     assert client.delete("/v1/requests/01ARZ3NDEKTSV4RRFFQ69G5FAV").status_code == 404
     assert client.post("/v1/requests/01ARZ3NDEKTSV4RRFFQ69G5FAV/retry").status_code == 404
+    assert client.post("/v1/requests/01ARZ3NDEKTSV4RRFFQ69G5FAV/run").status_code == 404
 
 
 def test_response_is_202_until_the_request_ends(client):
@@ -203,6 +204,22 @@ def test_retry_requeues_a_canceled_request_and_conflicts_otherwise(client, sende
     response = client.post(f"/v1/requests/{request_id}/retry")
     assert response.status_code == 202 and response.get_json()["status"] == "queued"
     assert sender.deliveries()[-1][:2] == [request_id, 1]
+
+
+def test_run_publishes_a_scheduled_request_now_and_conflicts_once_it_ended(client, sender):
+    request_id = create(client, delay=3600).get_json()["id"]
+    assert sender.sent == []
+    response = client.post(f"/v1/requests/{request_id}/run")
+    body = response.get_json()
+    assert response.status_code == 202 and body["status"] == "queued"
+    assert body["due_at"] == body["next_attempt_at"]
+    [(published_id, attempt, due_ms)] = sender.deliveries()
+    assert (published_id, attempt) == (request_id, 1) and abs(due_ms / 1000 - time.time()) < 5
+    assert client.post(f"/v1/requests/{request_id}/run").status_code == 202  # due already: left as it is
+    assert len(sender.deliveries()) == 1
+    client.delete(f"/v1/requests/{request_id}")
+    response = client.post(f"/v1/requests/{request_id}/run")
+    assert response.status_code == 409 and "canceled" in response.get_json()["message"]
 
 
 def test_finished_request_cancel_is_409_and_response_can_be_deleted(app, client, store):

@@ -134,3 +134,11 @@ class RequestResponse(MethodView):
 def retry_request(request_id):
     """Queue a failed or canceled request again, now, with a fresh budget of attempts."""
     return services().requests.retry(request_id)
+
+
+@blp.route("/<request_id:request_id>/run", methods=["POST"])
+@blp.response(202, RequestSchema)
+def run_request(request_id):
+    """Send the next attempt now, skipping what is left of the delay or backoff. 409 if the request
+    is running or has ended; one whose attempt is already due is left as it is."""
+    return services().requests.run_now(request_id)
