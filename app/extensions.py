@@ -14,6 +14,7 @@ from app.core.batches import BatchService
 from app.core.publish import Publisher
 from app.core.queues import QueueService
 from app.core.requests import RequestService
+from app.core.schedules import ScheduleService
 from app.core.workers import Workers
 from app.storage.client import Store
 from app.storage.notify import Notifier
@@ -33,6 +34,7 @@ class Services:
     queues: QueueService
     batches: BatchService
     workers: Workers
+    schedules: ScheduleService
 
 
 def init_services(app: Flask, settings: Settings, publisher: Publisher | None = None,
@@ -42,12 +44,13 @@ def init_services(app: Flask, settings: Settings, publisher: Publisher | None = 
     store = Store.from_url(settings.redis_url)
     publisher = publisher or broker.publisher(settings)
     notifier = Notifier(settings.redis_url)
+    requests = RequestService(store, publisher, settings, notifier, clock_ms=clock_ms)
     app.extensions["htq"] = Services(
-        settings=settings, store=store, publisher=publisher, notifier=notifier,
-        requests=RequestService(store, publisher, settings, notifier, clock_ms=clock_ms),
+        settings=settings, store=store, publisher=publisher, notifier=notifier, requests=requests,
         queues=QueueService(store, settings, notifier, clock_ms=clock_ms),
         batches=BatchService(store, publisher, settings, clock_ms=clock_ms),
-        workers=Workers(store, clock_ms))
+        workers=Workers(store, clock_ms),
+        schedules=ScheduleService(store, publisher, settings, requests, clock_ms=clock_ms))
 
 
 def services() -> Services:
