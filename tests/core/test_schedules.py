@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from app.core import queues as core_queues
-from app.core.clock import to_rfc3339
 from app.core.batches import BatchService
+from app.core.clock import to_rfc3339
 from app.core.errors import Conflict, Invalid
 from app.core.publish import Publisher
 from app.core.requests import RequestService
@@ -206,11 +208,10 @@ def test_two_beats_at_once_fire_each_tick_once(store, settings, clock, redis_url
     for _ in range(5):
         clock.advance(1)
         barrier = threading.Barrier(2)
-        results = []
 
-        def beat(service):
+        def beat(service, barrier=barrier):
             barrier.wait()
-            results.append(service.tick())
+            service.tick()
 
         threads = [threading.Thread(target=beat, args=(b,)) for b in beats]
         for t in threads:

@@ -8,7 +8,7 @@ from app.api.validators import JsonBoolean, JsonNumber
 from app.core.model import NAME_PATTERN, NAME_RULE
 from app.core.schedules import MAX_EVERY_S
 
-_NAME = validate.Regexp(f"^{NAME_PATTERN}$", error=NAME_RULE)
+_NAME = validate.Regexp(f"^{NAME_PATTERN}$", error=NAME_RULE.replace("{", "{{").replace("}", "}}"))
 TARGET_KINDS = ("request", "queue", "batch")
 EXAMPLE = {"cron": "30 2 * * mon-fri", "timezone": "Europe/Berlin",
            "target": {"request": {"url": "https://example.com/report", "method": "POST", "json": {"daily": True}}}}
