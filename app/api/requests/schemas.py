@@ -102,7 +102,8 @@ class RequestItemsSchema(Schema):
 
 class ListArgsSchema(Schema):
     status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
-    schedule = fields.String(validate=validate.Regexp(f"^{NAME_PATTERN}$", error=NAME_RULE.replace("{", "{{").replace("}", "}}")),
+    schedule = fields.String(validate=validate.Regexp(f"^{NAME_PATTERN}$",
+                                                      error=NAME_RULE.replace("{", "{{").replace("}", "}}")),
                              metadata={"description": "only the requests this schedule made"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String(metadata={"pattern": f"^{REQUEST_ID_PATTERN}$",
