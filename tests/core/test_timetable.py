@@ -2,7 +2,11 @@
 day-of-month with day-of-week, collapse of missed ticks, and what is refused."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.core.clock import from_rfc3339 as at
 from app.core.clock import to_rfc3339
@@ -92,3 +96,28 @@ def test_unknown_zone_names_the_field(name):
     with pytest.raises(BadTimetable) as caught:
         zone(name)
     assert caught.value.field == "timezone"
+
+
+ZONES = ["Europe/Berlin", "America/New_York", "Australia/Sydney", "UTC"]
+# The 2026 DST changes of those zones (UTC), both directions.
+CHANGES_S = [at(t) // 1000 for t in ("2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z", "2026-03-08T07:00:00Z",
+                                      "2026-11-01T06:00:00Z", "2026-04-04T16:00:00Z", "2026-10-03T16:00:00Z")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(tz=st.sampled_from(ZONES), minute_step=st.sampled_from([1, 7, 15, 30]), hour=st.sampled_from(["*", "1-3"]),
+       change_s=st.sampled_from(CHANGES_S), before_s=st.integers(0, 6 * 3600))
+def test_ticks_increase_and_no_local_time_runs_twice(tz, minute_step, hour, change_s, before_s):
+    """Property, across DST changes in both directions: ticks strictly increase, each is a time the
+    expression names in the zone (or the first instant after a gap), and no local time repeats."""
+    table = Timetable(cron=f"*/{minute_step} {hour} * * *", timezone=tz)
+    local_times, previous = set(), (change_s - before_s) * 1000
+    for _ in range(300):
+        tick = table.next_after(previous)
+        assert tick > previous
+        local = datetime.fromtimestamp(tick / 1000, tz=zone(tz))
+        wall = local.replace(tzinfo=None)
+        assert wall not in local_times
+        local_times.add(wall)
+        assert local.second == 0 and (local.minute % minute_step == 0 or local.minute == 0)
+        previous = tick
