@@ -7,7 +7,15 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from app.api.common import Blueprint, require_json_body
-from app.api.schedules.schemas import EXAMPLE, RunIdSchema, ScheduleListSchema, SchedulePutSchema, ScheduleSchema
+from app.api.schedules.schemas import (
+    EXAMPLE,
+    RESOURCE_EXAMPLE,
+    RUN_EXAMPLE,
+    RunIdSchema,
+    ScheduleListSchema,
+    SchedulePutSchema,
+    ScheduleSchema,
+)
 from app.extensions import services
 
 blp = Blueprint("schedules", __name__, url_prefix="/v1/schedules",
@@ -16,7 +24,7 @@ require_json_body(blp)
 
 
 @blp.route("")
-@blp.response(200, ScheduleListSchema)
+@blp.response(200, ScheduleListSchema, example={"items": [RESOURCE_EXAMPLE]})
 def list_schedules():
     """Every schedule, by name."""
     return {"items": services().schedules.list()}
@@ -25,8 +33,8 @@ def list_schedules():
 @blp.route("/<name:name>")
 class ScheduleItem(MethodView):
     @blp.arguments(SchedulePutSchema, example=EXAMPLE)
-    @blp.response(200, ScheduleSchema)
-    @blp.alt_response(201, schema=ScheduleSchema, description="Created")
+    @blp.response(200, ScheduleSchema, example=RESOURCE_EXAMPLE)
+    @blp.alt_response(201, schema=ScheduleSchema, description="Created", example=RESOURCE_EXAMPLE)
     def put(self, fields, name):
         """Create (201) or replace (200) a schedule: `cron` (in `timezone`) or `every` seconds, and
         a `target`: `{"request": <a /v1/requests body>}`, `{"queue": name, "message": any}` or
@@ -38,7 +46,7 @@ class ScheduleItem(MethodView):
         resource, created = services().schedules.put(name, fields)
         return resource, 201 if created else 200
 
-    @blp.response(200, ScheduleSchema)
+    @blp.response(200, ScheduleSchema, example=RESOURCE_EXAMPLE)
     def get(self, name):
         """The schedule, with its next run, its latest run and the number of runs."""
         return services().schedules.get(name)
@@ -50,21 +58,21 @@ class ScheduleItem(MethodView):
 
 
 @blp.route("/<name:name>/pause", methods=["POST"])
-@blp.response(200, ScheduleSchema)
+@blp.response(200, ScheduleSchema, example={**RESOURCE_EXAMPLE, "paused": True, "next_run_at": None})
 def pause_schedule(name):
     """Stop running ticks until resumed (repeat: 200)."""
     return services().schedules.pause(name)
 
 
 @blp.route("/<name:name>/resume", methods=["POST"])
-@blp.response(200, ScheduleSchema)
+@blp.response(200, ScheduleSchema, example=RESOURCE_EXAMPLE)
 def resume_schedule(name):
     """Run ticks again from the next one after now; ticks passed while paused do not run."""
     return services().schedules.resume(name)
 
 
 @blp.route("/<name:name>/run", methods=["POST"])
-@blp.response(202, RunIdSchema)
+@blp.response(202, RunIdSchema, example=RUN_EXAMPLE)
 def run_schedule(name):
     """Run once now, outside the timetable (the next tick stays where it is); the id of the
     request, message or record made."""

@@ -69,12 +69,13 @@ class SchedulePutSchema(Schema):
             raise ValidationError("Give cron or every, exactly one.", field)
 
 
-class ScheduleSchema(Schema):
-    class Meta:
-        example = {**EXAMPLE, "name": "daily-report", "paused": False, "next_run_at": "2026-11-24T01:30:00.000Z",
-                   "last_run_at": "2026-11-23T01:30:00.000Z", "last_run_id": "0mh2k3x9a1b2c3d4", "runs": 12,
-                   "last_error": None, "created_at": "2026-11-11T10:00:00.000Z"}
+RESOURCE_EXAMPLE = {**EXAMPLE, "name": "daily-report", "paused": False, "next_run_at": "2026-11-24T01:30:00.000Z",
+                    "last_run_at": "2026-11-23T01:30:00.000Z", "last_run_id": "0mh2k3x9a1b2c3d4", "runs": 12,
+                    "last_error": None, "created_at": "2026-11-11T10:00:00.000Z"}
+RUN_EXAMPLE = {"id": "0mh2k3x9a1b2c3d4"}
 
+
+class ScheduleSchema(Schema):
     name = fields.String()
     cron = fields.String()
     every = fields.Float()
@@ -94,9 +95,6 @@ class ScheduleListSchema(Schema):
 
 
 class RunIdSchema(Schema):
-    class Meta:
-        example = {"id": "0mh2k3x9a1b2c3d4"}
-
     id = fields.String()
 
 
