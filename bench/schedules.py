@@ -65,22 +65,24 @@ def beat_loop(svc: ScheduleService, seconds: float) -> tuple[int, float, list[fl
     return runs, cpu, busy
 
 
-def lateness_ms(store: Store, count: int) -> list[int]:
+def lateness_ms(store: Store, count: int) -> tuple[list[int], list[int]]:
+    """(lateness of each run's effect, how long before its tick each run was written), sorted."""
     anchors = {}
     pipe = store.pipeline()
     for i in range(count):
         pipe.hget(keys.schedule(f"s{i}"), "anchor_ms")
     for i, anchor in enumerate(pipe.execute()):
         anchors[i] = int(anchor)
-    late = []
+    late, lead = [], []
     bodies = store.redis.hgetall(keys.queue_bodies("bench"))
     metas = store.redis.hgetall(keys.queue_meta("bench"))
     for message_id, body in bodies.items():
         anchor = anchors[int(body[1:])]
-        available = int(metas[message_id].split(" ")[0])
+        available, enqueued = (int(field) for field in metas[message_id].split(" ")[:2])
         tick = anchor + (available - anchor) // (EVERY_S * 1000) * EVERY_S * 1000
         late.append(available - tick)
-    return sorted(late)
+        lead.append(tick - enqueued)
+    return sorted(late), sorted(lead)
 
 
 def percentile(values: list[int], p: float) -> float:
@@ -96,9 +98,9 @@ def measure(redis_url: str, count: int, seconds: float, lookahead_ms: int) -> di
     create(svc, count, EVERY_S)
     created_s = (now_ms() - started) / 1000
     runs, cpu, busy = beat_loop(svc, seconds)
-    late = lateness_ms(store, count)
+    late, lead = lateness_ms(store, count)
     store.redis.close()
-    return {"created_s": created_s, "runs": runs, "cpu_s": cpu, "busy": sorted(busy), "late": late}
+    return {"created_s": created_s, "runs": runs, "cpu_s": cpu, "busy": sorted(busy), "late": late, "lead": lead}
 
 
 def main() -> None:
@@ -132,7 +134,8 @@ def main() -> None:
               f"p50 {percentile(late, .5):.0f} ms, p99 {percentile(late, .99):.0f} ms, "
               f"max {late[-1] if late else 0} ms;"
               f" beat CPU {r['cpu_s'] * 1e6 / max(r['runs'], 1):.0f} us per run, busiest tick "
-              f"{r['busy'][-1] if r['busy'] else 0:.0f} ms CPU")
+              f"{r['busy'][-1] if r['busy'] else 0:.0f} ms CPU; written before the tick: min {min(r['lead'], default=0)} ms, "
+              f"p1 {percentile(r['lead'], .01):.0f} ms, p50 {percentile(r['lead'], .5):.0f} ms")
 
 
 if __name__ == "__main__":
