@@ -89,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.api.ops import blp as ops_blp
     from app.api.queues.routes import blp as queues_blp
     from app.api.requests.routes import blp as requests_blp
+    from app.api.schedules.routes import blp as schedules_blp
     from app.api.workers.routes import blp as workers_blp
     from app.compat.forwarder import blp as compat_forwarder_blp
     from app.compat.htq import blp as compat_htq_blp
@@ -102,6 +103,7 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(requests_blp)
     api.register_blueprint(queues_blp)
     api.register_blueprint(batches_blp)
+    api.register_blueprint(schedules_blp)
     api.register_blueprint(workers_blp)
     api.register_blueprint(clock_blp)
     app.register_blueprint(compat_timers_blp)

@@ -14,6 +14,7 @@ from app.core.batches import BatchService
 from app.core.publish import Publisher
 from app.core.queues import QueueService
 from app.core.requests import RequestService
+from app.core.schedules import ScheduleService
 from app.core.virtual_clock import VirtualClock, use_clock
 from app.core.workers import Workers
 from app.storage.client import Store
@@ -35,6 +36,7 @@ class Services:
     batches: BatchService
     workers: Workers
     clock: VirtualClock
+    schedules: ScheduleService
 
 
 def init_services(app: Flask, settings: Settings, publisher: Publisher | None = None,
@@ -48,13 +50,15 @@ def init_services(app: Flask, settings: Settings, publisher: Publisher | None = 
     use_clock(settings, store)
     timetable_ms = clock_ms or clock.now_ms
     queues = QueueService(store, settings, notifier, clock_ms=timetable_ms)
+    requests = RequestService(store, publisher, settings, notifier, clock_ms=timetable_ms)
+    schedules = ScheduleService(store, publisher, settings, requests, clock_ms=timetable_ms)
     app.extensions["htq"] = Services(
-        settings=settings, store=store, publisher=publisher, notifier=notifier,
-        requests=RequestService(store, publisher, settings, notifier, clock_ms=timetable_ms),
+        settings=settings, store=store, publisher=publisher, notifier=notifier, requests=requests,
         queues=queues,
         batches=BatchService(store, publisher, settings, clock_ms=timetable_ms),
         workers=Workers(store, clock_ms or clock.real_ms),
-        clock=VirtualClock(store, publisher, settings, queues))
+        schedules=schedules,
+        clock=VirtualClock(store, publisher, settings, queues, schedules))
 
 
 

@@ -1,7 +1,7 @@
 """The beat schedule: everything that happens because time has passed. Run exactly one beat."""
 from __future__ import annotations
 
-from app.core.task_names import EXPIRE_REQUESTS, FLUSH_BATCHES, RELAY_REQUESTS, SWEEP_QUEUES
+from app.core.task_names import EXPIRE_REQUESTS, FLUSH_BATCHES, RELAY_REQUESTS, RUN_SCHEDULES, SWEEP_QUEUES
 
 # Beat's tasks travel in a queue of their own, which every worker consumes beside `htq`
 # (workers/__init__.py): behind a backlog of deliveries they would wait, expire, and recovery
@@ -11,6 +11,7 @@ RELAY_EVERY_S = 1.0
 EXPIRE_EVERY_S = 60.0
 SWEEP_QUEUES_EVERY_S = 1.0
 FLUSH_BATCHES_EVERY_S = 1.0
+RUN_SCHEDULES_EVERY_S = 1.0
 
 
 def beat_schedule() -> dict:
@@ -25,4 +26,6 @@ def beat_schedule() -> dict:
                          "options": {"queue": BEAT_QUEUE, "expires": 5 * SWEEP_QUEUES_EVERY_S}},
         "flush-batches": {"task": FLUSH_BATCHES, "schedule": FLUSH_BATCHES_EVERY_S,
                           "options": {"queue": BEAT_QUEUE, "expires": 5 * FLUSH_BATCHES_EVERY_S}},
+        "run-schedules": {"task": RUN_SCHEDULES, "schedule": RUN_SCHEDULES_EVERY_S,
+                          "options": {"queue": BEAT_QUEUE, "expires": RUN_SCHEDULES_EVERY_S}},
     }

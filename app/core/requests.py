@@ -85,6 +85,14 @@ class RequestService:
                                 if status == "queued"], now)
         return [new_resource(new.spec, status, now, new.due_ms) for new, status in zip(created, statuses)]
 
+    def prepare(self, fields: dict, now: int, schedule: str | None = None) -> NewRequest:
+        """The request that `fields` (validated by the API schema) would create at `now`, checked
+        as `create` checks it (Invalid, TooLarge); a schedule's run carries the schedule's name."""
+        new = self._new(fields, now)
+        if schedule is not None:
+            new.spec["schedule"] = schedule
+        return new
+
     def _new(self, fields: dict, now: int) -> NewRequest:
         """The request to store from fields the API schema validated; its id, due time and spec."""
         self._check_body_size(fields)
@@ -142,11 +150,16 @@ class RequestService:
         self._record(request_id)
         return store_requests.load_attempts(self.store, request_id)
 
-    def list(self, status: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    def list(self, status: str | None, limit: int, cursor: str | None,
+             schedule: str | None = None) -> tuple[list[dict], str | None]:
+        """A page of requests, newest first; of one status, of one schedule's runs, or both (the
+        schedule's index filtered by status, so such a page may hold fewer than `limit`)."""
         if cursor is not None and not ids.is_valid_id(cursor):
             raise Invalid("Bad cursor", {"cursor": ["not a cursor returned by this listing"]})
-        page = store_requests.list_ids(self.store, status=status, after=cursor, limit=limit + 1)
+        page = store_requests.list_ids(self.store, status=status, after=cursor, limit=limit + 1, schedule=schedule)
         records = [r for r in store_requests.load_many(self.store, page[:limit]) if r]
+        if schedule is not None and status is not None:
+            records = [r for r in records if r.get("status") == status]
         next_cursor = page[limit - 1] if len(page) > limit else None
         return [to_resource(r) for r in records], next_cursor
 
@@ -313,4 +326,6 @@ def resource_from(spec: dict, record: dict) -> dict:
         last_error=record.get("last_error") or None,
         links=links(spec["id"]),
     )
+    if "schedule" in spec:
+        resource["schedule"] = spec["schedule"]
     return resource

@@ -4,7 +4,8 @@ Advancing makes everything that came due happen as if that time had passed, prom
 grows in Redis (every process's `clock.now_ms()` follows within clock.OFFSET_REFRESH_S), then,
 before answering, this process does at once what beat would do over the next second, in due order:
 requests that workers hold for a later eta are published again without one (their old messages
-are dropped at start), the relay publishes what fell due and hands back lost attempts, batches
+are dropped at start), schedules run the latest tick they missed, the relay publishes what fell
+due (the runs' requests too) and hands back lost attempts, batches
 whose interval passed are taken, queues return expired locks and drop messages past retention,
 and requests past their retention expire. Long polls see the new time at their next re-check.
 """
@@ -18,6 +19,7 @@ from app.core.model import ms
 from app.core.publish import Publisher
 from app.core.queues import QueueService
 from app.core.relay import RequestRelay
+from app.core.schedules import ScheduleService
 from app.storage import clock as store_clock
 from app.storage import requests as store_requests
 from app.storage.client import Store
@@ -36,11 +38,13 @@ def use_clock(settings: Settings, store: Store) -> None:
 
 
 class VirtualClock:
-    def __init__(self, store: Store, publisher: Publisher, settings: Settings, queues: QueueService):
+    def __init__(self, store: Store, publisher: Publisher, settings: Settings, queues: QueueService,
+                 schedules: ScheduleService):
         self.store = store
         self.publisher = publisher
         self.settings = settings
         self.queues = queues
+        self.schedules = schedules
 
     @staticmethod
     def state() -> dict:
@@ -55,6 +59,7 @@ class VirtualClock:
         rushed = store_requests.rush(self.store, now_ms=now, grace_ms=self.settings.publish_grace_ms,
                                      limit=RUSH_LIMIT)
         self.publisher.deliver(rushed, now)
+        self.schedules.tick()  # the latest tick each schedule missed (missed ticks collapse into one)
         relay = RequestRelay(self.store, self.publisher, self.settings,
                              Attempts(self.store, self.publisher, self.settings))
         relay.tick()

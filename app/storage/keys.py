@@ -8,7 +8,8 @@ Deferred requests
                                    ``next_attempt_ms``, ``attempts`` (started so far),
                                    ``attempt_limit``, ``timeout_ms``, ``started_ms`` (of the latest
                                    attempt), ``ended_ms``, ``last_error``, ``alias`` (compat),
-                                   ``response_deleted``, ``holder`` (the worker holding its next
+                                   ``response_deleted``, ``schedule`` (of a request a schedule
+                                   made), ``holder`` (the worker holding its next
                                    or running attempt); the lease of a running attempt is its score
                                    in P:requests:inflight. Deleted by the expiry sweep
                                    ``retention`` after it ended
@@ -76,6 +77,20 @@ Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
                                    the sweep publishes it again, for ``sending`` the lease expiry
   P:batch:{B}:dead         zset    batch id -> time (ms) it exhausted its attempts
   Every taken batch is in exactly one of taken, dead; bodies and meta hold both.
+
+Recurring schedules (``S`` is a schedule name, ``[A-Za-z0-9_-]{1,80}``)
+  P:schedules              zset    every schedule name, scores 0 (the listing, by name)
+  P:schedules:due          zset    S -> time (ms) of its next tick, for schedules not paused; beat
+                                   reads only what is due, so idle schedules cost nothing
+  P:schedule:{S}           hash    ``spec`` (JSON: ``cron`` or ``every``, ``timezone``,
+                                   ``target``), ``version`` (up by one on each PUT: the claim of a
+                                   tick compares it), ``anchor_ms`` (``every`` ticks are anchor +
+                                   k * every), ``next_ms``, ``paused`` (1/0), ``runs``,
+                                   ``last_run_ms``, ``last_run_id``, ``last_error``,
+                                   ``created_ms``, ``updated_ms``
+  P:schedule:{S}:requests  zset    ids of the requests the schedule made, scores 0 (sorted by
+                                   creation time, like P:requests:all); a request's hash names its
+                                   ``schedule``, and the expiry sweep removes it from here
 
 Workers (``W`` is a Celery worker's node name, such as ``celery@host``)
   P:workers                zset    W -> time (ms) of its last heartbeat; one older than the dead
@@ -260,3 +275,19 @@ def batch_keys(name: str) -> dict[str, str]:
     return {"config": batch(name), "pending": batch_pending(name), "bodies": batch_bodies(name),
             "meta": batch_meta(name), "taken": batch_taken(name), "dead": batch_dead(name),
             "due": batches_due()}
+
+
+def schedules() -> str:
+    return f"{PREFIX}:schedules"
+
+
+def schedules_due() -> str:
+    return f"{PREFIX}:schedules:due"
+
+
+def schedule(name: str) -> str:
+    return f"{PREFIX}:schedule:{name}"
+
+
+def schedule_requests(name: str) -> str:
+    return f"{PREFIX}:schedule:{name}:requests"

@@ -226,9 +226,14 @@ def load_many(store: Store, request_ids: Iterable[str]) -> list[dict]:
     return pipe.execute()
 
 
-def list_ids(store: Store, *, status: str | None, after: str | None, limit: int) -> list[str]:
-    """Ids newest first, strictly older than `after` (the previous page's last id)."""
-    index = keys.requests_by_status(status) if status else keys.requests_all()
+def list_ids(store: Store, *, status: str | None, after: str | None, limit: int,
+             schedule: str | None = None) -> list[str]:
+    """Ids newest first, strictly older than `after` (the previous page's last id); of one
+    schedule's requests when `schedule` is given (the caller filters those by status)."""
+    if schedule is not None:
+        index = keys.schedule_requests(schedule)
+    else:
+        index = keys.requests_by_status(status) if status else keys.requests_all()
     upper = f"({after}" if after else "+"
     return store.redis.zrevrangebylex(index, upper, "-", start=0, num=limit)
 
@@ -496,13 +501,14 @@ def expire_ended(store: Store, *, cutoff_ms: int, limit: int) -> int:
         return 0
     pipe = store.pipeline()
     for i in ids:
-        pipe.hget(keys.request(i), "alias")
+        pipe.hmget(keys.request(i), "alias", "schedule")
     per_request = []
-    for i, alias in zip(ids, pipe.execute()):
+    for i, (alias, schedule) in zip(ids, pipe.execute()):
         namespace, name = alias.split(":", 1) if alias else (None, None)
         per_request += [keys.request(i), keys.request_attempts(i), keys.request_response(i),
                         keys.request_alias(namespace, name) if alias else UNUSED_KEY,
-                        keys.request_aliases(namespace) if alias else UNUSED_KEY]
+                        keys.request_aliases(namespace) if alias else UNUSED_KEY,
+                        keys.schedule_requests(schedule) if schedule else UNUSED_KEY]
     return store.run(_EXPIRE, keys={
         **_STATUS_INDEXES, "ended": keys.requests_ended(), "all": keys.requests_all(),
         "archive": keys.requests_archive(), "outbox": keys.requests_outbox(), "requests": per_request,

@@ -44,8 +44,10 @@ class Requests(MethodView):
     @blp.arguments(ListArgsSchema, location="query")
     @blp.response(200, RequestListSchema)
     def get(self, args):
-        """List requests, newest first, optionally of one status; page with `cursor`."""
-        items, next_cursor = services().requests.list(args.get("status"), args["limit"], args.get("cursor"))
+        """List requests, newest first, optionally of one status or made by one schedule; page
+        with `cursor`."""
+        items, next_cursor = services().requests.list(args.get("status"), args["limit"], args.get("cursor"),
+                                                      args.get("schedule"))
         return {"items": items, "next_cursor": next_cursor}
 
     @blp.arguments(RequestCreateSchema)

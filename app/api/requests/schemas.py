@@ -5,7 +5,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from app.api.openapi import MAXIMUM_SETTING, REQUEST_ID_PATTERN
 from app.api.validators import EpochOrTime, HeaderMap, JsonBoolean, JsonNumber, StatusRule, TargetUrl
-from app.core.model import REQUEST_STATUSES
+from app.core.model import NAME_PATTERN, NAME_RULE, REQUEST_STATUSES
 from app.core.policy import FAILURE_KINDS
 from config.settings import MAX_DELAY_LIMIT_S
 
@@ -142,6 +142,7 @@ class RequestSchema(Schema):
     ended_at = fields.String(allow_none=True)
     last_error = fields.String(allow_none=True)
     links = fields.Nested(LinksSchema)
+    schedule = fields.String(metadata={"description": "the schedule that made it (only then)"})
 
 
 class RequestListSchema(Schema):
@@ -155,6 +156,9 @@ class RequestItemsSchema(Schema):
 
 class ListArgsSchema(Schema):
     status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
+    schedule = fields.String(validate=validate.Regexp(f"^{NAME_PATTERN}$",
+                                                      error=NAME_RULE.replace("{", "{{").replace("}", "}}")),
+                             metadata={"description": "only the requests this schedule made"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String(metadata={"pattern": f"^{REQUEST_ID_PATTERN}$",
                                      "description": "next_cursor of the previous page"})
