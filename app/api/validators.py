@@ -111,8 +111,10 @@ def check_text(value: str) -> None:
         raise ValidationError(NOT_TEXT)
 
 
-def name_field() -> fields.String:
-    return fields.String(validate=validate.Regexp(f"^{NAME_PATTERN}$", error=NAME_RULE))
+def name_field(**kwargs) -> fields.String:
+    """A queue, batch or schedule name. (The rule's braces are doubled: marshmallow formats it.)"""
+    error = NAME_RULE.replace("{", "{{").replace("}", "}}")
+    return fields.String(validate=validate.Regexp(f"^{NAME_PATTERN}$", error=error), **kwargs)
 
 
 class StatusRule(fields.Field):

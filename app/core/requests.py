@@ -11,6 +11,7 @@ from app.core.errors import Conflict, Gone, HTQError, Invalid, NotFound, TooLarg
 from app.core.model import FINAL_STATUSES, NOT_TEXT, is_text, ms
 from app.core.publish import Publisher
 from app.core.task_names import NOTIFY_CANCEL
+from app.storage import keys
 from app.storage import requests as store_requests
 from app.storage.client import Store
 from app.storage.notify import Notifier
@@ -218,17 +219,23 @@ class RequestService:
         if cancel.notice:
             self.publisher.notify(NOTIFY_CANCEL, request_id)  # at once; the relay again should it be lost
 
-    def cancel_matching(self, statuses: list[str] | None = None, url_prefix: str = "") -> int:
-        """Cancel every request not ended that is in one of `statuses` (any, when None) and whose
-        url starts with `url_prefix`, CANCEL_CHUNK at a time, so that Redis is never blocked
-        for more than a few milliseconds; how many were canceled."""
+    def cancel_matching(self, statuses: list[str] | None = None, url_prefix: str = "",
+                        schedule: str | None = None) -> int:
+        """Cancel every request not ended that is in one of `statuses` (any, when None), whose url
+        starts with `url_prefix` and, given a `schedule`, that one of its runs made. CANCEL_CHUNK
+        at a time along an index (the schedule's, else each status's), so that Redis is never
+        blocked for more than a few milliseconds; how many were canceled."""
         wanted = [status for status in statuses or store_requests.CANCELABLE if status in store_requests.CANCELABLE]
+        if schedule is not None:
+            indexes = [keys.schedule_requests(schedule)] if wanted else []
+        else:
+            indexes = [keys.requests_by_status(status) for status in wanted]
         canceled = 0
-        for status in wanted:
+        for index in indexes:
             cursor = ""
             while cursor is not None:
                 chunk = store_requests.cancel_matching(
-                    self.store, status, statuses=wanted, url_prefix=url_prefix, after=cursor, limit=CANCEL_CHUNK,
+                    self.store, index, statuses=wanted, url_prefix=url_prefix, after=cursor, limit=CANCEL_CHUNK,
                     now_ms=self.now_ms(), grace_ms=self.settings.publish_grace_ms)
                 canceled += chunk.canceled
                 for request_id in chunk.notify:

@@ -448,12 +448,12 @@ class BulkCanceled(NamedTuple):
     cursor: str | None
 
 
-def cancel_matching(store: Store, status: str, *, statuses: list[str], url_prefix: str, after: str, limit: int,
+def cancel_matching(store: Store, index: str, *, statuses: list[str], url_prefix: str, after: str, limit: int,
                     now_ms: int, grace_ms: int) -> BulkCanceled:
-    """Cancel, among the next `limit` requests of the `status` index after the id `after` ("" from
-    the start), those that match `statuses` and `url_prefix`: one script per chunk."""
-    ids = store.redis.zrangebylex(keys.requests_by_status(status), f"({after}" if after else "-", "+", start=0,
-                                  num=limit)
+    """Cancel, among the next `limit` requests of `index` (a status's, keys.requests_by_status, or
+    a schedule's, keys.schedule_requests: ids by lex order) after the id `after` ("" from the
+    start), those in one of `statuses` whose url starts with `url_prefix`: one script a chunk."""
+    ids = store.redis.zrangebylex(index, f"({after}" if after else "-", "+", start=0, num=limit)
     if not ids:
         return BulkCanceled(0, [], None)
     reply = store.run(_CANCEL_MANY, keys={

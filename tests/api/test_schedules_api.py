@@ -85,3 +85,17 @@ def test_request_url_error_names_the_nested_field(client):
 def test_bad_name_is_422_on_put_and_404_elsewhere(client):
     assert client.put("/v1/schedules/" + "x" * 81, json={"every": 5, "target": TARGET}).status_code == 422
     assert client.get("/v1/schedules/" + "x" * 81).status_code == 404
+
+
+def test_bulk_cancel_by_schedule_takes_only_its_runs(client):
+    delayed = {"request": {**TARGET["request"], "delay": 600}}
+    client.put("/v1/schedules/job", json={"every": 3600, "target": delayed})
+    client.put("/v1/schedules/other", json={"every": 3600, "target": delayed})
+    runs = [client.post("/v1/schedules/job/run").json["id"] for _ in range(3)]
+    kept = client.post("/v1/schedules/other/run").json["id"]
+    answer = client.post("/v1/requests/cancel", json={"schedule": "job"})
+    assert answer.status_code == 200 and answer.json == {"canceled": 3}
+    assert {client.get(f"/v1/requests/{r}/status").json["status"] for r in runs} == {"canceled"}
+    assert client.get(f"/v1/requests/{kept}/status").json["status"] == "scheduled"
+    assert client.post("/v1/requests/cancel", json={"schedule": "other", "status": ["queued"]}).json == {"canceled": 0}
+    assert client.post("/v1/requests/cancel", json={"schedule": "no such"}).status_code == 422

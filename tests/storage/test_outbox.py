@@ -151,8 +151,8 @@ def test_a_bulk_cancel_records_the_cancel_notices_owed_as_one_cancel_does(store)
         sr.create(store, NewRequest(request_id, 0, {**SPEC, "id": request_id, "cancel_notify": notify}), now_ms=0,
                   horizon_end_ms=HORIZON_MS, grace_ms=GRACE_MS)
         sr.start_many(store, [(request_id, 1)], worker="worker@test", now_ms=0, lease_margin_ms=0)
-    chunk = sr.cancel_matching(store, "running", statuses=["running"], url_prefix="http://127.0.0.1:1/",
-                               after="", limit=10, now_ms=50, grace_ms=GRACE_MS)
+    chunk = sr.cancel_matching(store, keys.requests_by_status("running"), statuses=["running"],
+                               url_prefix="http://127.0.0.1:1/", after="", limit=10, now_ms=50, grace_ms=GRACE_MS)
     assert chunk == sr.BulkCanceled(2, ["A"], None)
     assert owed(store) == {"cancel:A": 50 + GRACE_MS}
     assert sr.load(store, "A")["status"] == sr.load(store, "B")["status"] == "canceled"

@@ -80,9 +80,11 @@ def create_batch(body):
 @blp.response(200, BulkCanceledSchema)
 def cancel_matching(filters):
     """Cancel every request not ended that matches all the filters given (at least one): `status`
-    (any of these), `url_prefix`. Done 100 at a time, so Redis is never blocked for
-    long; a request that changes meanwhile is judged by its state when its chunk comes."""
-    return {"canceled": services().requests.cancel_matching(filters.get("status"), filters.get("url_prefix", ""))}
+    (any of these), `url_prefix`, `schedule` (made by its runs). Done 100 at a time, so Redis is
+    never blocked for long; a request that changes meanwhile is judged by its state when its
+    chunk comes."""
+    return {"canceled": services().requests.cancel_matching(filters.get("status"), filters.get("url_prefix", ""),
+                                                            filters.get("schedule"))}
 
 
 @blp.route("/<request_id:request_id>")

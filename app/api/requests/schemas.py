@@ -4,8 +4,8 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.api.openapi import MAXIMUM_SETTING, REQUEST_ID_PATTERN
-from app.api.validators import EpochOrTime, HeaderMap, JsonBoolean, JsonNumber, StatusRule, TargetUrl
-from app.core.model import NAME_PATTERN, NAME_RULE, REQUEST_STATUSES
+from app.api.validators import EpochOrTime, HeaderMap, JsonBoolean, JsonNumber, StatusRule, TargetUrl, name_field
+from app.core.model import REQUEST_STATUSES
 from app.core.policy import FAILURE_KINDS
 from config.settings import MAX_DELAY_LIMIT_S
 
@@ -106,10 +106,13 @@ class BulkCancelSchema(Schema):
                                metadata={"description": "only requests whose url starts with this",
                                          "example": "https://api.example.com/"})
 
+    schedule = name_field(metadata={"description": "only requests that runs of this schedule made",
+                                    "example": "daily-report"})
+
     @validates_schema
     def some_filter(self, data, **kwargs):
         if not data:
-            raise ValidationError("Give at least one filter: status, url_prefix.", "_schema")
+            raise ValidationError("Give at least one filter: status, url_prefix, schedule.", "_schema")
 
 
 class BulkCanceledSchema(Schema):
@@ -156,9 +159,7 @@ class RequestItemsSchema(Schema):
 
 class ListArgsSchema(Schema):
     status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
-    schedule = fields.String(validate=validate.Regexp(f"^{NAME_PATTERN}$",
-                                                      error=NAME_RULE.replace("{", "{{").replace("}", "}}")),
-                             metadata={"description": "only the requests this schedule made"})
+    schedule = name_field(metadata={"description": "only the requests this schedule made"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String(metadata={"pattern": f"^{REQUEST_ID_PATTERN}$",
                                      "description": "next_cursor of the previous page"})
