@@ -20,3 +20,4 @@ class Outcome:
     elapsed_ms: int = 0
     error: str | None = None
     retry_after_s: float | None = None
+    worker_lost: bool = False  # not a sending's outcome: its worker died during the attempt
