@@ -3,8 +3,6 @@ operations on requests, queues and batches."""
 from __future__ import annotations
 
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST
-from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from app.core.attempts import Attempts
@@ -14,6 +12,7 @@ from app.core.publish import Publisher
 from app.core.task_names import SEND_BATCHES
 from app.extensions import services
 from app.storage import workers as store_workers
+from tests.support.metrics import scrape
 from tests.support.settings import make_settings
 
 FAMILIES = ["htq_requests", "htq_request_lateness_seconds", "htq_attempts", "htq_attempt_duration_seconds",
@@ -29,16 +28,6 @@ def app(redis_url, sender, clock):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-def scrape(client) -> dict[str, dict]:
-    """{family: {(sample name, sorted labels): value}} of a scrape."""
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    content_type = response.headers["Content-Type"]
-    assert content_type == CONTENT_TYPE_LATEST and content_type.count("charset") == 1
-    return {family.name: {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
-            for family in text_string_to_metric_families(response.get_data(as_text=True))}
 
 
 def settle(app, sender, clock, request_id: str, outcome: Outcome, late_ms: int) -> None:
