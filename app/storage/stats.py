@@ -12,6 +12,7 @@ from redis.client import Pipeline
 from app.core.model import REQUEST_STATUSES
 from app.storage import keys
 from app.storage.client import Store
+from app.storage.scripts import Script
 
 # Bucket upper bounds in ms; the scripts receive them as a space-separated ARGV.
 LATENESS_BOUNDS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000)
@@ -19,6 +20,8 @@ DURATION_BOUNDS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30
 LATENESS_BOUNDS = " ".join(map(str, LATENESS_BOUNDS_MS))
 DURATION_BOUNDS = " ".join(map(str, DURATION_BOUNDS_MS))
 DELIVERY_MINUTES_KEPT = 60  # minutes of finished deliveries kept (the hash trims older ones)
+
+_QUEUE_GAUGES = Script("queue_gauges")
 
 ATTEMPT_OUTCOMES = ("succeeded", "retry", "failed", "worker_lost")
 POST_OUTCOMES = ("succeeded", "retry", "failed")  # failed: the batch became dead
@@ -85,23 +88,18 @@ def read(store: Store, *, now_ms: int, alive_after_ms: int, limit: int) -> Snaps
     queues, batches = sorted(queue_names)[:limit], sorted(batch_names)[:limit]
     pipe = store.pipeline()
     for name in queues:
-        pipe.zcount(keys.queue_ready(name), "-inf", now_ms)
-        pipe.zcount(keys.queue_ready(name), f"({now_ms}", "+inf")
-        pipe.zcard(keys.queue_inflight(name))
-        pipe.zcard(keys.queue_dead(name))
-        pipe.zrange(keys.queue_ready(name), 0, 0, withscores=True)
+        store.run(_QUEUE_GAUGES, keys={"ready": keys.queue_ready(name), "inflight": keys.queue_inflight(name),
+                                       "dead": keys.queue_dead(name)}, args={"now_ms": now_ms}, pipeline=pipe)
     for name in batches:
         pipe.llen(keys.batch_pending(name))
         pipe.zcard(keys.batch_dead(name))
         pipe.hmget(keys.batch(name), [f"posts_{outcome}" for outcome in POST_OUTCOMES])
     replies = pipe.execute() if queues or batches else []
 
-    queue_gauges = []
-    for index, name in enumerate(queues):
-        visible, delayed, in_flight, dead, first = replies[index * 5:index * 5 + 5]
-        oldest_s = max(0, now_ms - first[0][1]) / 1000 if visible and first else 0.0
-        queue_gauges.append(QueueGauges(name, dict(zip(QUEUE_STATES, (visible, in_flight, delayed, dead))), oldest_s))
-    batch_replies = replies[len(queues) * 5:]
+    queue_gauges = [QueueGauges(name, dict(zip(QUEUE_STATES, counts)), max(0, now_ms - oldest_ms) / 1000
+                                if oldest_ms >= 0 else 0.0)
+                    for name, (*counts, oldest_ms) in zip(queues, replies)]
+    batch_replies = replies[len(queues):]
     batch_gauges = [BatchGauges(name, pending, dead, {o: int(n or 0) for o, n in zip(POST_OUTCOMES, posts)})
                     for name, (pending, dead, posts) in zip(batches, _triples(batch_replies))]
     return Snapshot(
