@@ -89,9 +89,10 @@ Counters for /metrics (storage/stats.py; written by the scripts that change the 
 lua/_stats.lua). A histogram hash has one field per bucket, named by its upper bound in ms (or
 ``inf``), counting the observations that fell in it (not cumulative), and ``sum_ms``
   P:stats:lateness         hash    histogram of attempt lateness: start minus due time (request_start)
-  P:stats:attempts         hash    outcome (``succeeded``, ``retry``, ``failed``, ``worker_lost``) ->
-                                   attempts finished so (request_finish)
-  P:stats:duration         hash    histogram of attempt durations (the HTTP exchange; request_finish)
+  P:stats:attempts         hash    histograms of finished attempts' durations (the HTTP exchange)
+                                   by outcome: field ``{outcome} {bound}`` (outcome ``succeeded``,
+                                   ``retry`` or ``failed``), ``sum_ms`` (of all), and
+                                   ``worker_lost`` -> attempts whose worker died (request_finish)
   P:stats:deliveries       hash    minute since the epoch (ms // 60000) -> attempts whose HTTP
                                    exchange finished in it; minutes older than an hour are trimmed
                                    by the script that adds a new minute
@@ -276,10 +277,6 @@ def stats_lateness() -> str:
 
 def stats_attempts() -> str:
     return f"{PREFIX}:stats:attempts"
-
-
-def stats_duration() -> str:
-    return f"{PREFIX}:stats:duration"
 
 
 def stats_deliveries() -> str:

@@ -326,8 +326,7 @@ def finish_many(store: Store, ends: list[AttemptEnd], *, worker: str, now_ms: in
             **_request_keys(end.request_id), "attempts": keys.request_attempts(end.request_id),
             "response": keys.request_response(end.request_id), "due": keys.requests_due(),
             "inflight": keys.requests_inflight(), "ended": keys.requests_ended(), "held": held,
-            "outbox": keys.requests_outbox(), "outcomes": keys.stats_attempts(), "duration": keys.stats_duration(),
-            "deliveries": keys.stats_deliveries(),
+            "outbox": keys.requests_outbox(), "outcomes": keys.stats_attempts(), "deliveries": keys.stats_deliveries(),
         }, args={
             "id": end.request_id, "attempt": end.attempt, "now_ms": now_ms, "outcome": end.verdict,
             "next_due_ms": end.next_due_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms,

@@ -78,12 +78,11 @@ def read(store: Store, *, now_ms: int, alive_after_ms: int, limit: int) -> Snaps
     pipe.zcard(keys.requests_due())
     pipe.hgetall(keys.stats_attempts())
     pipe.hgetall(keys.stats_lateness())
-    pipe.hgetall(keys.stats_duration())
     pipe.hgetall(keys.stats_schedule_runs())
     pipe.zcount(keys.workers(), f"({alive_after_ms}", "+inf")
     pipe.smembers(keys.queues())
     pipe.smembers(keys.batches())
-    *by_status, waiting, attempts, lateness, duration, runs, workers, queue_names, batch_names = pipe.execute()
+    *by_status, waiting, attempts, lateness, runs, workers, queue_names, batch_names = pipe.execute()
 
     queues, batches = sorted(queue_names)[:limit], sorted(batch_names)[:limit]
     pipe = store.pipeline()
@@ -102,20 +101,34 @@ def read(store: Store, *, now_ms: int, alive_after_ms: int, limit: int) -> Snaps
     batch_replies = replies[len(queues):]
     batch_gauges = [BatchGauges(name, pending, dead, {o: int(n or 0) for o, n in zip(POST_OUTCOMES, posts)})
                     for name, (pending, dead, posts) in zip(batches, _triples(batch_replies))]
+    by_outcome, duration = _attempts(attempts)
     return Snapshot(
         requests=dict(zip(REQUEST_STATUSES, by_status, strict=True)), requests_waiting=waiting,
-        attempts={outcome: int(attempts.get(outcome, 0)) for outcome in ATTEMPT_OUTCOMES},
-        lateness=histogram(lateness, LATENESS_BOUNDS_MS), duration=histogram(duration, DURATION_BOUNDS_MS),
+        attempts=by_outcome, lateness=histogram(lateness, LATENESS_BOUNDS_MS), duration=duration,
         workers=workers, queue_count=len(queue_names), queues=queue_gauges,
         batch_count=len(batch_names), batches=batch_gauges,
         schedule_runs={name: int(runs[name]) for name in sorted(runs)[:limit]})
+
+
+def _attempts(fields: dict[str, str]) -> tuple[dict[str, int], Histogram]:
+    """Attempts by outcome, and the duration histogram of them all, from the attempts hash:
+    "{outcome} {bound}" buckets, "sum_ms" and "worker_lost" (keys.py)."""
+    by_outcome = dict.fromkeys(ATTEMPT_OUTCOMES, 0)
+    by_outcome["worker_lost"] = int(fields.get("worker_lost", 0))
+    buckets: dict[str, int] = {"sum_ms": int(fields.get("sum_ms", 0))}
+    for field, value in fields.items():
+        outcome, _, bound = field.partition(" ")
+        if bound and outcome in by_outcome:
+            by_outcome[outcome] += int(value)
+            buckets[bound] = buckets.get(bound, 0) + int(value)
+    return by_outcome, histogram(buckets, DURATION_BOUNDS_MS)
 
 
 def _triples(flat: list) -> list[tuple]:
     return [tuple(flat[i:i + 3]) for i in range(0, len(flat), 3)]
 
 
-def histogram(fields: dict[str, str], bounds_ms: Sequence[int]) -> Histogram:
+def histogram(fields: dict[str, str] | dict[str, int], bounds_ms: Sequence[int]) -> Histogram:
     """A histogram hash (lua/_stats.lua) as cumulative buckets. A field whose bound is no longer
     among `bounds_ms` (they changed since it was counted) is counted in the next bound above it."""
     per_bound = [0] * (len(bounds_ms) + 1)

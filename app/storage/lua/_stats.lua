@@ -5,8 +5,10 @@
 -- "inf" above the last bound (one field per bucket, not cumulative), and "sum_ms".
 
 -- Adds `value_ms` to the histogram `key`; `bounds` are the bucket bounds in ms, ascending and
--- space-separated, as storage/stats.py passes them.
-local function observe_ms(key, value_ms, bounds)
+-- space-separated, as storage/stats.py passes them. With a `label`, the bucket's field is
+-- "<label> <bound>": one hash holds a histogram per label value, and the counts per label are
+-- the sums of its buckets (so an attempt's outcome and duration cost one increment, not two).
+local function observe_ms(key, value_ms, bounds, label)
   local field = 'inf'
   for bound in string.gmatch(bounds, '%S+') do
     if value_ms <= tonumber(bound) then
@@ -14,6 +16,7 @@ local function observe_ms(key, value_ms, bounds)
       break
     end
   end
+  if label then field = label .. ' ' .. field end
   redis.call('HINCRBY', key, field, 1)
   redis.call('HINCRBY', key, 'sum_ms', value_ms)
 end

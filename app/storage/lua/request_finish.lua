@@ -8,12 +8,13 @@
 --       last_error ("" for none), channel (notified of the end), worker (the finishing worker)
 -- "retry" turns into "failed" here when the attempt limit is used up. A retry shows "retrying"
 -- until its attempt starts, whether it is published now or waits for the relay.
--- KEYS: outcomes (hash: outcome -> attempts), duration (histogram hash), deliveries (per minute)
+-- KEYS: outcomes (histogram hash of durations by outcome, and "worker_lost" -> attempts),
+--       deliveries (per minute)
 -- ARGV: worker_lost ("1": the attempt's worker died, nothing was measured; "" otherwise),
 --       elapsed_ms (the HTTP exchange's duration), duration_bounds (bucket bounds in ms),
 --       minutes_kept (of the per-minute deliveries)
--- The attempt is counted under its outcome (after the limit's turn), or "worker_lost"; one whose
--- worker finished it also counts its duration and a delivery in the current minute.
+-- The attempt is counted with its duration under its outcome (after the limit's turn), or as
+-- "worker_lost" without one; one whose worker finished it counts a delivery in the current minute.
 -- KEYS: outbox (notices owed, storage/outbox.py)
 -- ARGV: notice (the callback's outbox entry, recorded when the request ends; "" when it has none)
 -- Returns {"publish", next_due_ms} (caller publishes the next attempt now), {"scheduled"},
@@ -36,8 +37,7 @@ if outcome == 'retry' and attempt >= tonumber(fields[3]) then outcome = 'failed'
 if ARG.worker_lost == '1' then
   redis.call('HINCRBY', KEY.outcomes, 'worker_lost', 1)
 else
-  redis.call('HINCRBY', KEY.outcomes, outcome, 1)
-  observe_ms(KEY.duration, tonumber(ARG.elapsed_ms), ARG.duration_bounds)
+  observe_ms(KEY.outcomes, tonumber(ARG.elapsed_ms), ARG.duration_bounds, outcome)
   count_minute(KEY.deliveries, now, ARG.minutes_kept)
 end
 if status == 'canceled' then return {'canceled'} end
