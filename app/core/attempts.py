@@ -151,4 +151,5 @@ class Attempts:
             record={"attempt": attempt.attempt, "started_at": clock.to_rfc3339(attempt.started_ms),
                     "elapsed_ms": outcome.elapsed_ms, "status_code": outcome.status_code, "error": error},
             response=response_document(attempt.attempt, outcome, now), last_error=error,
-            callback=bool(attempt.spec.get("callback_url")))
+            callback=bool(attempt.spec.get("callback_url")), elapsed_ms=outcome.elapsed_ms,
+            worker_lost=outcome.worker_lost)

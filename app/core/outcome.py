@@ -25,3 +25,4 @@ class Outcome:
     error: str | None = None
     retry_after_s: float | None = None
     failure: str | None = None
+    worker_lost: bool = False  # not a sending's outcome: its worker died during the attempt

@@ -22,8 +22,9 @@ from config import Settings
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
-LEASE_EXPIRED = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)")
-WORKER_STOPPED = Outcome(verdict=RETRY, error="worker lost during the attempt (it stopped heartbeating)")
+LEASE_EXPIRED = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)", worker_lost=True)
+WORKER_STOPPED = Outcome(verdict=RETRY, error="worker lost during the attempt (it stopped heartbeating)",
+                         worker_lost=True)
 # The task that sends each kind of notice the outbox holds.
 NOTICE_TASKS = {Notice.CALLBACK: SEND_CALLBACK, Notice.CANCEL: NOTIFY_CANCEL}
 

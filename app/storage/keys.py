@@ -66,8 +66,8 @@ Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
                                    pending state (``pending_bytes``: sum of the pending records'
                                    sizes, ``oldest_ms``: arrival of the oldest pending record),
                                    counters (``batch_seq``, ``record_seq``, ``sent_batches``,
-                                   ``sent_records``) and ``last_sent_ms``, ``last_status_code``,
-                                   ``last_error`` of the latest POST
+                                   ``sent_records``, ``posts_{outcome}``) and ``last_sent_ms``,
+                                   ``last_status_code``, ``last_error`` of the latest POST
   P:batch:{B}:pending      list    pending records (compact JSON text), oldest first
   P:batch:{B}:bodies       hash    batch id -> the JSON array POSTed (taken and dead batches)
   P:batch:{B}:meta         hash    batch id -> JSON ``{state, attempts, records, bytes,
@@ -100,6 +100,20 @@ Workers (``W`` is a Celery worker's node name, such as ``celery@host``)
                                    message in its memory) or whose attempt it runs
   P:worker:{W}:held_batches set    ``{B}\t{batch id}`` of the taken batches it holds likewise (the
                                    batch's meta names it as ``holder``)
+
+Counters for /metrics (storage/stats.py; written by the scripts that change the state, through
+lua/_stats.lua). A histogram hash has one field per bucket, named by its upper bound in ms (or
+``inf``), counting the observations that fell in it (not cumulative), and ``sum_ms``
+  P:stats:lateness         hash    histogram of attempt lateness: start minus due time (request_start)
+  P:stats:attempts         hash    histograms of finished attempts' durations (the HTTP exchange)
+                                   by outcome: field ``{outcome} {bound}`` (outcome ``succeeded``,
+                                   ``retry`` or ``failed``), ``sum_ms`` (of all), and
+                                   ``worker_lost`` -> attempts whose worker died (request_finish)
+  P:stats:deliveries       hash    minute since the epoch (ms // 60000) -> attempts whose HTTP
+                                   exchange finished in it; minutes older than an hour are trimmed
+                                   by the script that adds a new minute
+  A batch's POSTs are counted in its own hash (P:batch:{B} ``posts_succeeded``, ``posts_retry``,
+  ``posts_failed``), so they go with it.
 
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
 hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
@@ -291,3 +305,16 @@ def schedule(name: str) -> str:
 
 def schedule_requests(name: str) -> str:
     return f"{PREFIX}:schedule:{name}:requests"
+
+
+def stats_lateness() -> str:
+    return f"{PREFIX}:stats:lateness"
+
+
+def stats_attempts() -> str:
+    return f"{PREFIX}:stats:attempts"
+
+
+def stats_deliveries() -> str:
+    return f"{PREFIX}:stats:deliveries"
+

@@ -11,7 +11,7 @@ from typing import NamedTuple
 from app.core import jsontext
 from app.core.clock import from_rfc3339
 from app.core.model import REQUEST_STATUSES, ms
-from app.storage import keys, outbox
+from app.storage import keys, outbox, stats
 from app.storage.client import Store
 from app.storage.outbox import Notice
 from app.storage.scripts import Script
@@ -83,7 +83,8 @@ class Started(NamedTuple):
 class AttemptEnd(NamedTuple):
     """What a finished attempt stores: its verdict (`succeeded`, `retry` or `failed`), when the
     next attempt is due should it retry, the attempt's record, the response document, the error,
-    and whether a callback is owed should the request end (it has a callback_url)."""
+    whether a callback is owed should the request end (it has a callback_url), and what the
+    attempt counters need."""
 
     request_id: str
     attempt: int
@@ -93,6 +94,8 @@ class AttemptEnd(NamedTuple):
     response: dict
     last_error: str | None
     callback: bool = False
+    elapsed_ms: int = 0  # the HTTP exchange's duration (the duration histogram)
+    worker_lost: bool = False  # its worker died during it: counted as such, nothing measured
 
 
 class Next(StrEnum):
@@ -391,9 +394,10 @@ def start_many(store: Store, items: list[tuple[str, int]], *, worker: str, now_m
     pipe = store.pipeline()
     held = keys.worker_held(worker)
     for request_id, attempt in items:
-        store.run(_START, keys={**_request_keys(request_id), "inflight": keys.requests_inflight(), "held": held},
+        store.run(_START, keys={**_request_keys(request_id), "inflight": keys.requests_inflight(), "held": held,
+                                "lateness": keys.stats_lateness()},
                   args={"id": request_id, "attempt": attempt, "now_ms": now_ms, "lease_margin_ms": lease_margin_ms,
-                        "worker": worker}, pipeline=pipe)
+                        "worker": worker, "lateness_bounds": stats.LATENESS_BOUNDS}, pipeline=pipe)
     return [Started("running", jsontext.loads_stored(reply[1]), int(reply[2]) if reply[2] else None)
             if reply[0] == "started" else Started(reply[1]) for reply in pipe.execute()]
 
@@ -409,13 +413,15 @@ def finish_many(store: Store, ends: list[AttemptEnd], *, worker: str, now_ms: in
             **_request_keys(end.request_id), "attempts": keys.request_attempts(end.request_id),
             "response": keys.request_response(end.request_id), "due": keys.requests_due(),
             "inflight": keys.requests_inflight(), "ended": keys.requests_ended(), "held": held,
-            "outbox": keys.requests_outbox(),
+            "outbox": keys.requests_outbox(), "outcomes": keys.stats_attempts(), "deliveries": keys.stats_deliveries(),
         }, args={
             "id": end.request_id, "attempt": end.attempt, "now_ms": now_ms, "outcome": end.verdict,
             "next_due_ms": end.next_due_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms,
             "attempt_record": json.dumps(end.record), "response": json.dumps(end.response),
             "last_error": end.last_error or "", "channel": ended_channel(end.request_id), "worker": worker,
             "notice": outbox.entry(Notice.CALLBACK, end.request_id) if end.callback else "",
+            "worker_lost": "1" if end.worker_lost else "", "elapsed_ms": end.elapsed_ms,
+            "duration_bounds": stats.DURATION_BOUNDS, "minutes_kept": stats.DELIVERY_MINUTES_KEPT,
         }, pipeline=pipe)
     return [Settled(Next(reply[0]), reply[1] if reply[0] == Next.ENDED else None) for reply in pipe.execute()]
 
