@@ -25,6 +25,7 @@ PAGE_SIZE = 50
 REFRESH_S = (5, 15, 60)  # the overview's auto-refresh choices (a <meta> refresh: no script)
 DEAD_SHOWN = 50  # dead letters or dead batches listed on a page
 CHART_MINUTES = 60
+OVERVIEW_SCHEDULES = 10  # listed on the overview; the schedules page has them all
 OPEN_ENDPOINTS = ("ui.login", "ui.static")
 # What a page says after a form did its work (?done=...): fixed texts, never echoed input.
 DONE = {
@@ -32,6 +33,9 @@ DONE = {
     "retried": "Queued again, to be sent now.",
     "ran": "Handed to the workers, to be sent now.",
     "redriven": "Sent again: {moved} moved.",
+    "paused": "Paused: no run until it is resumed.",
+    "resumed": "Resumed: it runs at its next tick.",
+    "scheduled_run": "Run now, outside its timetable.",
     "logged_out": "Logged out.",
 }
 SECURITY_HEADERS = {
@@ -174,7 +178,8 @@ def overview_page():
     return render_template("ui/overview.html", refresh_s=int(refresh) if refresh in map(str, REFRESH_S) else None,
                            refresh_choices=REFRESH_S, counts=counts, total=sum(counts.values()),
                            per_minute=per_minute, chart=chart, lateness=overview.lateness(svc.store, g.now_ms),
-                           queues=svc.queues.list(), batches=svc.batches.list(), workers=svc.workers.live())
+                           queues=svc.queues.list(), batches=svc.batches.list(), workers=svc.workers.live(),
+                           schedules=svc.schedules.list()[:OVERVIEW_SCHEDULES], target_text=target_text)
 
 
 blp.add_url_rule("", "overview", overview_page)
@@ -189,13 +194,15 @@ def requests_page():
     if status is not None and status not in REQUEST_STATUSES:
         abort(400, description=f"Unknown status; one of {', '.join(REQUEST_STATUSES)}.")
     cursor = request.args.get("cursor") or None
-    items, next_cursor = services().requests.list(status, PAGE_SIZE, cursor)
+    schedule = request.args.get("schedule") or None
+    items, next_cursor = services().requests.list(status, PAGE_SIZE, cursor, schedule=schedule)
     counts = overview.requests_by_status(services().store)
     next_url = None
     if next_cursor:
-        next_url = url_for("ui.requests_page", **{k: v for k, v in (("status", status), ("cursor", next_cursor)) if v})
+        next_url = url_for("ui.requests_page", **{k: v for k, v in (("status", status), ("schedule", schedule),
+                                                                    ("cursor", next_cursor)) if v})
     return render_template("ui/requests.html", items=items, status=status, counts=counts,
-                           statuses=REQUEST_STATUSES, next_url=next_url, paged=cursor is not None)
+                           statuses=REQUEST_STATUSES, next_url=next_url, paged=cursor is not None, schedule=schedule)
 
 
 @blp.get("/requests/find")
@@ -278,6 +285,40 @@ def batch_page(name: str):
 def redrive_batch(name: str):
     moved = services().batches.redrive(name)
     return _back("ui.batch_page", name=name, done="redriven", moved=moved)
+
+
+# -- schedules -----------------------------------------------------------------------------------
+
+def target_text(target: dict) -> str:
+    """What a schedule's run does, in a few words."""
+    if "request" in target:
+        return f"{target['request'].get('method', 'POST')} {target['request']['url']}"
+    if "queue" in target:
+        return f"a message to queue {target['queue']}"
+    return f"a record to batch {target['batch']}"
+
+
+@blp.get("/schedules")
+def schedules_page():
+    return render_template("ui/schedules.html", schedules=services().schedules.list(), target_text=target_text)
+
+
+@blp.post("/schedules/<name>/pause")
+def pause_schedule(name: str):
+    services().schedules.pause(name)
+    return _back("ui.schedules_page", done="paused")
+
+
+@blp.post("/schedules/<name>/resume")
+def resume_schedule(name: str):
+    services().schedules.resume(name)
+    return _back("ui.schedules_page", done="resumed")
+
+
+@blp.post("/schedules/<name>/run")
+def run_schedule(name: str):
+    services().schedules.run_now(name)
+    return _back("ui.schedules_page", done="scheduled_run")
 
 
 # -- workers -------------------------------------------------------------------------------------

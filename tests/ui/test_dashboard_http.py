@@ -149,6 +149,23 @@ def test_dead_letters_are_shown_and_redriven(base_url):
     assert (queue["dead"], queue["visible"]) == (0, 1)
 
 
+def test_schedules_are_listed_paused_resumed_and_run_from_their_page(base_url, target):
+    body = {"every": 3600, "target": {"request": {"url": target.url + "/sched", "delay": 3600}}}
+    assert api(base_url, "PUT", "/v1/schedules/ui-hourly", json=body).status_code == 201
+    visitor = Visitor(base_url)
+    page = visitor.open(visitor.open("/ui").link("Schedules").href)
+    assert "ui-hourly" in page.text and "every 1 h" in page.text and f"POST {target.url}/sched" in page.text
+    page = visitor.submit(page.form("Pause"))
+    assert "Paused" in page.text and api(base_url, "GET", "/v1/schedules/ui-hourly").json()["paused"] is True
+    page = visitor.submit(page.form("Resume"))
+    assert "Resumed" in page.text and api(base_url, "GET", "/v1/schedules/ui-hourly").json()["paused"] is False
+    page = visitor.submit(page.form("Run now"))
+    schedule = api(base_url, "GET", "/v1/schedules/ui-hourly").json()
+    assert "Run now, outside its timetable." in page.text and schedule["runs"] == 1
+    runs = visitor.open(page.link("its requests").href)
+    assert schedule["last_run_id"] in runs.text and "made by schedule ui-hourly" in runs.text
+
+
 def test_dead_batches_are_shown_and_redriven(base_url, target):
     target.reply("/ui-batch", Reply(400, b"no"))
     api(base_url, "PUT", "/v1/batches/ui-batch", json={"endpoint": target.url + "/ui-batch", "max_records": 1,
