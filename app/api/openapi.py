@@ -76,3 +76,4 @@ def init_document(app: Flask, api: Api, settings: Settings) -> None:
 def finish_document(api: Api) -> None:
     """After the blueprints: the rules across fields."""
     api.spec.components.schemas["RequestCreate"].update(REQUEST_EXCLUSIONS)
+    api.spec.components.schemas["BulkCancel"]["minProperties"] = 1  # at least one filter
