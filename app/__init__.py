@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
     _register_logging(settings)
     _register_extensions(app, settings, publisher, clock_ms)
     _register_errors(app)
+    _register_response_rules(app)
     _register_auth(app, settings)
     _register_blueprints(app)
     _register_env_batch(app)
@@ -75,6 +76,12 @@ def _register_errors(app: Flask) -> None:
     from app.errors import register_error_handlers
 
     register_error_handlers(app)
+
+
+def _register_response_rules(app: Flask) -> None:
+    from app.responses import register_response_rules
+
+    register_response_rules(app)
 
 
 def _register_auth(app: Flask, settings: Settings) -> None:

@@ -50,7 +50,8 @@ class BatchItem(MethodView):
     @blp.response(200, BatchSchema)
     @blp.alt_response(201, schema=BatchSchema, description="Created")
     def put(self, fields, name):
-        """Create (201) or replace (200) a batch's configuration; omitted fields take their defaults.
+        """Create (201) or replace (200) a batch's configuration. PUT replaces: a field left out
+        takes its default, whatever it was before (as on `PUT /v1/queues/{name}`).
 
         Records are POSTed to `endpoint` as one JSON array as soon as `max_records` or `max_bytes`
         is reached, or when the oldest pending record is `interval` seconds old."""

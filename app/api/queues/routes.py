@@ -85,8 +85,9 @@ class Queue(MethodView):
     @blp.response(200, QueueSchema, description="Updated")
     @blp.alt_response(201, schema=QueueSchema, description="Created")
     def put(self, fields, name):
-        """Create the queue (201) or change its config (200). Fields left out keep their value
-        (the defaults for a new queue). 422 for a name outside `[A-Za-z0-9_-]{1,80}`."""
+        """Create the queue (201) or replace its config (200). PUT replaces: a field left out takes
+        its default, whatever it was before (as on `PUT /v1/batches/{name}`); send every field you
+        want to keep. 422 for a name outside `[A-Za-z0-9_-]{1,80}`."""
         queue, created = services().queues.put(name, fields)
         return queue, 201 if created else 200
 
