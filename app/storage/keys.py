@@ -85,6 +85,11 @@ Workers (``W`` is a Celery worker's node name, such as ``celery@host``)
   P:worker:{W}:held_batches set    ``{B}\t{batch id}`` of the taken batches it holds likewise (the
                                    batch's meta names it as ``holder``)
 
+Beat
+  P:beat                   hash    ``last_tick_ms``: when a worker last ran beat's tick (so beat
+                                   and a worker consuming its queue are both up; ``htq run`` waits
+                                   for it), ``ticks``: how many ticks ran
+
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
 hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
 channel P:notify:queue:{Q} hears when messages may have become visible.
@@ -202,6 +207,10 @@ def queue_keys(name: str) -> dict[str, str]:
 
 def workers() -> str:
     return f"{PREFIX}:workers"
+
+
+def beat() -> str:
+    return f"{PREFIX}:beat"
 
 
 def worker(name: str) -> str:
