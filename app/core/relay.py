@@ -99,7 +99,6 @@ class RequestRelay:
         for due, record in zip(lost, records):
             if record:
                 started_ms = int(record.get("started_ms") or now)
-                log.warning("request %s: attempt %d %s", due.request_id, due.attempt, outcome.error)
                 attempts.append(Attempt(due.request_id, due.attempt, started_ms, started_ms,
                                         store_requests.spec_of(record)))
         if attempts:
