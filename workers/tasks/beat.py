@@ -31,8 +31,8 @@ def _parts(rt: runtime.Runtime) -> dict:
 
 
 def run_tick(rt: runtime.Runtime) -> dict[str, dict[str, int]]:
-    """Each part runs even when one before it failed (the first failure is raised at the end);
-    the tick is recorded once all ran (app/storage/beat.py)."""
+    """Each part runs even when one before it failed (the first failure is raised at the end,
+    after what the others did is logged); a tick is recorded (app/storage/beat.py) when all ran."""
     counts: dict[str, dict[str, int]] = {}
     failure: Exception | None = None
     for part, run in _parts(rt).items():
@@ -40,14 +40,15 @@ def run_tick(rt: runtime.Runtime) -> dict[str, dict[str, int]]:
             counts[part] = run()
         except Exception as exc:  # raised below, once the other parts ran
             failure = failure or exc
-    if failure is not None:
-        raise failure
-    store_beat.record_tick(rt.store, now_ms=clock.now_ms())
-    done = {f"{part}_{name}": count for part, found in counts.items() for name, count in found.items() if count}
-    notable = any(counts[part].get(name) for part, names in NOTABLE.items() for name in names)
+    done = {(name if name == part else f"{part}_{name}"): count
+            for part, found in counts.items() for name, count in found.items() if count}
+    notable = any(counts.get(part, {}).get(name) for part, names in NOTABLE.items() for name in names)
     if done:
         log.log(logging.INFO if notable else logging.DEBUG, "tick: %s",
                 " ".join(f"{name}={count}" for name, count in done.items()), **fields(**done))
+    if failure is not None:
+        raise failure
+    store_beat.record_tick(rt.store, now_ms=clock.now_ms())
     return counts
 
 
