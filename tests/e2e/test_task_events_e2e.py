@@ -3,6 +3,7 @@ configuration, a receiver on the real broker. Deliveries show with their request
 housekeeping shows not at all."""
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -72,8 +73,11 @@ def test_a_delivery_shows_in_task_events_with_its_request_id_and_ticks_show_not_
                                and created["id"] in str(e.get("args"))], timeout_s=10)
     [sent] = sent
     assert sent["name"] == DELIVER_REQUESTS and sent["args"] == f"requests={created['id']}#1"
-    wait_until(lambda: events.of(sent["uuid"])[-1:] == ["task-succeeded"], timeout_s=10)
-    assert events.of(sent["uuid"]) == ["task-sent", "task-received", "task-started", "task-succeeded"]
+    # The web process and the worker publish their events on connections of their own: they may
+    # arrive in any order between them.
+    every = {"task-sent", "task-received", "task-started", "task-succeeded"}
+    wait_until(lambda: set(events.of(sent["uuid"])) == every, timeout_s=10)
+    assert sorted(events.of(sent["uuid"])) == sorted(every)  # each once
     [received] = [e for e in events.events if e["type"] == "task-received" and e["uuid"] == sent["uuid"]]
     assert received["name"] == DELIVER_REQUESTS and created["id"] in received["args"]
 
@@ -83,3 +87,22 @@ def test_a_delivery_shows_in_task_events_with_its_request_id_and_ticks_show_not_
     named = {e["name"] for e in events.events if e.get("name")}
     assert named == {DELIVER_REQUESTS}, named
     assert {e["uuid"] for e in events.events} == {sent["uuid"]}
+
+
+def test_with_log_format_json_a_delivery_is_one_json_line_with_its_ids_as_keys(services_factory, settings,
+                                                                                  http_target):
+    procs = services_factory(LOG_FORMAT="json")
+    procs.start_worker(concurrency=1)
+    procs.wait_log("worker", " ready.")
+    client = create_app(make_settings(settings.redis_url)).test_client()
+    created = client.post("/v1/requests", json={"url": http_target.url + "/json"}).get_json()
+    http_target.wait_for(1, "/json")
+
+    def delivery_lines() -> list[dict]:
+        entries = [json.loads(line) for line in procs.log("worker").splitlines() if line.startswith("{")]
+        return [entry for entry in entries if entry.get("request_id") == created["id"]]
+
+    [entry] = wait_until(delivery_lines, timeout_s=10)
+    assert entry["message"].startswith(f"request {created['id']}: attempt 1 -> succeeded (200) in ")
+    assert (entry["attempt"], entry["result"], entry["status_code"], entry["error"]) == (1, "succeeded", 200, None)
+    assert entry["worker"].startswith("worker@") and isinstance(entry["elapsed_ms"], int)
