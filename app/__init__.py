@@ -5,13 +5,12 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from app.core import clock
 from app.core.publish import Publisher
 from config import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None, *, publisher: Publisher | None = None,
-               clock_ms: Callable[[], int] = clock.now_ms) -> Flask:
+               clock_ms: Callable[[], int] | None = None) -> Flask:
     """Application factory: request class, settings, logging, extensions, error handlers,
     blueprints, in that order.
 
@@ -65,7 +64,7 @@ def _register_logging(settings: Settings) -> None:
 
 
 def _register_extensions(app: Flask, settings: Settings, publisher: Publisher | None,
-                         clock_ms: Callable[[], int]) -> None:
+                         clock_ms: Callable[[], int] | None) -> None:
     from app.api.openapi import init_document
     from app.extensions import api, init_services
 
@@ -94,11 +93,13 @@ def _register_auth(app: Flask, settings: Settings) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.api.batches.routes import blp as batches_blp
+    from app.api.clock.routes import blp as clock_blp
     from app.api.docs import blp as docs_assets_blp
     from app.api.openapi import finish_document
     from app.api.ops import blp as ops_blp
     from app.api.queues.routes import blp as queues_blp
     from app.api.requests.routes import blp as requests_blp
+    from app.api.schedules.routes import blp as schedules_blp
     from app.api.workers.routes import blp as workers_blp
     from app.compat.forwarder import blp as compat_forwarder_blp
     from app.compat.htq import blp as compat_htq_blp
@@ -106,18 +107,22 @@ def _register_blueprints(app: Flask) -> None:
     from app.compat.timers import blp as compat_timers_blp
     from app.compat.wq import blp as compat_wq_blp
     from app.extensions import api
+    from app.ui.views import blp as ui_blp
 
     app.register_blueprint(ops_blp)
     app.register_blueprint(docs_assets_blp)
     api.register_blueprint(requests_blp)
     api.register_blueprint(queues_blp)
     api.register_blueprint(batches_blp)
+    api.register_blueprint(schedules_blp)
     api.register_blueprint(workers_blp)
+    api.register_blueprint(clock_blp)
     app.register_blueprint(compat_timers_blp)
     app.register_blueprint(compat_htq_blp)
     app.register_blueprint(compat_wq_blp)
     app.register_blueprint(compat_pushpull_blp)
     app.register_blueprint(compat_forwarder_blp)
+    app.register_blueprint(ui_blp)
     finish_document(api)
 
 

@@ -1,4 +1,5 @@
-"""Bearer-token auth for every route but /healthz, on when HTQ_API_TOKENS is set."""
+"""Bearer-token auth for every route but /healthz and the dashboard, on when HTQ_API_TOKENS is set.
+The dashboard (/ui) checks the same tokens itself, through a login form and a cookie (app/ui/session.py)."""
 from __future__ import annotations
 
 import hmac
@@ -8,6 +9,7 @@ from flask import Flask, request
 from app.errors import error_response
 
 OPEN_PATHS = ("/healthz",)
+DASHBOARD = "/ui"
 
 
 def init_auth(app: Flask, tokens: tuple[str, ...]) -> None:
@@ -17,7 +19,7 @@ def init_auth(app: Flask, tokens: tuple[str, ...]) -> None:
 
     @app.before_request
     def _require_token():
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or request.path == DASHBOARD or request.path.startswith(DASHBOARD + "/"):
             return None
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and any(hmac.compare_digest(given.strip().encode(), t) for t in encoded):

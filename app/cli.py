@@ -41,7 +41,9 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="Default: PORT or HTTP_PORT, else 8080.")
 @click.option("--concurrency", type=int, default=None, help="Worker processes. Default: HTQ_CONCURRENCY, else 10.")
-def run(host: str, port: int | None, concurrency: int | None) -> None:
+@click.option("--virtual-clock", is_flag=True,
+              help="HTQ_CLOCK=virtual: time that POST /v1/clock/advance moves ahead (development and tests).")
+def run(host: str, port: int | None, concurrency: int | None, virtual_clock: bool) -> None:
     """Web server, worker and beat together; an embedded Redis under ./.htq/ (HTQ_DATA_DIR) when
     REDIS_URL is unset.
 
@@ -60,6 +62,8 @@ def run(host: str, port: int | None, concurrency: int | None) -> None:
     env.setdefault("HTQ_ALLOW_PRIVATE_TARGETS", "1")
     if concurrency:
         env["HTQ_CONCURRENCY"] = str(concurrency)
+    if virtual_clock:
+        env["HTQ_CLOCK"] = "virtual"
     # Every child runs in a session of its own, out of reach of the terminal: a Ctrl-C reaches
     # this process only, which hands it on in order. (Sent to the whole foreground group, it
     # stopped Redis at once, and the worker could not put the tasks it held back on the broker.)
@@ -83,7 +87,7 @@ def run(host: str, port: int | None, concurrency: int | None) -> None:
             env["REDIS_URL"] = redis_server.url
         data_dir.mkdir(parents=True, exist_ok=True)
         env["HTQ_DATA_DIR"] = str(data_dir)  # beat's schedule file goes there
-        started_ms = clock.now_ms()
+        started_ms = clock.real_ms()  # the tick records the system's time (workers/tasks/beat.py)
         children["web"] = _start_child(web_argv(f"{host}:{port}"), env)
         children["worker"] = _start_child(
             celery_argv("worker", "-l", "INFO", "-c", env.get("HTQ_CONCURRENCY", "10")), env)

@@ -31,6 +31,9 @@ NOT_CONNECTED = (ConnectionRefusedError, FileNotFoundError, socket.gaierror, que
 # rather than the seconds of a failover, so writers are asked to wait longer.
 OUT_OF_MEMORY_RETRY_AFTER_S = 30
 OUT_OF_MEMORY_MESSAGE = "Redis is out of memory (maxmemory reached); nothing was stored, try again later"
+# On a 503 to a write that certainly stored nothing, so that a client may send it again without an
+# Idempotency-Key (app/file_client.py does): the message says it to people, this to programs.
+NOTHING_STORED = {"Htq-Nothing-Stored": "true"}
 
 
 def error_response(code: int, message: str, errors: dict | None = None, headers: dict | None = None):
@@ -68,20 +71,33 @@ def _domain_error(exc: core_errors.HTQError):
 
 
 def _redis_down(exc: redis.RedisError):
+    return error_response(503, *redis_down_answer(exc))
+
+
+def redis_down_answer(exc: redis.RedisError) -> tuple[str, None, dict[str, str]]:
+    """The message, (no) field errors and headers of the 503 for a Redis that is unavailable;
+    the compat profiles put them in their own shapes."""
     log.warning("Redis unavailable: %s", exc)
-    return error_response(503, unavailable_message(exc), None, {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+    headers = {"Retry-After": str(REDIS_RETRY_AFTER_S)}
+    if request.method in WRITE_METHODS and never_reached(exc):
+        headers |= NOTHING_STORED
+    return unavailable_message(exc), None, headers
+
+
+def never_reached(exc: redis.RedisError) -> bool:
+    """Whether Redis certainly did not run the command: redis-py never reached it (its
+    ConnectionError then wraps a refused connection, a missing host or unix socket, or a pool with
+    no free connection) or Redis refused it while loading its data. After a timeout, or a
+    connection lost mid-command, Redis may have run it."""
+    return isinstance(exc, redis.exceptions.BusyLoadingError) or (
+        isinstance(exc, redis.ConnectionError) and isinstance(exc.__context__, NOT_CONNECTED))
 
 
 def unavailable_message(exc: redis.RedisError) -> str:
-    """What a 503 says, so that a client knows whether a write may have happened. It cannot
-    have when redis-py never reached Redis (its ConnectionError then wraps a refused connection,
-    a missing host or unix socket, or a pool with no free connection) or Redis refused the
-    command while loading its data. After a timeout, or a connection lost mid-command, Redis
-    may have run it."""
+    """What a 503 says, so that a client knows whether a write may have happened."""
     if request.method not in WRITE_METHODS:
         return "Storage unavailable, try again shortly"
-    if isinstance(exc, redis.exceptions.BusyLoadingError) or (
-            isinstance(exc, redis.ConnectionError) and isinstance(exc.__context__, NOT_CONNECTED)):
+    if never_reached(exc):
         return "Storage unavailable: nothing was stored; try again shortly"
     if request.endpoint in IDEMPOTENT_ENDPOINTS:
         return "Storage unavailable: the request may have been stored; retry with the same Idempotency-Key"
@@ -89,8 +105,13 @@ def unavailable_message(exc: redis.RedisError) -> str:
 
 
 def _redis_full(exc: redis.RedisError):
+    return error_response(503, *redis_full_answer(exc))
+
+
+def redis_full_answer(exc: redis.RedisError) -> tuple[str, None, dict[str, str]]:
+    """The same for a write refused by a Redis out of memory: nothing was stored."""
     log.warning("Redis refused a write, out of memory: %s", exc)
-    return error_response(503, OUT_OF_MEMORY_MESSAGE, None, {"Retry-After": str(OUT_OF_MEMORY_RETRY_AFTER_S)})
+    return OUT_OF_MEMORY_MESSAGE, None, {"Retry-After": str(OUT_OF_MEMORY_RETRY_AFTER_S), **NOTHING_STORED}
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -14,6 +14,8 @@ from app.core.batches import BatchService
 from app.core.publish import Publisher
 from app.core.queues import QueueService
 from app.core.requests import RequestService
+from app.core.schedules import ScheduleService
+from app.core.virtual_clock import VirtualClock, use_clock
 from app.core.workers import Workers
 from app.storage.client import Store
 from app.storage.notify import Notifier
@@ -33,21 +35,31 @@ class Services:
     queues: QueueService
     batches: BatchService
     workers: Workers
+    clock: VirtualClock
+    schedules: ScheduleService
 
 
 def init_services(app: Flask, settings: Settings, publisher: Publisher | None = None,
-                  clock_ms: Callable[[], int] = clock.now_ms) -> None:
+                  clock_ms: Callable[[], int] | None = None) -> None:
     """Connections are opened lazily, so building the app never needs Redis to be up. `publisher`
-    and `clock_ms` replace the broker and the real clock (tests pass a recorder and a fake clock)."""
+    and `clock_ms` replace the broker and the clock (tests pass a recorder and a fake clock);
+    otherwise the process's clock follows HTQ_CLOCK."""
     store = Store.from_url(settings.redis_url)
     publisher = publisher or broker.publisher(settings)
     notifier = Notifier(settings.redis_url)
+    use_clock(settings, store)
+    timetable_ms = clock_ms or clock.now_ms
+    queues = QueueService(store, settings, notifier, clock_ms=timetable_ms)
+    requests = RequestService(store, publisher, settings, notifier, clock_ms=timetable_ms)
+    schedules = ScheduleService(store, publisher, settings, requests, clock_ms=timetable_ms)
     app.extensions["htq"] = Services(
-        settings=settings, store=store, publisher=publisher, notifier=notifier,
-        requests=RequestService(store, publisher, settings, notifier, clock_ms=clock_ms),
-        queues=QueueService(store, settings, notifier, clock_ms=clock_ms),
-        batches=BatchService(store, publisher, settings, clock_ms=clock_ms),
-        workers=Workers(store, clock_ms))
+        settings=settings, store=store, publisher=publisher, notifier=notifier, requests=requests,
+        queues=queues,
+        batches=BatchService(store, publisher, settings, clock_ms=timetable_ms),
+        workers=Workers(store, clock_ms or clock.real_ms),
+        schedules=schedules,
+        clock=VirtualClock(store, publisher, settings, queues, schedules))
+
 
 
 def services() -> Services:

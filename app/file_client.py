@@ -18,7 +18,8 @@ asks for longer), on transient failures only; whether a failure may be retried d
 whether the call is safe to replay:
 
 - Any call: `Unreachable` (refused, no route, DNS, connect timeout): nothing was sent, so nothing
-  was processed; and 429, which refuses a request without processing it.
+  was processed; 429, which refuses a request without processing it; and an error answered with
+  `Htq-Nothing-Stored: true` (a 503 when Redis is out of memory or could not be reached).
 - Receive, ack and get-queue also on `NoReply` (read timeout, connection reset) and 502, 503,
   504. They are safe to replay: a receive retried after its answer was lost locks messages that
   nobody writes; they come back when the lock ends (at-least-once, as any lost reader). An ack is
@@ -100,10 +101,11 @@ class HTTPError(ClientError):
     """The server answered with an error status; `message` and `errors` come from its JSON body."""
 
     def __init__(self, request: str, status: int, message: str, *, errors: Any = None,
-                 retry_after_s: float | None = None, api_shape: bool = False):
+                 retry_after_s: float | None = None, api_shape: bool = False, nothing_stored: bool = False):
         super().__init__(request, message, errors=errors)
         self.status = status
         self.retry_after_s = retry_after_s
+        self.nothing_stored = nothing_stored  # the server says so (Htq-Nothing-Stored: a 503 of a full Redis)
         self.api_shape = api_shape  # the body is the API's error shape {code, status, message, errors}
 
     def __str__(self) -> str:
@@ -167,7 +169,8 @@ def _retry_after_s(response: requests.Response) -> float | None:
 
 
 def _may_retry(exc: BaseException, *, replayable: bool) -> bool:
-    if isinstance(exc, Unreachable) or (isinstance(exc, HTTPError) and exc.status == TOO_MANY_REQUESTS):
+    if isinstance(exc, Unreachable) or (isinstance(exc, HTTPError) and (exc.status == TOO_MANY_REQUESTS
+                                                                        or exc.nothing_stored)):
         return True
     if not replayable:
         return False
@@ -281,10 +284,12 @@ class QueueClient:
             error = response.json()
         except ValueError:
             error = None
+        common = {"retry_after_s": _retry_after_s(response),
+                  "nothing_stored": response.headers.get("Htq-Nothing-Stored") == "true"}
         if not isinstance(error, dict):
-            return HTTPError(request, response.status_code, "", retry_after_s=_retry_after_s(response))
+            return HTTPError(request, response.status_code, "", **common)
         return HTTPError(request, response.status_code, str(error.get("message") or ""), errors=error.get("errors"),
-                         retry_after_s=_retry_after_s(response), api_shape=error.get("code") == response.status_code)
+                         api_shape=error.get("code") == response.status_code, **common)
 
     @staticmethod
     def _json(response: requests.Response) -> Any:

@@ -137,6 +137,7 @@ class Settings:
     # What htq writes at run time (the embedded Redis of `htq run`, beat's schedule file); relative
     # paths are relative to the working directory of each process.
     data_dir: str = ".htq"
+    clock: str = "real"  # or "virtual": real time plus an offset kept in Redis (app/core/clock.py)
 
     # The durations scripts and scores use, in milliseconds (app.core.model.ms is the same rule
     # for API fields; config imports nothing of app).
@@ -205,6 +206,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     log_format = env.get("LOG_FORMAT", "text").lower()
     if log_format not in {"text", "json"}:
         raise ConfigError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+    clock = env.get("HTQ_CLOCK", "real").lower()
+    if clock not in {"real", "virtual"}:
+        raise ConfigError(f"HTQ_CLOCK must be real or virtual, got {clock!r}")
     secret = env.get("HTQ_SIGNING_SECRET", "")
     if secret and not secret.startswith("whsec_"):
         raise ConfigError("HTQ_SIGNING_SECRET must look like whsec_<base64>")
@@ -235,4 +239,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         log_format=log_format,
         data_dir=env.get("HTQ_DATA_DIR") or ".htq",
+        clock=clock,
     )

@@ -236,6 +236,13 @@ def test_a_push_answered_with_a_gateway_or_storage_error_is_not_sent_again(http_
     assert len(http_target.requests_to(PUSH)) == 1 and sleeps == []
 
 
+def test_a_push_answered_503_with_nothing_stored_is_retried_after_its_retry_after(http_target, client, sleeps):
+    """A full Redis (or one never reached) stored nothing, and the server says so."""
+    http_target.reply(PUSH, Reply(503, UNAVAILABLE.body, {"Retry-After": "30", "Htq-Nothing-Stored": "true"}))
+    client.push(["a"])
+    assert pushed_bodies(http_target) == [["a"], ["a"]] and sleeps == [10.0]  # Retry-After capped
+
+
 def test_a_push_refused_with_429_is_retried_after_its_retry_after(http_target, client, sleeps):
     http_target.reply(PUSH, Reply(429, b"", {"Retry-After": "3"}))
     client.push(["a"])

@@ -26,7 +26,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family
 
-from app.core.outcome import FAILED, RETRY, SUCCEEDED, Outcome
+from app.core.outcome import FAILED, NETWORK, RETRY, SUCCEEDED, TIMEOUT, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -251,11 +251,11 @@ class Deliverer:
         except DestinationRefused as exc:
             return self._refused(delivery_id, start, str(exc))
         except requests.Timeout:
-            return Outcome(RETRY, elapsed_ms=_elapsed_ms(start), error=f"timeout after {timeout_s:g}s")
+            return Outcome(RETRY, elapsed_ms=_elapsed_ms(start), error=f"timeout after {timeout_s:g}s", failure=TIMEOUT)
         except _PERMANENT_REQUEST_ERRORS as exc:
             return Outcome(FAILED, elapsed_ms=_elapsed_ms(start), error=f"invalid request: {exc}")
         except requests.RequestException as exc:
-            return Outcome(RETRY, elapsed_ms=_elapsed_ms(start), error=f"connection error: {exc}")
+            return Outcome(RETRY, elapsed_ms=_elapsed_ms(start), error=f"connection error: {exc}", failure=NETWORK)
         try:
             body_read, truncated, error = self._read_body(response, start + timeout_s, timeout_s)
         finally:
@@ -270,7 +270,9 @@ class Deliverer:
             truncated=truncated,
             elapsed_ms=_elapsed_ms(start),
             error=error,
-            retry_after_s=parse_retry_after(response.headers.get("Retry-After")) if verdict == RETRY else None,
+            # Also on answers the default rule does not retry: a request's retry.on may.
+            retry_after_s=parse_retry_after(response.headers.get("Retry-After")) if verdict != SUCCEEDED else None,
+            failure=(TIMEOUT if error.startswith("timeout") else NETWORK) if error else None,
         )
         logger.debug("%s attempt %d: %s %s -> %s %s in %d ms", delivery_id, attempt, method,
                      urlsplit(url).hostname, response.status_code, verdict, outcome.elapsed_ms)

@@ -46,12 +46,13 @@ class Liveness:
     def release_held(self) -> None:
         """The broker connection dropped: Celery forgets the task messages it held (they come back
         only after the broker's visibility timeout), so what was not started is released, for the
-        relay to publish again after the publish grace instead of 15 minutes later."""
+        relay to publish again after the publish grace (batches: at beat's next flush) instead of 15
+        minutes later."""
         try:
-            released = self.workers.release_held(self.name)
-            if released:
-                log.warning("worker %s lost its broker connection: %d requests it held released to the relay",
-                            self.name, released)
+            requests, batches = self.workers.release_held(self.name)
+            if requests or batches:
+                log.warning("worker %s lost its broker connection: %d requests and %d batches it held released",
+                            self.name, requests, batches)
         except redis.RedisError as exc:
             log.warning("worker %s: could not release what it held (%s); it goes back once its hold is stale",
                         self.name, exc)

@@ -18,6 +18,9 @@ from app.core.batches import BatchForwarder
 from app.core.publish import DELIVERY_CHUNK, Publisher, Sender
 from app.core.queues import QueueService
 from app.core.relay import RequestRelay
+from app.core.requests import RequestService
+from app.core.schedules import ScheduleService
+from app.core.virtual_clock import use_clock
 from app.storage.client import Store
 from config import Settings
 from workers.delivery import Deliverer, DeliveryConfig
@@ -32,6 +35,7 @@ class Runtime:
     relay: RequestRelay
     forwarder: BatchForwarder
     queues: QueueService
+    schedules: ScheduleService
     deliverer: Deliverer
     executor: ThreadPoolExecutor
 
@@ -42,6 +46,7 @@ _current: Runtime | None = None
 
 def build(settings: Settings, sender: Sender) -> Runtime:
     store = Store.from_url(settings.redis_url)
+    use_clock(settings, store)
     publisher = broker.publisher(settings, sender)
     attempts = Attempts(store, publisher, settings)
 
@@ -53,6 +58,7 @@ def build(settings: Settings, sender: Sender) -> Runtime:
         relay=RequestRelay(store, publisher, settings, attempts, backlog=backlog),
         forwarder=BatchForwarder(store, publisher, settings, backlog=backlog),
         queues=QueueService(store, settings),
+        schedules=ScheduleService(store, publisher, settings, RequestService(store, publisher, settings)),
         deliverer=Deliverer(DeliveryConfig.from_settings(settings)),
         # One thread per request of a task message, so a chunk is sent all at once.
         executor=ThreadPoolExecutor(max_workers=DELIVERY_CHUNK, thread_name_prefix="htq-send"))

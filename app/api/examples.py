@@ -35,6 +35,9 @@ RESPONSE = {"status_code": 200, "reason": "OK", "headers": {"Content-Type": "app
             "body": "{\"ok\": true}", "body_encoding": "utf-8", "truncated": False, "elapsed_ms": 28,
             "received_at": "2026-12-03T15:01:01.428Z", "attempt": 2, "error": None}
 RETRIED = {**REQUEST, "status": "queued", "attempts": 5, "due_at": AT, "next_attempt_at": AT}
+RUN_NOW = {**REQUEST, "status": "queued", "next_attempt_at": AT}
+BULK_CANCEL = {"status": ["scheduled", "retrying"], "url_prefix": "https://example.com/hooks/"}
+BULK_CANCELED = {"canceled": 42}
 
 # -- /v1/queues ---------------------------------------------------------------------------------
 
@@ -76,6 +79,12 @@ RECORD_BATCH = {"records": [{"user_id": 2, "event": "login"}, {"user_id": 3, "ev
 RECORD_IDS = {"ids": ["01JEAKQ7M3F4W2Z8V6T5R9N1PB.18", "01JEAKQ7M3F4W2Z8V6T5R9N1PB.19"]}
 DEAD_BATCHES = {"items": [{"id": "01JEAKQ7M3F4W2Z8V6T5R9N1PB-3", "records": [{"user_id": 2, "event": "login"}],
                            "attempts": 3, "last_status_code": 503, "error": "HTTP 503"}]}
+
+# -- /v1/clock ----------------------------------------------------------------------------------
+
+CLOCK = {"now": AT, "virtual": True}
+ADVANCE = {"seconds": 259200}
+ADVANCED = {"now": "2026-12-06T15:00:00.000Z"}
 
 # -- /v1/workers --------------------------------------------------------------------------------
 

@@ -31,8 +31,9 @@ def readyz():
 
 @blp.get("/metrics")
 def metrics():
-    """Process metrics of this web process, plus store-wide gauges read from Redis now."""
+    """Process metrics of this web process, plus the deployment's figures read from Redis now."""
     store_registry = CollectorRegistry(auto_describe=False)
-    store_registry.register(StoreCollector(services().store))
+    store_registry.register(StoreCollector(services().store, services().workers))
     body = generate_latest(PROCESS_REGISTRY) + generate_latest(store_registry)
-    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask would add a second charset to CONTENT_TYPE_LATEST's.
+    return Response(body, content_type=CONTENT_TYPE_LATEST)

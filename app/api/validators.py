@@ -111,5 +111,25 @@ def check_text(value: str) -> None:
         raise ValidationError(NOT_TEXT)
 
 
-def name_field() -> fields.String:
-    return fields.String(validate=validate.Regexp(f"^{NAME_PATTERN}$", error=NAME_RULE))
+def name_field(**kwargs) -> fields.String:
+    """A queue, batch or schedule name. (The rule's braces are doubled: marshmallow formats it.)"""
+    error = NAME_RULE.replace("{", "{{").replace("}", "}}")
+    return fields.String(validate=validate.Regexp(f"^{NAME_PATTERN}$", error=error), **kwargs)
+
+
+class StatusRule(fields.Field):
+    """One entry of `success.status` or `retry.on`: an HTTP status code (100-599), a class such as
+    "5xx", or one of `kinds` (retry.on's "network" and "timeout")."""
+
+    def __init__(self, kinds: tuple[str, ...] = (), **kwargs):
+        self.words = ("1xx", "2xx", "3xx", "4xx", "5xx", *kinds)
+        document = {"oneOf": [{"type": "integer", "minimum": 100, "maximum": 599},
+                              {"type": "string", "enum": list(self.words)}]}
+        super().__init__(metadata={**document, **kwargs.pop("metadata", {})}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+        if isinstance(value, str) and value in self.words:
+            return value
+        raise ValidationError(f"Must be a status code (100-599) or one of {', '.join(self.words)}.")

@@ -1,17 +1,14 @@
 """Compatibility profiles: the earlier systems' routes under /compat/<profile>, translated onto the core."""
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 
 import redis
 from flask import Blueprint
 
-from app.errors import OUT_OF_MEMORY_MESSAGE, OUT_OF_MEMORY_RETRY_AFTER_S, REDIS_RETRY_AFTER_S, unavailable_message
+from app.errors import redis_down_answer, redis_full_answer
 from app.storage.client import OUT_OF_MEMORY, UNAVAILABLE
-
-log = logging.getLogger(__name__)
 
 
 def new_public_id() -> str:
@@ -32,12 +29,12 @@ def answer_redis_outage(blp: Blueprint, render: Callable[..., object]) -> None:
     Retry-After, in the profile's own error shape: `render(code, text, headers)` builds that shape."""
 
     def _redis_down(exc: redis.RedisError):
-        log.warning("Redis unavailable: %s", exc)
-        return render(503, unavailable_message(exc), {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+        message, _, headers = redis_down_answer(exc)
+        return render(503, message, headers)
 
     def _redis_full(exc: redis.RedisError):
-        log.warning("Redis refused a write, out of memory: %s", exc)
-        return render(503, OUT_OF_MEMORY_MESSAGE, {"Retry-After": str(OUT_OF_MEMORY_RETRY_AFTER_S)})
+        message, _, headers = redis_full_answer(exc)
+        return render(503, message, headers)
 
     for error in UNAVAILABLE:
         blp.register_error_handler(error, _redis_down)

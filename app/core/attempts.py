@@ -3,15 +3,14 @@ store its outcome and hand on what follows (the next attempt, the callback)."""
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from app.core import clock
+from app.core import clock, jsontext, policy
 from app.core.model import ms
-from app.core.outcome import SUCCEEDED, Outcome
+from app.core.outcome import FAILED, RETRY, SUCCEEDED, Outcome
 from app.core.publish import Publisher
 from app.core.task_names import SEND_CALLBACK
 from app.log import fields
@@ -36,7 +35,7 @@ class Attempt:
     @property
     def body(self) -> bytes | None:
         if "json" in self.spec:
-            return json.dumps(self.spec["json"]).encode()
+            return jsontext.dumps_sent(self.spec["json"]).encode()
         if "body" in self.spec:
             return self.spec["body"].encode()
         return None
@@ -78,14 +77,6 @@ def response_document(attempt: int, outcome: Outcome, received_ms: int) -> dict:
     }
 
 
-def judged(spec: dict, outcome: Outcome) -> Outcome:
-    """The outcome under the request's own rule: with `success_on_any_status` (the htq 2014
-    profile) any complete HTTP answer succeeds; network errors and timeouts keep their verdict."""
-    if spec.get("success_on_any_status") and outcome.status_code is not None and not outcome.error:
-        return replace(outcome, verdict=SUCCEEDED, retry_after_s=None)
-    return outcome
-
-
 def error_text(outcome: Outcome) -> str | None:
     if outcome.error:
         return outcome.error
@@ -123,9 +114,10 @@ class Attempts:
     def finish(self, results: Iterable[tuple[Attempt, Outcome]], worker: str = "") -> None:
         """Store each attempt's outcome and publish what follows, in one round trip. `worker`
         ran them and holds them no more ("" when the relay settles attempts of a lost worker)."""
-        results = [(attempt, judged(attempt.spec, outcome)) for attempt, outcome in results]
         now = self.now_ms()
-        ends = [self._end(attempt, outcome, now) for attempt, outcome in results]
+        judged = [self._end(attempt, outcome, now) for attempt, outcome in results]
+        results = [(attempt, outcome) for (attempt, _), (outcome, _) in zip(results, judged)]
+        ends = [end for _, end in judged]
         settled = store_requests.finish_many(self.store, ends, worker=worker, now_ms=now,
                                              horizon_end_ms=now + self.settings.horizon_ms,
                                              grace_ms=self.settings.publish_grace_ms)
@@ -145,14 +137,24 @@ class Attempts:
                 self.publisher.notify(SEND_CALLBACK, attempt.request_id)
         self.publisher.deliver(to_publish, now)
 
-    def _end(self, attempt: Attempt, outcome: Outcome, now: int) -> AttemptEnd:
+    def _end(self, attempt: Attempt, outcome: Outcome, now: int) -> tuple[Outcome, AttemptEnd]:
+        """The outcome under the request's rules (policy.judge; a retry that would start past
+        `retry.max_duration` after the first attempt fails instead), and what to store."""
         retry = attempt.spec["retry"]
+        outcome = policy.judge(attempt.spec, outcome)
+        next_due_ms = now + backoff_ms(attempt.attempt, float(retry["backoff_base"]), float(retry["backoff_max"]),
+                                       outcome.retry_after_s, self.rng)
+        if outcome.verdict == RETRY and retry.get("max_duration") is not None:
+            first_ms = attempt.started_ms if attempt.attempt == 1 else store_requests.first_attempt_started_ms(
+                self.store, attempt.request_id)
+            if next_due_ms > (first_ms or attempt.started_ms) + ms(retry["max_duration"]):
+                outcome = replace(outcome, verdict=FAILED, error=f"{error_text(outcome)}; not retried: "
+                                  f"retry.max_duration ({retry['max_duration']:g} s after the first attempt) passed")
         error = error_text(outcome)
-        return AttemptEnd(
-            request_id=attempt.request_id, attempt=attempt.attempt, verdict=outcome.verdict,
-            next_due_ms=now + backoff_ms(attempt.attempt, float(retry["backoff_base"]), float(retry["backoff_max"]),
-                                         outcome.retry_after_s, self.rng),
+        return outcome, AttemptEnd(
+            request_id=attempt.request_id, attempt=attempt.attempt, verdict=outcome.verdict, next_due_ms=next_due_ms,
             record={"attempt": attempt.attempt, "started_at": clock.to_rfc3339(attempt.started_ms),
                     "elapsed_ms": outcome.elapsed_ms, "status_code": outcome.status_code, "error": error},
             response=response_document(attempt.attempt, outcome, now), last_error=error,
-            callback=bool(attempt.spec.get("callback_url")))
+            callback=bool(attempt.spec.get("callback_url")), elapsed_ms=outcome.elapsed_ms,
+            worker_lost=outcome.worker_lost)

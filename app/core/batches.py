@@ -25,7 +25,7 @@ from app.core.errors import Invalid, NotFound, TooLarge
 from app.core.model import NAME_RULE, is_name, ms, seconds
 from app.core.outcome import FAILED, SUCCEEDED, Outcome
 from app.core.publish import Publisher
-from app.core.workers import DEAD_AFTER_S, HOLD_VALID_S
+from app.core.workers import Workers
 from app.log import fields
 from app.storage import batches as store_batches
 from app.storage.batches import BatchConfig, Claimed, Refused
@@ -208,13 +208,14 @@ class BatchForwarder:
     """The worker side: beat's flush and sweep, claiming and settling attempts."""
 
     def __init__(self, store: Store, publisher: Publisher, settings: Settings,
-                 clock_ms: Callable[[], int] = clock.now_ms, backlog: Callable[[], int] = lambda: 0):
+                 clock_ms: Callable[[], int] | None = None, backlog: Callable[[], int] = lambda: 0):
         """`backlog()` tells how many task messages wait in the broker: a taken batch nobody
-        claimed in time is published again only when none wait."""
+        claimed in time is published again only when none wait. `clock_ms` as RequestRelay's."""
         self.store = store
         self.publisher = publisher
         self.settings = settings
-        self.now_ms = clock_ms
+        self.now_ms = clock_ms or clock.now_ms
+        self.workers = Workers(store, clock_ms or clock.real_ms)
         self.backlog = backlog
 
     def flush(self) -> dict[str, int]:
@@ -228,7 +229,8 @@ class BatchForwarder:
         to_send: dict[str, list[tuple[str, int]]] = defaultdict(list)
         grace_ms = self.settings.publish_grace_ms
         flushed = store_batches.flush(self.store, names, now_ms=now, grace_ms=grace_ms, limit=SWEEP_LIMIT,
-                                      alive_after_ms=now - ms(DEAD_AFTER_S), held_after_ms=now - ms(HOLD_VALID_S),
+                                      alive_after_ms=self.workers.alive_after_ms(),
+                                      held_after_ms=self.workers.held_after_ms(),
                                       backlog=self.backlog())
         for kind, name, batch_id, attempt in flushed:
             counts[kind] += 1

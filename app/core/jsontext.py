@@ -180,6 +180,16 @@ def loads_stored(text: str) -> Any:
     return value
 
 
+def dumps_sent(value: Any) -> str:
+    """The text htq sends for a value (a request's `json`, a callback's resource): the json
+    module's, as always; for a value stored before depth was limited (read by `loads_stored`, its
+    deep parts Fragments the json module cannot write), orjson's, which copies them as they are."""
+    try:
+        return json.dumps(value)
+    except (TypeError, RecursionError):
+        return dumps(value)
+
+
 def dumps_iteratively(value: Any, default: Callable[[Any], Any]) -> str:
     """JSON text of a value at any depth, without recursion: for what the recursive writers give
     up on (a value stored before depth was limited). Slow; only ever a fallback."""

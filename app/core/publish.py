@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
+from app.core import clock
 from app.core.task_names import DELIVER_REQUESTS, SEND_BATCHES
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class Publisher:
     def send(self, name: str, args: list, eta_ms: int | None = None, shown_as: str | None = None) -> None:
         """Publish one task; raises PublishFailed when the broker does not take it. `shown_as` is
         how monitors (Flower, `celery events`) and Celery's own logs show its arguments."""
-        eta = None if eta_ms is None else datetime.fromtimestamp(eta_ms / 1000, tz=UTC)
+        # An eta is the system's time (Celery's), also when the timetable runs on a virtual clock.
+        eta = None if eta_ms is None else datetime.fromtimestamp(clock.to_real_ms(eta_ms) / 1000, tz=UTC)
         options = {} if shown_as is None else {"argsrepr": shown_as}
         try:
             self._sender.send_task(name, args=args, eta=eta, **options)

@@ -23,23 +23,26 @@ from config import Settings
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
-LEASE_EXPIRED = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)")
-WORKER_STOPPED = Outcome(verdict=RETRY, error="worker lost during the attempt (it stopped heartbeating)")
+LEASE_EXPIRED = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)", worker_lost=True)
+WORKER_STOPPED = Outcome(verdict=RETRY, error="worker lost during the attempt (it stopped heartbeating)",
+                         worker_lost=True)
 # The task that sends each kind of notice the outbox holds.
 NOTICE_TASKS = {Notice.CALLBACK: SEND_CALLBACK, Notice.CANCEL: NOTIFY_CANCEL}
 
 
 class RequestRelay:
     def __init__(self, store: Store, publisher: Publisher, settings: Settings, attempts: Attempts,
-                 clock_ms: Callable[[], int] = clock.now_ms, backlog: Callable[[], int] = lambda: 0):
+                 clock_ms: Callable[[], int] | None = None, backlog: Callable[[], int] = lambda: 0):
         """`backlog()` tells how many task messages wait in the broker (0 when it cannot tell):
-        an unstarted request nobody holds is published again only when none wait."""
+        an unstarted request nobody holds is published again only when none wait. An injected
+        `clock_ms` (tests) is the timetable's and liveness's; by default they are clock.now_ms
+        and clock.real_ms, apart on a virtual clock."""
         self.store = store
         self.publisher = publisher
         self.settings = settings
         self.attempts = attempts
-        self.workers = Workers(store, clock_ms)
-        self.now_ms = clock_ms
+        self.workers = Workers(store, clock_ms or clock.real_ms)
+        self.now_ms = clock_ms or clock.now_ms
         self.backlog = backlog
 
     def tick(self) -> dict[str, int]:

@@ -6,15 +6,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.core import clock, ids, jsontext
+from app.core import clock, ids, policy
 from app.core.errors import Conflict, Gone, HTQError, Invalid, NotFound, TooLarge
 from app.core.model import FINAL_STATUSES, NOT_TEXT, is_text, ms
 from app.core.publish import Publisher
 from app.core.task_names import NOTIFY_CANCEL
+from app.storage import keys
 from app.storage import requests as store_requests
 from app.storage.client import Store
 from app.storage.notify import Notifier
-from app.storage.requests import Canceled, NewRequest
+from app.storage.requests import Canceled, NewRequest, spec_of
 from config import Settings
 
 DEFAULT_RETRY = {"max_attempts": 10, "backoff_base": 1.0, "backoff_max": 3600.0}
@@ -24,6 +25,10 @@ DEFAULT_RETRY = {"max_attempts": 10, "backoff_base": 1.0, "backoff_max": 3600.0}
 class Created:
     resource: dict
     replayed: bool = False
+
+
+# Requests looked at per script of a bulk cancel: a few milliseconds of Redis each.
+CANCEL_CHUNK = 100
 
 
 class RequestService:
@@ -81,6 +86,14 @@ class RequestService:
                                 if status == "queued"], now)
         return [new_resource(new.spec, status, now, new.due_ms) for new, status in zip(created, statuses)]
 
+    def prepare(self, fields: dict, now: int, schedule: str | None = None) -> NewRequest:
+        """The request that `fields` (validated by the API schema) would create at `now`, checked
+        as `create` checks it (Invalid, TooLarge); a schedule's run carries the schedule's name."""
+        new = self._new(fields, now)
+        if schedule is not None:
+            new.spec["schedule"] = schedule
+        return new
+
     def _new(self, fields: dict, now: int) -> NewRequest:
         """The request to store from fields the API schema validated; its id, due time and spec."""
         self._check_body_size(fields)
@@ -90,8 +103,10 @@ class RequestService:
         spec["timeout"] = fields.get("timeout", self.settings.default_timeout_s)
         spec["retry"] = {**DEFAULT_RETRY, **(fields.get("retry") or {})}
         spec["cancel_notify"] = bool(fields.get("cancel_notify", False))
+        if fields.get("success"):
+            spec["success"] = fields["success"]
         if fields.get("success_on_any_status"):
-            # Any complete HTTP answer ends the request as succeeded (attempts.judged): the htq
+            # Any complete HTTP answer ends the request as succeeded (policy.judge): the htq
             # 2014 profile's rule. Not offered by /v1/requests.
             spec["success_on_any_status"] = True
         if fields.get("eta_ms") is not None:
@@ -136,11 +151,16 @@ class RequestService:
         self._record(request_id)
         return store_requests.load_attempts(self.store, request_id)
 
-    def list(self, status: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    def list(self, status: str | None, limit: int, cursor: str | None,
+             schedule: str | None = None) -> tuple[list[dict], str | None]:
+        """A page of requests, newest first; of one status, of one schedule's runs, or both (the
+        schedule's index filtered by status, so such a page may hold fewer than `limit`)."""
         if cursor is not None and not ids.is_valid_id(cursor):
             raise Invalid("Bad cursor", {"cursor": ["not a cursor returned by this listing"]})
-        page = store_requests.list_ids(self.store, status=status, after=cursor, limit=limit + 1)
+        page = store_requests.list_ids(self.store, status=status, after=cursor, limit=limit + 1, schedule=schedule)
         records = [r for r in store_requests.load_many(self.store, page[:limit]) if r]
+        if schedule is not None and status is not None:
+            records = [r for r in records if r.get("status") == status]
         next_cursor = page[limit - 1] if len(page) > limit else None
         return [to_resource(r) for r in records], next_cursor
 
@@ -173,6 +193,12 @@ class RequestService:
             raise NotFound(f"Request {request_id} has no response")
         return True, response
 
+    def latest_response(self, request_id: str) -> dict | None:
+        """The response (or error) of the latest finished attempt, ended or not: what an operator
+        looks at to see why a request is retrying. None when no attempt has finished, or it was deleted."""
+        record = self._record(request_id)
+        return None if record.get("response_deleted") else store_requests.load_response(self.store, request_id)
+
     def _ended_record(self, request_id: str) -> dict | None:
         record = store_requests.load(self.store, request_id)
         return record if not record or record.get("status") in FINAL_STATUSES else None
@@ -193,9 +219,33 @@ class RequestService:
         if cancel.notice:
             self.publisher.notify(NOTIFY_CANCEL, request_id)  # at once; the relay again should it be lost
 
+    def cancel_matching(self, statuses: list[str] | None = None, url_prefix: str = "",
+                        schedule: str | None = None) -> int:
+        """Cancel every request not ended that is in one of `statuses` (any, when None), whose url
+        starts with `url_prefix` and, given a `schedule`, that one of its runs made. CANCEL_CHUNK
+        at a time along an index (the schedule's, else each status's), so that Redis is never
+        blocked for more than a few milliseconds; how many were canceled."""
+        wanted = [status for status in statuses or store_requests.CANCELABLE if status in store_requests.CANCELABLE]
+        if schedule is not None:
+            indexes = [keys.schedule_requests(schedule)] if wanted else []
+        else:
+            indexes = [keys.requests_by_status(status) for status in wanted]
+        canceled = 0
+        for index in indexes:
+            cursor = ""
+            while cursor is not None:
+                chunk = store_requests.cancel_matching(
+                    self.store, index, statuses=wanted, url_prefix=url_prefix, after=cursor, limit=CANCEL_CHUNK,
+                    now_ms=self.now_ms(), grace_ms=self.settings.publish_grace_ms)
+                canceled += chunk.canceled
+                for request_id in chunk.notify:
+                    self.publisher.notify(NOTIFY_CANCEL, request_id)
+                cursor = chunk.cursor
+        return canceled
+
     def delete_response(self, request_id: str) -> None:
-        self._record(request_id)
-        store_requests.delete_response(self.store, request_id)
+        if not store_requests.delete_response(self.store, request_id):
+            self._record(request_id)  # raises: 410 if it expired, else 404
 
     def retry(self, request_id: str) -> dict:
         """Queue a failed or canceled request again, now, with a fresh budget of attempts."""
@@ -210,17 +260,24 @@ class RequestService:
         self.publisher.deliver([(request_id, retried.attempt, now)], now)
         return self.get(request_id)
 
+    def run_now(self, request_id: str) -> dict:
+        """Send the next attempt now, skipping what is left of its delay or backoff. 409 if it is
+        running or ended; a request whose attempt is due already is left as it is."""
+        self._record(request_id)
+        now = self.now_ms()
+        ran = store_requests.run_now(self.store, request_id, now_ms=now, grace_ms=self.settings.publish_grace_ms)
+        if ran.missing:
+            raise NotFound(f"No request {request_id}")
+        if ran.status is not None:
+            raise Conflict(f"Only a request waiting for its next attempt can run now; this one is {ran.status}")
+        if ran.attempt is not None:
+            self.publisher.deliver([(request_id, ran.attempt, now)], now)
+        return self.get(request_id)
+
 
 def _ms(record: dict, name: str) -> int | None:
     value = record.get(name)
     return int(value) if value not in (None, "") else None
-
-
-def spec_of(record: dict) -> dict:
-    """What the client sent (with its `id`), from a loaded request hash; read even when stored
-    before bodies were limited in depth (its deep `json` then comes back as text, see
-    jsontext.loads_stored), so that such a request still lists, reads and cancels."""
-    return jsontext.loads_stored(record["spec"])
 
 
 def links(request_id: str) -> dict:
@@ -267,6 +324,7 @@ def resource_from(spec: dict, record: dict) -> dict:
         due_at=clock.to_rfc3339(_ms(record, "due_ms")),
         timeout=spec["timeout"],
         retry=spec["retry"],
+        success=spec.get("success", policy.DEFAULT_SUCCESS),
         callback_url=spec.get("callback_url"),
         cancel_notify=spec.get("cancel_notify", False),
         attempts=status["attempts"],
@@ -275,4 +333,6 @@ def resource_from(spec: dict, record: dict) -> dict:
         last_error=record.get("last_error") or None,
         links=links(spec["id"]),
     )
+    if "schedule" in spec:
+        resource["schedule"] = spec["schedule"]
     return resource

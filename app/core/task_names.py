@@ -15,9 +15,10 @@ SEND_BATCHES = "htq.send_batches"
 TICK = "htq.tick"
 EXPIRE_REQUESTS = "htq.expire_requests"
 
-# Beat's three ticks before htq.tick: still registered (doing their part of the tick) for one
-# release, so a worker of this version runs what an older beat queued under them.
+# Beat's per-second tasks before htq.tick: still registered (doing their part of the tick) for
+# one release, so a worker of this version runs what an older beat queued under them.
 RELAY_REQUESTS = "htq.relay_requests"
 SWEEP_QUEUES = "htq.sweep_queues"
 FLUSH_BATCHES = "htq.flush_batches"
-LEGACY_TICKS = (RELAY_REQUESTS, SWEEP_QUEUES, FLUSH_BATCHES)
+RUN_SCHEDULES = "htq.run_schedules"
+LEGACY_TICKS = (RELAY_REQUESTS, SWEEP_QUEUES, FLUSH_BATCHES, RUN_SCHEDULES)

@@ -22,7 +22,9 @@ HOLD_VALID_S = 300.0
 
 
 class Workers:
-    def __init__(self, store: Store, clock_ms: Callable[[], int] = clock.now_ms):
+    def __init__(self, store: Store, clock_ms: Callable[[], int] = clock.real_ms):
+        """Liveness is the system's time (`clock.real_ms`), also on a virtual clock: advancing the
+        timetable does not make a live worker's heartbeat or hold old."""
         self.store = store
         self.now_ms = clock_ms
 
@@ -45,9 +47,13 @@ class Workers:
         """`name` received these (batch id, attempt) items of the batch `batch` in a task message."""
         return store_workers.hold_batches(self.store, name, batch, items, now_ms=self.now_ms())
 
-    def release_held(self, name: str) -> int:
-        """`name` no longer holds what it has not started (it lost its task messages)."""
-        return store_workers.release(self.store, name, store_workers.held(self.store, name))
+    def release_held(self, name: str) -> tuple[int, int]:
+        """`name` no longer holds what it has not started (it lost its task messages): how many
+        requests and batches it let go."""
+        requests = store_workers.release(self.store, name, store_workers.held(self.store, name))
+        batches = store_workers.release_batches(self.store, name, store_workers.held_batches(self.store, name),
+                                                now_ms=self.now_ms())
+        return requests, batches
 
     def dead(self) -> list[str]:
         return store_workers.dead(self.store, alive_after_ms=self.alive_after_ms(), limit=REAP_LIMIT)

@@ -8,7 +8,8 @@ Deferred requests
                                    ``next_attempt_ms``, ``attempts`` (started so far),
                                    ``attempt_limit``, ``timeout_ms``, ``started_ms`` (of the latest
                                    attempt), ``ended_ms``, ``last_error``, ``alias`` (compat),
-                                   ``response_deleted``, ``holder`` (the worker holding its next
+                                   ``response_deleted``, ``schedule`` (of a request a schedule
+                                   made), ``holder`` (the worker holding its next
                                    or running attempt); the lease of a running attempt is its score
                                    in P:requests:inflight. Deleted by the expiry sweep
                                    ``retention`` after it ended
@@ -21,7 +22,8 @@ Deferred requests
   P:requests:all           zset    every live id, all scores 0, ids sort by creation time: the
                                    listing index (ZREVRANGEBYLEX gives newest first)
   P:requests:status:{s}    zset    the same, for one status ``s``
-  P:requests:ended         zset    id -> time it ended (ms); the expiry sweep reads it
+  P:requests:ended         zset    id -> time it ended (ms); the expiry sweep reads it, and the
+                                   dashboard counts it by minute (ZCOUNT, core/overview.py)
   P:requests:archive       string  Bloom filter bitmap of expired ids (GET answers 410, not 404)
   P:requests:outbox        zset    ``{kind}:{id}`` -> time (ms) the relay next publishes it: a
                                    notice owed about request ``id`` (kind ``callback`` or
@@ -64,8 +66,8 @@ Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
                                    pending state (``pending_bytes``: sum of the pending records'
                                    sizes, ``oldest_ms``: arrival of the oldest pending record),
                                    counters (``batch_seq``, ``record_seq``, ``sent_batches``,
-                                   ``sent_records``) and ``last_sent_ms``, ``last_status_code``,
-                                   ``last_error`` of the latest POST
+                                   ``sent_records``, ``posts_{outcome}``) and ``last_sent_ms``,
+                                   ``last_status_code``, ``last_error`` of the latest POST
   P:batch:{B}:pending      list    pending records (compact JSON text), oldest first
   P:batch:{B}:bodies       hash    batch id -> the JSON array POSTed (taken and dead batches)
   P:batch:{B}:meta         hash    batch id -> JSON ``{state, attempts, records, bytes,
@@ -75,6 +77,20 @@ Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
                                    the sweep publishes it again, for ``sending`` the lease expiry
   P:batch:{B}:dead         zset    batch id -> time (ms) it exhausted its attempts
   Every taken batch is in exactly one of taken, dead; bodies and meta hold both.
+
+Recurring schedules (``S`` is a schedule name, ``[A-Za-z0-9_-]{1,80}``)
+  P:schedules              zset    every schedule name, scores 0 (the listing, by name)
+  P:schedules:due          zset    S -> time (ms) of its next tick, for schedules not paused; beat
+                                   reads only what is due, so idle schedules cost nothing
+  P:schedule:{S}           hash    ``spec`` (JSON: ``cron`` or ``every``, ``timezone``,
+                                   ``target``), ``version`` (up by one on each PUT: the claim of a
+                                   tick compares it), ``anchor_ms`` (``every`` ticks are anchor +
+                                   k * every), ``next_ms``, ``paused`` (1/0), ``runs``,
+                                   ``last_run_ms``, ``last_run_id``, ``last_error``,
+                                   ``created_ms``, ``updated_ms``
+  P:schedule:{S}:requests  zset    ids of the requests the schedule made, scores 0 (sorted by
+                                   creation time, like P:requests:all); a request's hash names its
+                                   ``schedule``, and the expiry sweep removes it from here
 
 Workers (``W`` is a Celery worker's node name, such as ``celery@host``)
   P:workers                zset    W -> time (ms) of its last heartbeat; one older than the dead
@@ -89,6 +105,20 @@ Beat
   P:beat                   hash    ``last_tick_ms``: when a worker last ran beat's tick (so beat
                                    and a worker consuming its queue are both up; ``htq run`` waits
                                    for it), ``ticks``: how many ticks ran
+
+Counters for /metrics (storage/stats.py; written by the scripts that change the state, through
+lua/_stats.lua). A histogram hash has one field per bucket, named by its upper bound in ms (or
+``inf``), counting the observations that fell in it (not cumulative), and ``sum_ms``
+  P:stats:lateness         hash    histogram of attempt lateness: start minus due time (request_start)
+  P:stats:attempts         hash    histograms of finished attempts' durations (the HTTP exchange)
+                                   by outcome: field ``{outcome} {bound}`` (outcome ``succeeded``,
+                                   ``retry`` or ``failed``), ``sum_ms`` (of all), and
+                                   ``worker_lost`` -> attempts whose worker died (request_finish)
+  P:stats:deliveries       hash    minute since the epoch (ms // 60000) -> attempts whose HTTP
+                                   exchange finished in it; minutes older than an hour are trimmed
+                                   by the script that adds a new minute
+  A batch's POSTs are counted in its own hash (P:batch:{B} ``posts_succeeded``, ``posts_retry``,
+  ``posts_failed``), so they go with it.
 
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
 hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
@@ -205,6 +235,11 @@ def queue_keys(name: str) -> dict[str, str]:
             "ages": queue_ages(name)}
 
 
+def clock_offset() -> str:
+    """String: the virtual clock's offset in ms (storage/clock.py)."""
+    return f"{PREFIX}:clock:offset"
+
+
 def workers() -> str:
     return f"{PREFIX}:workers"
 
@@ -263,3 +298,32 @@ def batch_keys(name: str) -> dict[str, str]:
     return {"config": batch(name), "pending": batch_pending(name), "bodies": batch_bodies(name),
             "meta": batch_meta(name), "taken": batch_taken(name), "dead": batch_dead(name),
             "due": batches_due()}
+
+
+def schedules() -> str:
+    return f"{PREFIX}:schedules"
+
+
+def schedules_due() -> str:
+    return f"{PREFIX}:schedules:due"
+
+
+def schedule(name: str) -> str:
+    return f"{PREFIX}:schedule:{name}"
+
+
+def schedule_requests(name: str) -> str:
+    return f"{PREFIX}:schedule:{name}:requests"
+
+
+def stats_lateness() -> str:
+    return f"{PREFIX}:stats:lateness"
+
+
+def stats_attempts() -> str:
+    return f"{PREFIX}:stats:attempts"
+
+
+def stats_deliveries() -> str:
+    return f"{PREFIX}:stats:deliveries"
+

@@ -7,7 +7,9 @@ is next due to be published, a publish grace after the end (whoever ended it pub
 once). The relay claims entries whose time has come and puts each a grace later (`claim`), so it
 publishes an entry again only if no worker has taken it by then; a notice task that retries puts
 its entry off past the retry (`postpone`) and removes it once it is delivered or given up
-(`remove`). The expiry sweep removes the entries of the requests it deletes (request_expire.lua).
+(`settle`), unless the request has ended again meanwhile (retried, then ended anew): one entry
+stands for the request's latest end, so a task about an earlier end must not take it away. The
+expiry sweep removes the entries of the requests it deletes (request_expire.lua).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from app.storage.client import Store
 from app.storage.scripts import Script
 
 _CLAIM = Script("outbox_claim")
+_SETTLE = Script("outbox_settle")
 
 
 class Notice(StrEnum):
@@ -56,6 +59,9 @@ def postpone(store: Store, notice: Notice, request_id: str, *, until_ms: int) ->
     store.redis.zadd(keys.requests_outbox(), {entry(notice, request_id): until_ms}, xx=True)
 
 
-def remove(store: Store, notice: Notice, request_id: str) -> None:
-    """The notice was delivered or given up (or its request is gone): the relay stops publishing it."""
-    store.redis.zrem(keys.requests_outbox(), entry(notice, request_id))
+def settle(store: Store, notice: Notice, request_id: str, *, ended_ms: str) -> bool:
+    """The notice about the end at `ended_ms` (the request's field as the task read it; "" when it
+    had not ended or was gone) was delivered or given up, or there is nothing to tell: the relay
+    stops publishing it. False when the request ended again since: the entry stays for that end."""
+    return store.run(_SETTLE, keys={"outbox": keys.requests_outbox(), "request": keys.request(request_id)},
+                     args={"entry": entry(notice, request_id), "ended_ms": ended_ms}) == 1

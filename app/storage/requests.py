@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import NamedTuple
 
+from app.core import jsontext
+from app.core.clock import from_rfc3339
 from app.core.model import REQUEST_STATUSES, ms
-from app.storage import keys, outbox
+from app.storage import keys, outbox, stats
 from app.storage.client import Store
 from app.storage.outbox import Notice
 from app.storage.scripts import Script
@@ -27,7 +29,11 @@ _START = Script("request_start")
 _FINISH = Script("request_finish")
 _CANCEL = Script("request_cancel")
 _RETRY = Script("request_retry")
+_RUN_NOW = Script("request_run_now")
 _EXPIRE = Script("request_expire")
+_DELETE_RESPONSE = Script("request_delete_response")
+_RUSH = Script("request_rush")
+_CANCEL_MANY = Script("request_cancel_many")
 
 
 class NewRequest(NamedTuple):
@@ -77,7 +83,8 @@ class Started(NamedTuple):
 class AttemptEnd(NamedTuple):
     """What a finished attempt stores: its verdict (`succeeded`, `retry` or `failed`), when the
     next attempt is due should it retry, the attempt's record, the response document, the error,
-    and whether a callback is owed should the request end (it has a callback_url)."""
+    whether a callback is owed should the request end (it has a callback_url), and what the
+    attempt counters need."""
 
     request_id: str
     attempt: int
@@ -87,6 +94,8 @@ class AttemptEnd(NamedTuple):
     response: dict
     last_error: str | None
     callback: bool = False
+    elapsed_ms: int = 0  # the HTTP exchange's duration (the duration histogram)
+    worker_lost: bool = False  # its worker died during it: counted as such, nothing measured
 
 
 class Next(StrEnum):
@@ -124,6 +133,17 @@ class Retried(NamedTuple):
 
     attempt: int | None
     missing: bool = False
+    status: str | None = None
+
+
+class RanNow(NamedTuple):
+    """A request whose next attempt was moved to now (`attempt`, to publish now), or why not:
+    `missing`, `due` (that attempt is due and handed to the workers already), or `status`
+    (running or ended: nothing left to run now)."""
+
+    attempt: int | None
+    missing: bool = False
+    due: bool = False
     status: str | None = None
 
 
@@ -195,8 +215,11 @@ def load(store: Store, request_id: str) -> dict:
 
 
 def spec_of(record: dict) -> dict:
-    """What the client sent (with its `id`), from a loaded request hash."""
-    return json.loads(record["spec"])
+    """What the client sent (with its `id`), from a loaded request hash; read even when stored
+    before bodies were limited in depth (its deep `json` then comes back as a Fragment of its
+    text, see jsontext.loads_stored), so that such a request still lists, reads, cancels and is
+    sent."""
+    return jsontext.loads_stored(record["spec"])
 
 
 def load_many(store: Store, request_ids: Iterable[str]) -> list[dict]:
@@ -206,9 +229,14 @@ def load_many(store: Store, request_ids: Iterable[str]) -> list[dict]:
     return pipe.execute()
 
 
-def list_ids(store: Store, *, status: str | None, after: str | None, limit: int) -> list[str]:
-    """Ids newest first, strictly older than `after` (the previous page's last id)."""
-    index = keys.requests_by_status(status) if status else keys.requests_all()
+def list_ids(store: Store, *, status: str | None, after: str | None, limit: int,
+             schedule: str | None = None) -> list[str]:
+    """Ids newest first, strictly older than `after` (the previous page's last id); of one
+    schedule's requests when `schedule` is given (the caller filters those by status)."""
+    if schedule is not None:
+        index = keys.schedule_requests(schedule)
+    else:
+        index = keys.requests_by_status(status) if status else keys.requests_all()
     upper = f"({after}" if after else "+"
     return store.redis.zrevrangebylex(index, upper, "-", start=0, num=limit)
 
@@ -223,8 +251,60 @@ def count_by_status(store: Store) -> tuple[dict[str, int], int]:
     return dict(zip(REQUEST_STATUSES, by_status, strict=True)), due
 
 
+class Timing(NamedTuple):
+    """When a request was due and its latest attempt started, and how many attempts it made."""
+
+    request_id: str
+    status: str
+    attempts: int
+    due_ms: int | None
+    started_ms: int | None
+
+
+def ended_per_window(store: Store, *, start_ms: int, window_ms: int, windows: int) -> list[int]:
+    """Requests that ended in each of `windows` consecutive windows from start_ms: one ZCOUNT
+    each on the ended index (O(log n)), in one round trip, however many requests ended."""
+    pipe = store.pipeline()
+    for index in range(windows):
+        low = start_ms + index * window_ms
+        pipe.zcount(keys.requests_ended(), low, f"({low + window_ms}")
+    return pipe.execute()
+
+
+def latest_ended(store: Store, limit: int) -> list[Timing]:
+    """The timing of the `limit` requests that ended last, newest first (two round trips)."""
+    ids = store.redis.zrevrange(keys.requests_ended(), 0, limit - 1)
+    pipe = store.pipeline()
+    for request_id in ids:
+        pipe.hmget(keys.request(request_id), "status", "attempts", "due_ms", "started_ms")
+    return [Timing(request_id, status, int(attempts or 0), _int(due), _int(started))
+            for request_id, (status, attempts, due, started) in zip(ids, pipe.execute()) if status]
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def overdue_waiting(store: Store, *, now_ms: int) -> tuple[int, int | None]:
+    """(requests waiting in the schedule although their time has come, the oldest one's due time):
+    the relay should have handed them to the workers; a count that stays above 0 means it is behind."""
+    pipe = store.pipeline()
+    pipe.zcount(keys.requests_due(), "-inf", now_ms)
+    pipe.zrange(keys.requests_due(), 0, 0, withscores=True)
+    count, first = pipe.execute()
+    oldest = int(first[0][1]) if first and first[0][1] <= now_ms else None
+    return count, oldest
+
+
 def load_attempts(store: Store, request_id: str) -> list[dict]:
     return [json.loads(item) for item in store.redis.lrange(keys.request_attempts(request_id), 0, -1)]
+
+
+def first_attempt_started_ms(store: Store, request_id: str) -> int | None:
+    """When a request's first attempt started (its first attempt record's `started_at`)."""
+    raw = store.redis.lindex(keys.request_attempts(request_id), 0)
+    started_at = json.loads(raw).get("started_at") if raw else None
+    return from_rfc3339(started_at) if started_at else None
 
 
 def load_response(store: Store, request_id: str) -> dict | None:
@@ -232,11 +312,10 @@ def load_response(store: Store, request_id: str) -> dict | None:
     return None if raw is None else json.loads(raw)
 
 
-def delete_response(store: Store, request_id: str) -> None:
-    pipe = store.pipeline(transaction=True)
-    pipe.delete(keys.request_response(request_id))
-    pipe.hset(keys.request(request_id), "response_deleted", 1)
-    pipe.execute()
+def delete_response(store: Store, request_id: str) -> bool:
+    """Delete the stored response of a request; False when the request is gone."""
+    return store.run(_DELETE_RESPONSE, keys={"request": keys.request(request_id),
+                                             "response": keys.request_response(request_id)}, args={}) == 1
 
 
 def resolve_alias(store: Store, namespace: str, alias: str) -> str | None:
@@ -267,6 +346,17 @@ def claim_due(store: Store, *, now_ms: int, horizon_end_ms: int, grace_ms: int, 
         **_STATUS_INDEXES, "due": keys.requests_due(), "inflight": keys.requests_inflight(),
         "requests": [keys.request(i) for i in ids],
     }, args={"horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms, "ids": ids})
+    return [Due(flat[i], int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
+
+
+def rush(store: Store, *, now_ms: int, grace_ms: int, limit: int) -> list[Due]:
+    """In-flight requests not started whose due time the (virtual) clock has passed, each put a
+    grace later: publish them at once, without eta."""
+    ids = store.redis.zrangebyscore(keys.requests_inflight(), "-inf", now_ms + grace_ms, start=0, num=limit)
+    if not ids:
+        return []
+    flat = store.run(_RUSH, keys={"inflight": keys.requests_inflight(), "requests": [keys.request(i) for i in ids]},
+                     args={"now_ms": now_ms, "grace_ms": grace_ms, "ids": ids})
     return [Due(flat[i], int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
 
 
@@ -304,10 +394,11 @@ def start_many(store: Store, items: list[tuple[str, int]], *, worker: str, now_m
     pipe = store.pipeline()
     held = keys.worker_held(worker)
     for request_id, attempt in items:
-        store.run(_START, keys={**_request_keys(request_id), "inflight": keys.requests_inflight(), "held": held},
+        store.run(_START, keys={**_request_keys(request_id), "inflight": keys.requests_inflight(), "held": held,
+                                "lateness": keys.stats_lateness()},
                   args={"id": request_id, "attempt": attempt, "now_ms": now_ms, "lease_margin_ms": lease_margin_ms,
-                        "worker": worker}, pipeline=pipe)
-    return [Started("running", json.loads(reply[1]), int(reply[2]) if reply[2] else None)
+                        "worker": worker, "lateness_bounds": stats.LATENESS_BOUNDS}, pipeline=pipe)
+    return [Started("running", jsontext.loads_stored(reply[1]), int(reply[2]) if reply[2] else None)
             if reply[0] == "started" else Started(reply[1]) for reply in pipe.execute()]
 
 
@@ -322,13 +413,15 @@ def finish_many(store: Store, ends: list[AttemptEnd], *, worker: str, now_ms: in
             **_request_keys(end.request_id), "attempts": keys.request_attempts(end.request_id),
             "response": keys.request_response(end.request_id), "due": keys.requests_due(),
             "inflight": keys.requests_inflight(), "ended": keys.requests_ended(), "held": held,
-            "outbox": keys.requests_outbox(),
+            "outbox": keys.requests_outbox(), "outcomes": keys.stats_attempts(), "deliveries": keys.stats_deliveries(),
         }, args={
             "id": end.request_id, "attempt": end.attempt, "now_ms": now_ms, "outcome": end.verdict,
             "next_due_ms": end.next_due_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms,
             "attempt_record": json.dumps(end.record), "response": json.dumps(end.response),
             "last_error": end.last_error or "", "channel": ended_channel(end.request_id), "worker": worker,
             "notice": outbox.entry(Notice.CALLBACK, end.request_id) if end.callback else "",
+            "worker_lost": "1" if end.worker_lost else "", "elapsed_ms": end.elapsed_ms,
+            "duration_bounds": stats.DURATION_BOUNDS, "minutes_kept": stats.DELIVERY_MINUTES_KEPT,
         }, pipeline=pipe)
     return [Settled(Next(reply[0]), reply[1] if reply[0] == Next.ENDED else None) for reply in pipe.execute()]
 
@@ -349,6 +442,35 @@ def cancel(store: Store, request_id: str, *, now_ms: int, grace_ms: int, notify:
     return Cancel(result, reply[1] if result is Canceled.ENDED else None)
 
 
+CANCELABLE = ("scheduled", "queued", "running", "retrying")
+
+
+class BulkCanceled(NamedTuple):
+    """One chunk of a bulk cancel: how many were canceled, which owe a cancel notice, and the
+    cursor to go on from (None once the index is done)."""
+
+    canceled: int
+    notify: list[str]
+    cursor: str | None
+
+
+def cancel_matching(store: Store, index: str, *, statuses: list[str], url_prefix: str, after: str, limit: int,
+                    now_ms: int, grace_ms: int) -> BulkCanceled:
+    """Cancel, among the next `limit` requests of `index` (a status's, keys.requests_by_status, or
+    a schedule's, keys.schedule_requests: ids by lex order) after the id `after` ("" from the
+    start), those in one of `statuses` whose url starts with `url_prefix`: one script a chunk."""
+    ids = store.redis.zrangebylex(index, f"({after}" if after else "-", "+", start=0, num=limit)
+    if not ids:
+        return BulkCanceled(0, [], None)
+    reply = store.run(_CANCEL_MANY, keys={
+        **_STATUS_INDEXES, "due": keys.requests_due(), "inflight": keys.requests_inflight(),
+        "ended": keys.requests_ended(), "outbox": keys.requests_outbox(), "requests": [keys.request(i) for i in ids],
+    }, args={"now_ms": now_ms, "grace_ms": grace_ms, "channel_prefix": ended_channel(""),
+             "notice_prefix": outbox.entry(Notice.CANCEL, ""), "statuses": " ".join(statuses),
+             "url_prefix": url_prefix, "ids": ids})
+    return BulkCanceled(int(reply[0]), list(reply[1:]), ids[-1] if len(ids) == limit else None)
+
+
 def retry(store: Store, request_id: str, *, now_ms: int, grace_ms: int, max_attempts: int) -> Retried:
     """Queue a failed or canceled request again, now, with `max_attempts` more attempts."""
     reply = store.run(_RETRY, keys={
@@ -361,6 +483,21 @@ def retry(store: Store, request_id: str, *, now_ms: int, grace_ms: int, max_atte
     return Retried(int(reply[1]))
 
 
+def run_now(store: Store, request_id: str, *, now_ms: int, grace_ms: int) -> RanNow:
+    """Move the next attempt of a request that waits for it (scheduled, retrying, or queued with
+    a later eta) to now, in flight: the caller publishes it at once."""
+    reply = store.run(_RUN_NOW, keys={
+        **_request_keys(request_id), "due": keys.requests_due(), "inflight": keys.requests_inflight(),
+    }, args={"id": request_id, "now_ms": now_ms, "grace_ms": grace_ms})
+    if reply[0] == "missing":
+        return RanNow(None, missing=True)
+    if reply[0] == "conflict":
+        return RanNow(None, status=reply[1])
+    if reply[0] == "due":
+        return RanNow(None, due=True)
+    return RanNow(int(reply[1]))
+
+
 # -- expiry --------------------------------------------------------------------------------------
 
 def expire_ended(store: Store, *, cutoff_ms: int, limit: int) -> int:
@@ -370,13 +507,14 @@ def expire_ended(store: Store, *, cutoff_ms: int, limit: int) -> int:
         return 0
     pipe = store.pipeline()
     for i in ids:
-        pipe.hget(keys.request(i), "alias")
+        pipe.hmget(keys.request(i), "alias", "schedule")
     per_request = []
-    for i, alias in zip(ids, pipe.execute()):
+    for i, (alias, schedule) in zip(ids, pipe.execute()):
         namespace, name = alias.split(":", 1) if alias else (None, None)
         per_request += [keys.request(i), keys.request_attempts(i), keys.request_response(i),
                         keys.request_alias(namespace, name) if alias else UNUSED_KEY,
-                        keys.request_aliases(namespace) if alias else UNUSED_KEY]
+                        keys.request_aliases(namespace) if alias else UNUSED_KEY,
+                        keys.schedule_requests(schedule) if schedule else UNUSED_KEY]
     return store.run(_EXPIRE, keys={
         **_STATUS_INDEXES, "ended": keys.requests_ended(), "all": keys.requests_all(),
         "archive": keys.requests_archive(), "outbox": keys.requests_outbox(), "requests": per_request,

@@ -13,6 +13,7 @@ _HOLD_BATCHES = Script("worker_hold_batches")
 _REAP = Script("worker_reap")
 _REAP_BATCHES = Script("worker_reap_batches")
 _RELEASE = Script("worker_release")
+_RELEASE_BATCHES = Script("worker_release_batches")
 
 
 class WorkerInfo(NamedTuple):
@@ -89,10 +90,23 @@ def reap(store: Store, worker: str, *, now_ms: int, grace_ms: int, republish: bo
     return overdue_from(flat)
 
 
+def held_batches(store: Store, worker: str) -> list[tuple[str, str]]:
+    """The (batch name, batch id) of the taken batches `worker` holds."""
+    return [tuple(member.split("\t", 1)) for member in sorted(store.redis.smembers(keys.worker_held_batches(worker)))]
+
+
+def release_batches(store: Store, worker: str, items: list[tuple[str, str]], *, now_ms: int) -> int:
+    """`worker` no longer holds these (batch name, batch id) unless it is sending them: each is
+    made due now, for beat's flush to publish again."""
+    return _run_on_batches(store, _RELEASE_BATCHES, worker, items, now_ms)
+
+
 def _reap_batches(store: Store, worker: str, now_ms: int) -> int:
-    members = sorted(store.redis.smembers(keys.worker_held_batches(worker)))
-    items = [member.split("\t", 1) for member in members]
+    return _run_on_batches(store, _REAP_BATCHES, worker, held_batches(store, worker), now_ms)
+
+
+def _run_on_batches(store: Store, script: Script, worker: str, items: list[tuple[str, str]], now_ms: int) -> int:
     batch_keys = [key for name, _ in items for key in (keys.batch_meta(name), keys.batch_taken(name))]
-    return store.run(_REAP_BATCHES, keys={"held_batches": keys.worker_held_batches(worker), "due": keys.batches_due(),
-                                          "batches": batch_keys},
+    return store.run(script, keys={"held_batches": keys.worker_held_batches(worker), "due": keys.batches_due(),
+                                   "batches": batch_keys},
                      args={"worker": worker, "now_ms": now_ms, "items": [value for item in items for value in item]})

@@ -100,7 +100,7 @@ def test_every_operation_has_examples_of_its_body_and_its_answers_that_fit_their
                     missing.append(f"{where} {status} {media_type}")
                 for example in found:
                     check(example, schema, where)
-    assert missing == []
+    assert missing == [], "\n".join(missing)
 
 
 def test_an_example_that_does_not_fit_its_schema_is_caught():

@@ -16,8 +16,10 @@ EXAMPLES_PER_OPERATION = 10
 # Where a document in OpenAPI 3.0 cannot be as strict as the server, which then refuses (422)
 # some requests the document allows: header names as map keys (no propertyNames before 3.1), an
 # eta at most HTQ_MAX_DELAY from now (a bound relative to the time of the request), and an
-# Idempotency-Key sent again with another body.
-CANNOT_STATE_EVERY_RULE = ["POST /v1/requests", "POST /v1/requests/batch", "PUT /v1/batches/{name}"]
+# Idempotency-Key sent again with another body; a schedule's cron expression and IANA zone, its
+# `cron` exclusive with `every`, and the batch its target names being configured.
+CANNOT_STATE_EVERY_RULE = ["POST /v1/requests", "POST /v1/requests/batch", "PUT /v1/batches/{name}",
+                           "PUT /v1/schedules/{name}"]
 
 CONFIG = schemathesis.Config.from_dict({
     "seed": 20261203,

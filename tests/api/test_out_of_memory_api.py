@@ -66,6 +66,7 @@ def test_a_write_to_a_full_redis_is_503_with_retry_after_then_works_once_memory_
     assert refused.status_code == 503, refused.get_data(as_text=True)
     assert refused.headers["Retry-After"] == str(OUT_OF_MEMORY_RETRY_AFTER_S)
     assert refused.get_json() == {"code": 503, "status": "Service Unavailable", "message": OUT_OF_MEMORY_MESSAGE}
+    assert refused.headers["Htq-Nothing-Stored"] == "true"
     full_redis.free()
     accepted = call(client, method, path, body)
     assert accepted.status_code in (200, 201, 202, 303), accepted.get_data(as_text=True)
@@ -78,7 +79,7 @@ def test_a_compat_write_to_a_full_redis_is_503_in_the_profile_shape(client, stor
     refused = call(client, method, path, body)
     assert refused.status_code == 503, refused.get_data(as_text=True)
     assert refused.headers["Retry-After"] == str(OUT_OF_MEMORY_RETRY_AFTER_S)
-    assert "out of memory" in error_text(refused)
+    assert "out of memory" in error_text(refused) and refused.headers["Htq-Nothing-Stored"] == "true"
     full_redis.free()
     assert call(client, method, path, body).status_code in (200, 201)
 

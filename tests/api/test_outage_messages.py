@@ -58,6 +58,7 @@ def test_a_write_refused_a_connection_says_nothing_was_stored(method, path, body
     response = getattr(client_of(f"redis://127.0.0.1:{free_port()}/0"), method)(path, json=body)
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert response.get_json()["message"] == NOTHING_STORED
+    assert response.headers["Htq-Nothing-Stored"] == "true"  # for programs: safe to send again
 
 
 @pytest.mark.parametrize("method, path, body", WRITES)
@@ -67,6 +68,7 @@ def test_a_write_that_timed_out_says_it_may_have_been_stored(monkeypatch, silent
     assert response.status_code == 503 and response.headers["Retry-After"]
     expected = RETRY_WITH_THE_KEY if path == "/v1/requests" else MAY_HAVE_BEEN_STORED
     assert response.get_json()["message"] == f"Storage unavailable: {expected}"
+    assert "Htq-Nothing-Stored" not in response.headers
 
 
 def test_a_read_says_only_to_try_again(monkeypatch, silent_redis):
@@ -75,12 +77,14 @@ def test_a_read_says_only_to_try_again(monkeypatch, silent_redis):
         response = client_of(redis_url).get("/v1/requests")
         assert response.status_code == 503
         assert response.get_json()["message"] == "Storage unavailable, try again shortly"
+        assert "Htq-Nothing-Stored" not in response.headers  # a read: nothing to store
 
 
 def test_compat_profiles_say_it_in_their_own_shape(monkeypatch, silent_redis):
     refused = client_of(f"redis://127.0.0.1:{free_port()}/0")
     assert refused.post("/compat/wq/", json={"a": 1}).get_json() == {"error": NOTHING_STORED}
-    assert refused.post("/compat/pushpull/push/q", data=b"x").get_data(as_text=True) == NOTHING_STORED
+    pushed = refused.post("/compat/pushpull/push/q", data=b"x")
+    assert pushed.get_data(as_text=True) == NOTHING_STORED and pushed.headers["Htq-Nothing-Stored"] == "true"
     monkeypatch.setattr(storage_client, "SOCKET_TIMEOUT_S", 0.3)
     timed_out = client_of(silent_redis).post("/compat/forwarder/log", json={"user_id": 1})
     assert timed_out.status_code == 503

@@ -172,6 +172,7 @@ def test_unknown_ids_are_404_everywhere(client):
     assert client.get("/v1/requests/not-an-id").status_code == 404
     assert client.delete("/v1/requests/01ARZ3NDEKTSV4RRFFQ69G5FAV").status_code == 404
     assert client.post("/v1/requests/01ARZ3NDEKTSV4RRFFQ69G5FAV/retry").status_code == 404
+    assert client.post("/v1/requests/01ARZ3NDEKTSV4RRFFQ69G5FAV/run").status_code == 404
 
 
 def test_response_is_202_until_the_request_ends(client):
@@ -203,6 +204,22 @@ def test_retry_requeues_a_canceled_request_and_conflicts_otherwise(client, sende
     response = client.post(f"/v1/requests/{request_id}/retry")
     assert response.status_code == 202 and response.get_json()["status"] == "queued"
     assert sender.deliveries()[-1][:2] == [request_id, 1]
+
+
+def test_run_publishes_a_scheduled_request_now_and_conflicts_once_it_ended(client, sender):
+    request_id = create(client, delay=3600).get_json()["id"]
+    assert sender.sent == []
+    response = client.post(f"/v1/requests/{request_id}/run")
+    body = response.get_json()
+    assert response.status_code == 202 and body["status"] == "queued"
+    assert body["due_at"] == body["next_attempt_at"]
+    [(published_id, attempt, due_ms)] = sender.deliveries()
+    assert (published_id, attempt) == (request_id, 1) and abs(due_ms / 1000 - time.time()) < 5
+    assert client.post(f"/v1/requests/{request_id}/run").status_code == 202  # due already: left as it is
+    assert len(sender.deliveries()) == 1
+    client.delete(f"/v1/requests/{request_id}")
+    response = client.post(f"/v1/requests/{request_id}/run")
+    assert response.status_code == 409 and "canceled" in response.get_json()["message"]
 
 
 def test_finished_request_cancel_is_409_and_response_can_be_deleted(app, client, store):
@@ -280,3 +297,57 @@ def test_metrics_report_requests_by_status(client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'htq_requests{status="scheduled"} 1.0' in text and 'htq_requests{status="queued"} 1.0' in text
     assert "htq_redis_up 1.0" in text and "process_cpu_seconds_total" in text
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"success": {"status": [99]}}, "success"), ({"success": {"status": ["2XX"]}}, "success"),
+    ({"success": {"status": [True]}}, "success"), ({"success": {"json": {"path": "a"}}}, "success"),
+    ({"success": {"json": {"path": "a..b", "equals": 1}}}, "success"), ({"success": {"other": 1}}, "success"),
+    ({"retry": {"on": ["network", "dns"]}}, "retry"), ({"retry": {"on": []}}, "retry"),
+    ({"retry": {"max_duration": 0}}, "retry"), ({"retry": {"max_duration": "60"}}, "retry"),
+])
+def test_delivery_rules_are_validated_naming_the_field(client, body, field):
+    response = client.post("/v1/requests", json={"url": "http://example.com/hook", **body})
+    assert response.status_code == 422 and field in response.get_json()["errors"]
+
+
+def test_delivery_rules_are_kept_and_shown(client):
+    rules = {"success": {"status": [200, "3xx"], "json": {"path": "data.0.ok", "equals": None}},
+             "retry": {"on": [404, "5xx", "timeout"], "max_duration": 3600}}
+    created = client.post("/v1/requests", json={"url": "http://example.com/hook", "delay": 60, **rules}).get_json()
+    shown = client.get(f"/v1/requests/{created['id']}").get_json()
+    assert shown["success"] == rules["success"]
+    assert shown["retry"]["on"] == [404, "5xx", "timeout"] and shown["retry"]["max_duration"] == 3600
+    plain = client.post("/v1/requests", json={"url": "http://example.com/hook", "delay": 60}).get_json()
+    assert plain["success"] == {"status": ["2xx"]}
+
+
+def test_bulk_cancel_takes_the_matching_requests_not_ended(app, client, sender):
+    later = [client.post("/v1/requests", json={"url": f"http://a.example.com/{n}", "delay": 600}).get_json()["id"]
+             for n in range(3)]
+    other = client.post("/v1/requests", json={"url": "http://b.example.com/x", "delay": 600}).get_json()["id"]
+    now = client.post("/v1/requests", json={"url": "http://a.example.com/now"}).get_json()["id"]  # queued
+    answer = client.post("/v1/requests/cancel", json={"url_prefix": "http://a.example.com/", "status": ["scheduled"]})
+    assert answer.status_code == 200 and answer.get_json() == {"canceled": 3}
+    statuses = {rid: client.get(f"/v1/requests/{rid}/status").get_json()["status"] for rid in [*later, other, now]}
+    assert statuses == {**dict.fromkeys(later, "canceled"), other: "scheduled", now: "queued"}
+    assert client.post("/v1/requests/cancel", json={"status": ["queued", "scheduled"]}).get_json() == {"canceled": 2}
+    assert client.post("/v1/requests/cancel", json={"status": ["canceled"]}).get_json() == {"canceled": 0}
+
+
+def test_bulk_cancel_goes_in_chunks_over_a_whole_index(app, client, monkeypatch):
+    from app.core import requests as core_requests
+
+    monkeypatch.setattr(core_requests, "CANCEL_CHUNK", 7)
+    created = client.post("/v1/requests/batch", json={"requests": [
+        {"url": f"http://a.example.com/{n}", "delay": 600} for n in range(30)]}).get_json()["items"]
+    assert client.post("/v1/requests/cancel", json={"url_prefix": "http://a.example.com/"}).get_json() == {
+        "canceled": 30}
+    assert {client.get(f"/v1/requests/{r['id']}/status").get_json()["status"] for r in created} == {"canceled"}
+
+
+@pytest.mark.parametrize("body", [{}, {"status": []}, {"status": ["sleeping"]}, {"url_prefix": ""},
+                                  {"schedule_name": "x"}])
+def test_bulk_cancel_needs_a_valid_filter(client, body):
+    answer = client.post("/v1/requests/cancel", json=body)
+    assert answer.status_code == 422 and answer.get_json()["errors"]

@@ -8,7 +8,10 @@ from app.core.outcome import Outcome
 from app.core.publish import DISPATCH_LEAD_MS, Publisher
 from app.core.relay import RequestRelay
 from app.core.requests import RequestService
-from app.storage import keys, outbox
+from app.core.workers import DEAD_AFTER_S
+from app.storage import keys, outbox, stats
+from app.storage import requests as store_requests
+from app.storage import workers as store_workers
 from app.storage.outbox import Notice
 
 
@@ -88,6 +91,20 @@ def test_expired_lease_is_settled_as_a_lost_attempt_and_retried(service, attempt
     assert service.status(request_id)["status"] in {"queued", "retrying"}
 
 
+def test_an_attempt_whose_worker_stopped_heartbeating_counts_once_as_worker_lost(service, attempts, relay, store,
+                                                                                  clock, settings):
+    request_id = service.create(fields()).resource["id"]
+    store_workers.heartbeat(store, "gone@test", host="h", pid=1, started_ms=clock.ms, now_ms=clock.ms)
+    attempts.start([(request_id, 1, clock.ms)], "gone@test")
+    clock.advance(DEAD_AFTER_S + 1)
+    assert relay.tick()["lost"] == 1
+    clock.advance_ms(settings.publish_grace_ms + 1)
+    relay.tick()  # nothing lost twice: the attempt was settled
+    figures = stats.read(store, now_ms=clock.ms, alive_after_ms=0, limit=10)
+    assert figures.attempts == {"succeeded": 0, "retry": 0, "failed": 0, "worker_lost": 1}
+    assert figures.duration.count == 0 and figures.lateness.count == 1
+
+
 def test_publish_lost_before_start_is_published_again_after_the_grace(service, relay, sender, clock, settings):
     request_id = service.create(fields()).resource["id"]
     sender.sent.clear()
@@ -118,7 +135,8 @@ def test_a_callback_is_published_at_once_then_by_the_relay_each_grace_until_a_wo
     assert relay.tick()["notices"] == 1
     assert relay.tick()["notices"] == 0  # published again only a grace later
     assert notices(sender) == [("htq.send_callback", request_id)] * 2
-    outbox.remove(store, Notice.CALLBACK, request_id)  # its task delivered it
+    outbox.settle(store, Notice.CALLBACK, request_id,  # its task delivered it
+                  ended_ms=store_requests.load(store, request_id)["ended_ms"])
     clock.advance_ms(settings.publish_grace_ms)
     assert relay.tick()["notices"] == 0
     assert len(notices(sender)) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 import signal
 
 from app import create_app
+from tests.support import metrics
 from tests.support.http_target import Reply
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
@@ -29,6 +30,8 @@ def test_worker_killed_mid_attempt_loses_nothing(redis_url, services_factory, ht
         assert status["attempts"] == 2
         attempts = client.get(f"/v1/requests/{created['id']}/attempts").get_json()["items"]
         assert "worker lost" in attempts[0]["error"] and attempts[1]["status_code"] == 200
+        assert metrics.attempts(metrics.scrape(client)) == {"succeeded": 1, "retry": 0, "failed": 0,
+                                                            "worker_lost": 1}
         received = http_target.requests_to("/killed")
         assert [r.headers["Htq-Attempt"] for r in received] == ["1", "2"]
         assert {r.headers["Idempotency-Key"] for r in received} == {created["id"]}

@@ -136,3 +136,17 @@ def test_a_full_redis_refuses_to_start_or_settle_an_attempt_and_leaves_the_reque
     overdue = sr.recover_overdue(store, now_ms=T0 + 120_000, grace_ms=120_000, alive_after_ms=T0, held_after_ms=T0,
                            backlog=lambda: 0, limit=10)
     assert [d.request_id for d in overdue.republish] == ["R1"] and [d.request_id for d in overdue.lost] == ["R0"]
+
+
+def test_deleting_a_stored_response_works_in_a_full_redis_and_frees_its_memory(store, full_redis):
+    create_request(store, "R0")
+    sr.start_many(store, [("R0", 1)], worker="w@test", now_ms=T0, lease_margin_ms=1000)
+    response = {"status_code": 200, "body": "x" * 100_000}
+    end = AttemptEnd("R0", 1, "succeeded", 0, {"attempt": 1}, response, None)
+    sr.finish_many(store, [end], worker="w@test", now_ms=T0, horizon_end_ms=T0 + 60_000, grace_ms=120_000)
+    full_redis.fill()
+    used = full_redis.used()
+    assert sr.delete_response(store, "R0") is True
+    assert sr.load_response(store, "R0") is None and sr.load(store, "R0")["response_deleted"] == "1"
+    assert full_redis.used() < used - 90_000
+    assert sr.delete_response(store, "GONE") is False and sr.load(store, "GONE") == {}

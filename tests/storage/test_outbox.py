@@ -97,10 +97,39 @@ def test_a_retrying_task_puts_its_notice_off_and_a_done_one_removes_it(store):
     finish(store, "A", 1, 0, "succeeded", callback=True)
     outbox.postpone(store, Notice.CALLBACK, "A", until_ms=5 * GRACE_MS)
     assert claim(store, 5 * GRACE_MS - 1) == []
-    outbox.remove(store, Notice.CALLBACK, "A")
+    assert outbox.settle(store, Notice.CALLBACK, "A", ended_ms=ended_ms(store, "A"))
     assert owed(store) == {}
     # A duplicate task retrying after another one finished does not record the notice again.
     outbox.postpone(store, Notice.CALLBACK, "A", until_ms=6 * GRACE_MS)
+    assert owed(store) == {}
+
+
+def ended_ms(store, request_id) -> str:
+    return sr.load(store, request_id)["ended_ms"]
+
+
+def test_a_task_about_an_earlier_end_leaves_the_entry_of_the_next_end(store):
+    """Retried after its first end, a request ends again while the first callback's task still
+    runs: that task must not take away the entry the second end recorded (its immediate publish
+    may have failed), nor one the running request will need (it settles when it ends)."""
+    running(store, "A")
+    finish(store, "A", 1, 10, "failed", callback=True)
+    first_end = ended_ms(store, "A")
+    assert sr.retry(store, "A", now_ms=20, grace_ms=GRACE_MS, max_attempts=1).attempt == 2
+    assert not outbox.settle(store, Notice.CALLBACK, "A", ended_ms=first_end)  # running again
+    sr.start_many(store, [("A", 2)], worker="worker@test", now_ms=30, lease_margin_ms=0)
+    finish(store, "A", 2, 40, "succeeded", callback=True)
+    assert not outbox.settle(store, Notice.CALLBACK, "A", ended_ms=first_end)  # the task of the first end
+    assert owed(store) == {"callback:A": 40 + GRACE_MS}
+    assert outbox.settle(store, Notice.CALLBACK, "A", ended_ms=ended_ms(store, "A"))  # the second end's task
+    assert owed(store) == {}
+
+
+def test_a_task_that_finds_its_request_not_ended_or_gone_settles_its_entry(store):
+    store.redis.zadd(keys.requests_outbox(), {"callback:GONE": 0, "callback:A": 0})
+    assert outbox.settle(store, Notice.CALLBACK, "GONE", ended_ms="")
+    running(store, "A")  # a notice republished while the request runs again: nothing to tell yet
+    assert outbox.settle(store, Notice.CALLBACK, "A", ended_ms="")
     assert owed(store) == {}
 
 
@@ -115,3 +144,15 @@ def test_expiry_takes_the_notices_of_the_requests_it_deletes(store):
     store.redis.zadd(keys.requests_outbox(), {outbox.entry(notice, "A"): 1 for notice in Notice})  # every kind
     assert sr.expire_ended(store, cutoff_ms=10, limit=10) == 2
     assert owed(store) == {"callback:C": 20 + GRACE_MS}
+
+
+def test_a_bulk_cancel_records_the_cancel_notices_owed_as_one_cancel_does(store):
+    for request_id, notify in (("A", True), ("B", False)):
+        sr.create(store, NewRequest(request_id, 0, {**SPEC, "id": request_id, "cancel_notify": notify}), now_ms=0,
+                  horizon_end_ms=HORIZON_MS, grace_ms=GRACE_MS)
+        sr.start_many(store, [(request_id, 1)], worker="worker@test", now_ms=0, lease_margin_ms=0)
+    chunk = sr.cancel_matching(store, keys.requests_by_status("running"), statuses=["running"],
+                               url_prefix="http://127.0.0.1:1/", after="", limit=10, now_ms=50, grace_ms=GRACE_MS)
+    assert chunk == sr.BulkCanceled(2, ["A"], None)
+    assert owed(store) == {"cancel:A": 50 + GRACE_MS}
+    assert sr.load(store, "A")["status"] == sr.load(store, "B")["status"] == "canceled"

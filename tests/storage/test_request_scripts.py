@@ -4,7 +4,19 @@ from __future__ import annotations
 from app.core.model import REQUEST_STATUSES
 from app.storage import keys
 from app.storage import requests as sr
-from app.storage.requests import AttemptEnd, Cancel, Canceled, Due, NewRequest, Next, Retried, Settled, Started, Stored
+from app.storage.requests import (
+    AttemptEnd,
+    Cancel,
+    Canceled,
+    Due,
+    NewRequest,
+    Next,
+    RanNow,
+    Retried,
+    Settled,
+    Started,
+    Stored,
+)
 
 HORIZON_MS = 60_000
 GRACE_MS = 120_000
@@ -187,3 +199,50 @@ def test_a_retry_the_relay_hands_out_stays_retrying_until_it_starts(store):
         Due("A", 2, 100 + HORIZON_MS + 1)]
     assert statuses(store)["retrying"] == ["A"]
     assert sr.start_many(store, [("A", 2)], worker=WORKER, now_ms=300, lease_margin_ms=0)[0].status == "running"
+
+
+def run_now(store, request_id, now):
+    return sr.run_now(store, request_id, now_ms=now, grace_ms=GRACE_MS)
+
+
+def test_run_now_hands_a_scheduled_request_to_the_workers_due_now(store):
+    create(store, "A", 1000, 1000 + HORIZON_MS * 10)
+    assert run_now(store, "A", 2000) == RanNow(1)
+    assert store.redis.zscore(keys.requests_due(), "A") is None
+    assert store.redis.zscore(keys.requests_inflight(), "A") == 2000 + GRACE_MS
+    assert statuses(store)["queued"] == ["A"] and statuses(store)["scheduled"] == []
+    assert store.redis.hmget(keys.request("A"), "due_ms", "next_attempt_ms") == ["2000", "2000"]
+    # The attempt it published starts; the one a relay or eta message would bring later is a duplicate.
+    assert sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=2001, lease_margin_ms=0)[0].status == "running"
+    assert sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=2002, lease_margin_ms=0)[0] == Started("running")
+
+
+def test_run_now_moves_a_retry_forward_keeping_the_first_due_time(store):
+    create(store, "A", 1000, 1000)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=1000, lease_margin_ms=0)
+    assert finish(store, "A", 1, 1100, "retry", next_due=1100 + HORIZON_MS * 5).next is Next.SCHEDULED
+    assert run_now(store, "A", 1200) == RanNow(2)
+    assert store.redis.hmget(keys.request("A"), "status", "due_ms", "next_attempt_ms") == ["retrying", "1000", "1200"]
+    assert store.redis.zscore(keys.requests_due(), "A") is None
+    assert sr.start_many(store, [("A", 2)], worker=WORKER, now_ms=1201, lease_margin_ms=0)[0].status == "running"
+
+
+def test_run_now_of_a_queued_request_with_a_later_eta_and_of_one_due_already(store):
+    create(store, "A", 1000, 5000)  # within the horizon: queued, published with its eta
+    assert run_now(store, "A", 2000) == RanNow(1)
+    assert store.redis.hget(keys.request("A"), "next_attempt_ms") == "2000"
+    assert run_now(store, "A", 2500) == RanNow(None, due=True)
+    assert store.redis.zscore(keys.requests_inflight(), "A") == 2000 + GRACE_MS
+
+
+def test_run_now_refuses_running_and_ended_requests_and_knows_missing_ones(store):
+    assert run_now(store, "nope", 1000) == RanNow(None, missing=True)
+    create(store, "A", 1000, 1000)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=1000, lease_margin_ms=0)
+    assert run_now(store, "A", 1001) == RanNow(None, status="running")
+    finish(store, "A", 1, 1100, "succeeded")
+    assert run_now(store, "A", 1200) == RanNow(None, status="succeeded")
+    create(store, "B", 1000, 1000 + HORIZON_MS * 10)
+    cancel(store, "B", 1300)
+    assert run_now(store, "B", 1400) == RanNow(None, status="canceled")
+    assert store.redis.zscore(keys.requests_inflight(), "B") is None

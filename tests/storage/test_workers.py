@@ -141,3 +141,21 @@ def test_a_task_that_ended_without_starting_releases_what_it_held_but_not_what_r
     assert sw.release(store, ALIVE, ["A", "B"]) == 1
     assert store.redis.smembers(keys.worker_held(ALIVE)) == {"B"}
     assert store.redis.hget(keys.request("A"), "holder") is None and store.redis.hget(keys.request("B"), "holder")
+
+
+def test_a_live_worker_releases_the_batches_it_has_not_started_and_keeps_the_one_it_sends(store):
+    """Its broker connection dropped (or the task failed): beat's next flush publishes the released
+    batch again at once, not after the hold went stale; the one being sent stays under its lease."""
+    from app.storage import batches as sb
+    from app.storage.batches import Flushed
+
+    queued_id = taken_batch(store, "held")
+    sending_id = taken_batch(store, "sent")
+    sw.hold_batches(store, ALIVE, "held", [(queued_id, 1)], now_ms=1_000)
+    sb.claim(store, "sent", sending_id, 1, worker=ALIVE, now_ms=1_000, lease_margin_ms=30_000)
+    beat(store, ALIVE, 2_000)
+    assert sw.release_batches(store, ALIVE, sw.held_batches(store, ALIVE), now_ms=2_000) == 1
+    assert sw.held_batches(store, ALIVE) == [("sent", sending_id)]
+    assert sb.flush(store, ["held", "sent"], now_ms=2_000, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == [
+        Flushed("republish", "held", queued_id, 1)]
+    assert sw.release_batches(store, ALIVE, [("held", queued_id), ("gone", "1-1")], now_ms=3_000) == 0

@@ -13,3 +13,8 @@ class RecordingSender:
 
     def deliveries(self) -> list[list]:
         return [item for name, args, _ in self.sent if name == "htq.deliver_requests" for item in args[0]]
+
+    def batches(self) -> list[tuple[str, str, int]]:
+        """(batch name, batch id, attempt) of every batch published."""
+        return [(args[0], batch_id, attempt) for name, args, _ in self.sent if name == "htq.send_batches"
+                for batch_id, attempt in args[1]]

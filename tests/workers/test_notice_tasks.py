@@ -71,3 +71,13 @@ def test_a_notice_about_a_request_gone_leaves_the_outbox(worker, celery_app, sto
     store.redis.zadd(keys.requests_outbox(), {"callback:01NOSUCHREQUEST": 0})
     celery_app.send_task(SEND_CALLBACK, args=["01NOSUCHREQUEST"])
     wait_until(lambda: owed_at(store, "callback:01NOSUCHREQUEST") is None)
+
+
+def test_a_callback_about_a_request_that_has_not_ended_sends_nothing(worker, celery_app, service, store, http_target):
+    """Republished while its request runs again (retried since it ended): the next end owes its own."""
+    request_id = service.create({"url": http_target.url + "/hook", "method": "POST", "headers": {}, "delay": 600,
+                                 "callback_url": http_target.url + "/cb"}).resource["id"]
+    store.redis.zadd(keys.requests_outbox(), {f"callback:{request_id}": 0})
+    celery_app.send_task(SEND_CALLBACK, args=[request_id])
+    wait_until(lambda: owed_at(store, f"callback:{request_id}") is None)
+    assert http_target.requests_to("/cb") == []

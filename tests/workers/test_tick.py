@@ -14,7 +14,7 @@ from workers.tasks.beat import run_tick
 def test_a_tick_runs_each_part_and_records_itself(worker_runtime, store):
     assert store_beat.ticks(store) == (0, 0)
     counts = run_tick(worker_runtime)
-    assert set(counts) == {"relay", "queues", "batches"}
+    assert set(counts) == {"relay", "queues", "batches", "schedules"}
     assert not any(count for found in counts.values() for count in found.values())  # nothing to do
     recorded = store_beat.ticks(store)
     assert recorded.ticks == 1 and recorded.last_tick_ms > 0
@@ -30,9 +30,10 @@ def test_a_failing_part_does_not_stop_the_others_and_the_tick_is_not_recorded(wo
     monkeypatch.setattr(worker_runtime.relay, "tick", relay_down)
     monkeypatch.setattr(worker_runtime.queues, "sweep", lambda: ran.append("queues") or {"returned": 0})
     monkeypatch.setattr(worker_runtime.forwarder, "flush", lambda: ran.append("batches") or {"dead": 1})
+    monkeypatch.setattr(worker_runtime.schedules, "tick", lambda: ran.append("schedules") or {"runs": 0})
     with pytest.raises(redis.ConnectionError):
         run_tick(worker_runtime)
-    assert ran == ["relay", "queues", "batches"]
+    assert ran == ["relay", "queues", "batches", "schedules"]
     assert store_beat.ticks(store).ticks == 0
 
 

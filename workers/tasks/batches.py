@@ -7,9 +7,11 @@ import redis
 from celery import shared_task
 
 from app import broker
+from app.core import clock
 from app.core.batches import BatchService, Settled
 from app.core.publish import Sender
 from app.core.task_names import SEND_BATCHES
+from app.storage import workers as store_workers
 from app.storage.client import Store
 from config import Settings
 from workers import runtime
@@ -24,8 +26,24 @@ SEND_TIME_LIMIT_S = 1800 + 120
 @shared_task(name=SEND_BATCHES, bind=True, ignore_result=True, time_limit=SEND_TIME_LIMIT_S)
 def send_batches(self, name: str, items: list[list]) -> None:
     """POST each [batch id, attempt] of the batch `name`, at the same time; publish the retries."""
-    run_sends(runtime.current(), name, [(str(batch_id), int(attempt)) for batch_id, attempt in items],
-              self.request.hostname)
+    rt, worker = runtime.current(), self.request.hostname
+    batches = [(str(batch_id), int(attempt)) for batch_id, attempt in items]
+    try:
+        run_sends(rt, name, batches, worker)
+    except Exception:
+        # As deliver_requests: the failed message is acknowledged, so what it did not start is no
+        # longer held here, and beat's next flush publishes it again.
+        _release(rt, worker, name, [batch_id for batch_id, _ in batches])
+        raise
+
+
+def _release(rt: runtime.Runtime, worker: str, name: str, batch_ids: list[str]) -> None:
+    try:
+        store_workers.release_batches(rt.store, worker, [(name, batch_id) for batch_id in batch_ids],
+                                      now_ms=clock.now_ms())
+    except redis.RedisError as exc:
+        log.warning("worker %s: could not release %d batches of %s (%s); they go back once their hold is stale",
+                    worker, len(batch_ids), name, exc)
 
 
 def run_sends(rt: runtime.Runtime, name: str, batches: list[tuple[str, int]], worker: str) -> list[Settled]:

@@ -1,14 +1,13 @@
 """Tasks of deferred requests: deliver attempts, callbacks, cancel notices (beat's relay and expiry: tasks/beat.py)."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 import redis
 from celery import shared_task
 
-from app.core import clock
+from app.core import clock, jsontext
 from app.core.attempts import Attempt
 from app.core.model import ms
 from app.core.outcome import RETRY, SUCCEEDED
@@ -63,25 +62,26 @@ def run_deliveries(rt: runtime.Runtime, items: list[tuple[str, int, int]], worke
 
 
 def send_attempt(rt: runtime.Runtime, attempt: Attempt):
-    early_ms = attempt.due_ms - clock.now_ms()
-    if early_ms > 0:
-        time.sleep(early_ms / 1000)
+    # In short steps: on the virtual clock, an advance made meanwhile ends the wait.
+    while (early_ms := attempt.due_ms - clock.now_ms()) > 0:
+        time.sleep(min(early_ms / 1000, clock.OFFSET_REFRESH_S))
     spec = attempt.spec
     return rt.deliverer.send(delivery_id=attempt.request_id, attempt=attempt.attempt, method=spec["method"],
                              url=spec["url"], headers=attempt.headers, body=attempt.body,
                              timeout_s=float(spec["timeout"]))
 
 
-def _send_notice(task, request_id: str, kind: str, notice_id: str, method: str, url: str, body: bytes | None,
+def _send_notice(task, request_id: str, record: dict, kind: str, method: str, url: str, body: bytes | None,
                  headers: dict[str, str]) -> None:
-    """`notice_id` is the notice's own webhook-id, the same on each of its retries and not the
-    request's: a receiver that de-duplicates on webhook-id (as Standard Webhooks advises) would drop
-    a notice that carried the id of the delivery it reports on. Its Idempotency-Key is the
-    request id, as on every request htq sends for it."""
+    """Send the notice about the end `record` shows. Its webhook-id is its own (`<id>.<kind>`),
+    the same on each of its retries and not the request's: a receiver that de-duplicates on
+    webhook-id (as Standard Webhooks advises) would drop a notice that carried the id of the
+    delivery it reports on. Its Idempotency-Key is the request id, as on every request htq sends
+    for it."""
     rt = runtime.current()
     outcome = rt.deliverer.send(delivery_id=request_id, attempt=task.request.retries + 1, method=method,
                                 url=url, headers=headers, body=body, timeout_s=rt.settings.default_timeout_s,
-                                webhook_id=notice_id)
+                                webhook_id=f"{request_id}.{NOTICE_OF_TASK[task.name]}")
     log.info("request %s: %s %s -> %s", request_id, kind, url, outcome.status_code or outcome.error)
     if outcome.verdict == RETRY and task.request.retries < NOTICE_RETRIES:
         countdown_s = min(60, 2 ** task.request.retries)
@@ -91,35 +91,41 @@ def _send_notice(task, request_id: str, kind: str, notice_id: str, method: str, 
         raise task.retry(countdown=countdown_s)
     if outcome.verdict != SUCCEEDED:
         log.warning("request %s: %s gave up: %s", request_id, kind, outcome.error or outcome.status_code)
-    _done(task, request_id)
+    _done(task, request_id, record)
 
 
-def _done(task, request_id: str) -> None:
-    """The notice was delivered or given up, or its request is gone: its outbox entry goes, so the
-    relay stops publishing it. Not reached when the task fails otherwise: the relay publishes it again."""
-    outbox.remove(runtime.current().store, NOTICE_OF_TASK[task.name], request_id)
+def _ended(task, request_id: str) -> dict | None:
+    """The request as it ended, or None (after settling the notice) when there is nothing to tell:
+    it is gone (expired), or it is not ended (retried since: its next end owes its own notice)."""
+    record = store_requests.load(runtime.current().store, request_id)
+    if record and record.get("ended_ms"):
+        return record
+    _done(task, request_id, record)
+    return None
+
+
+def _done(task, request_id: str, record: dict) -> None:
+    """The notice was delivered or given up, or there is nothing to tell: its outbox entry goes,
+    so the relay stops publishing it, unless the request ended again after `record` was read.
+    Not reached when the task fails otherwise: the relay publishes it again."""
+    outbox.settle(runtime.current().store, NOTICE_OF_TASK[task.name], request_id,
+                  ended_ms=(record or {}).get("ended_ms", ""))
 
 
 @shared_task(name=SEND_CALLBACK, bind=True, ignore_result=True, max_retries=NOTICE_RETRIES)
 def send_callback(self, request_id: str) -> None:
-    """POST the final request resource, with its response, to the request's callback_url."""
-    rt = runtime.current()
-    record = store_requests.load(rt.store, request_id)
-    if not record:
-        _done(self, request_id)  # expired: nothing left to tell
+    """POST the request resource as it ended, with its response, to the request's callback_url."""
+    if not (record := _ended(self, request_id)):
         return
     resource = to_resource(record)
-    resource["response"] = store_requests.load_response(rt.store, request_id)
-    _send_notice(self, request_id, "callback", f"{request_id}.callback", "POST", resource["callback_url"],
-                 json.dumps(resource).encode(), {"Content-Type": "application/json"})
+    resource["response"] = store_requests.load_response(runtime.current().store, request_id)
+    _send_notice(self, request_id, record, "callback", "POST", resource["callback_url"],
+                 jsontext.dumps_sent(resource).encode(), {"Content-Type": "application/json"})
 
 
 @shared_task(name=NOTIFY_CANCEL, bind=True, ignore_result=True, max_retries=NOTICE_RETRIES)
 def notify_cancel(self, request_id: str) -> None:
     """Send DELETE to the url of a request canceled while running or after an attempt."""
-    record = store_requests.load(runtime.current().store, request_id)
-    if record:
-        _send_notice(self, request_id, "cancel notice", f"{request_id}.cancel", "DELETE",
-                     store_requests.spec_of(record)["url"], None, {})
-    else:
-        _done(self, request_id)  # expired: nothing left to tell
+    if record := _ended(self, request_id):
+        _send_notice(self, request_id, record, "cancel notice", "DELETE", store_requests.spec_of(record)["url"],
+                     None, {})

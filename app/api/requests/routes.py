@@ -8,6 +8,8 @@ from app.api import examples
 from app.api.common import Blueprint, require_json_body
 from app.api.requests.schemas import (
     AttemptListSchema,
+    BulkCanceledSchema,
+    BulkCancelSchema,
     ListArgsSchema,
     RequestBatchSchema,
     RequestCreateSchema,
@@ -43,8 +45,10 @@ class Requests(MethodView):
     @blp.arguments(ListArgsSchema, location="query")
     @blp.response(200, RequestListSchema, example=examples.REQUEST_LIST)
     def get(self, args):
-        """List requests, newest first, optionally of one status; page with `cursor`."""
-        items, next_cursor = services().requests.list(args.get("status"), args["limit"], args.get("cursor"))
+        """List requests, newest first, optionally of one status or made by one schedule; page
+        with `cursor`."""
+        items, next_cursor = services().requests.list(args.get("status"), args["limit"], args.get("cursor"),
+                                                      args.get("schedule"))
         return {"items": items, "next_cursor": next_cursor}
 
     @blp.arguments(RequestCreateSchema, example=examples.REQUEST_CREATE)
@@ -70,6 +74,18 @@ class Requests(MethodView):
 def create_batch(body):
     """Queue up to 100 requests at once: all are validated first; none is created if one is invalid."""
     return jsonify({"items": services().requests.create_many(body["requests"])}), 201
+
+
+@blp.route("/cancel", methods=["POST"])
+@blp.arguments(BulkCancelSchema, example=examples.BULK_CANCEL)
+@blp.response(200, BulkCanceledSchema, example=examples.BULK_CANCELED)
+def cancel_matching(filters):
+    """Cancel every request not ended that matches all the filters given (at least one): `status`
+    (any of these), `url_prefix`, `schedule` (made by its runs). Done 100 at a time, so Redis is
+    never blocked for long; a request that changes meanwhile is judged by its state when its
+    chunk comes."""
+    return {"canceled": services().requests.cancel_matching(filters.get("status"), filters.get("url_prefix", ""),
+                                                            filters.get("schedule"))}
 
 
 @blp.route("/<request_id:request_id>")
@@ -123,3 +139,11 @@ class RequestResponse(MethodView):
 def retry_request(request_id):
     """Queue a failed or canceled request again, now, with a fresh budget of attempts."""
     return services().requests.retry(request_id)
+
+
+@blp.route("/<request_id:request_id>/run", methods=["POST"])
+@blp.response(202, RequestSchema, example=examples.RUN_NOW)
+def run_request(request_id):
+    """Send the next attempt now, skipping what is left of the delay or backoff. 409 if the request
+    is running or has ended; one whose attempt is already due is left as it is."""
+    return services().requests.run_now(request_id)

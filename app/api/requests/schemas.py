@@ -4,8 +4,9 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.api.openapi import MAXIMUM_SETTING, REQUEST_ID_PATTERN
-from app.api.validators import EpochOrTime, HeaderMap, JsonBoolean, JsonNumber, TargetUrl
+from app.api.validators import EpochOrTime, HeaderMap, JsonBoolean, JsonNumber, StatusRule, TargetUrl, name_field
 from app.core.model import REQUEST_STATUSES
+from app.core.policy import FAILURE_KINDS
 from config.settings import MAX_DELAY_LIMIT_S
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -20,6 +21,36 @@ class RetrySchema(Schema):
     backoff_base = JsonNumber(validate=validate.Range(0, 86400), metadata={"description": "seconds, default 1"})
     backoff_max = JsonNumber(validate=validate.Range(0, 86400 * 7),
                                metadata={"description": "seconds, default 3600"})
+    on = fields.List(StatusRule(kinds=FAILURE_KINDS), validate=validate.Length(1, 50),
+                     metadata={"description": "answers and failures that are retried: codes, classes (\"5xx\"), "
+                                              "\"network\", \"timeout\"; default [408, 425, 429, \"5xx\", "
+                                              "\"network\", \"timeout\"]. Anything else that is not a success "
+                                              "fails for good.", "example": [429, "5xx", "network", "timeout"]})
+    max_duration = JsonNumber(validate=validate.Range(1, MAX_DELAY_LIMIT_S),
+                              metadata={"description": "seconds after the first attempt past which no attempt "
+                                                       "starts: the request fails saying so"})
+
+
+class SuccessJsonSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    path = fields.String(required=True, validate=[validate.Length(1, 200), validate.Regexp(
+        r"^[^.]+(\.[^.]+)*$", error="A dotted path: keys and array indexes separated by dots, as a.b.0.")],
+        metadata={"example": "result.ok"})
+    equals = fields.Raw(required=True, allow_none=True, metadata={"example": True})
+
+
+class SuccessSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    status = fields.List(StatusRule(), validate=validate.Length(1, 50),
+                         metadata={"description": "codes and classes that count as success; default [\"2xx\"]",
+                                   "example": ["2xx"]})
+    json = fields.Nested(SuccessJsonSchema, metadata={
+        "description": "also required: the answer's JSON body has this value at this path; otherwise the attempt "
+                       "is retried"})
 
 
 class RequestCreateSchema(Schema):
@@ -40,6 +71,7 @@ class RequestCreateSchema(Schema):
     retry = fields.Nested(RetrySchema)
     callback_url = TargetUrl()
     cancel_notify = JsonBoolean(load_default=False)
+    success = fields.Nested(SuccessSchema)
 
     @pre_load
     def upper_method(self, data, **kwargs):
@@ -63,6 +95,30 @@ class RequestBatchSchema(Schema):
                            validate=validate.Length(1, MAX_BATCH))
 
 
+class BulkCancelSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    status = fields.List(fields.String(validate=validate.OneOf(REQUEST_STATUSES)), validate=validate.Length(1, 7),
+                         metadata={"description": "only requests in one of these statuses (ended ones never change)",
+                                   "example": ["scheduled", "retrying"]})
+    url_prefix = fields.String(validate=validate.Length(1, 2048),
+                               metadata={"description": "only requests whose url starts with this",
+                                         "example": "https://api.example.com/"})
+
+    schedule = name_field(metadata={"description": "only requests that runs of this schedule made",
+                                    "example": "daily-report"})
+
+    @validates_schema
+    def some_filter(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Give at least one filter: status, url_prefix, schedule.", "_schema")
+
+
+class BulkCanceledSchema(Schema):
+    canceled = fields.Integer(required=True, metadata={"example": 42})
+
+
 class LinksSchema(Schema):
     self = fields.String()
     status = fields.String()
@@ -81,6 +137,7 @@ class RequestSchema(Schema):
     due_at = fields.String()
     timeout = fields.Float()
     retry = fields.Nested(RetrySchema)
+    success = fields.Nested(SuccessSchema)
     callback_url = fields.String(allow_none=True)
     cancel_notify = fields.Boolean()
     attempts = fields.Integer()
@@ -88,6 +145,7 @@ class RequestSchema(Schema):
     ended_at = fields.String(allow_none=True)
     last_error = fields.String(allow_none=True)
     links = fields.Nested(LinksSchema)
+    schedule = fields.String(metadata={"description": "the schedule that made it (only then)"})
 
 
 class RequestListSchema(Schema):
@@ -101,6 +159,7 @@ class RequestItemsSchema(Schema):
 
 class ListArgsSchema(Schema):
     status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
+    schedule = name_field(metadata={"description": "only the requests this schedule made"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String(metadata={"pattern": f"^{REQUEST_ID_PATTERN}$",
                                      "description": "next_cursor of the previous page"})

@@ -1,7 +1,8 @@
 -- Settle an attempt. Success deletes the batch (from any attempt: it was delivered) and counts
 -- it; otherwise only the current attempt counts: a permanent failure or the last attempt makes
 -- the batch dead, anything else queues the next attempt with `deadline` (the time after which
--- the sweep publishes it again should the retry message be lost).
+-- the sweep publishes it again should the retry message be lost). Each settled POST is counted in
+-- the batch's hash as posts_succeeded, posts_retry or posts_failed (the batch became dead).
 --#include _batch_common.lua
 -- KEYS: (the batch's and the due zset, see _batch_common.lua),
 --       held_batches (the finishing worker's set of held batches)
@@ -24,6 +25,7 @@ if verdict == 'succeeded' then
   redis.call('ZREM', B_DEAD, id)
   redis.call('HINCRBY', B_CFG, 'sent_batches', 1)
   redis.call('HINCRBY', B_CFG, 'sent_records', meta.records)
+  redis.call('HINCRBY', B_CFG, 'posts_succeeded', 1)
   update_due(name)
   return {'sent'}
 end
@@ -33,11 +35,13 @@ meta.error = err
 local result
 if verdict == 'failed' or meta.attempts >= tonumber(redis.call('HGET', B_CFG, 'max_attempts')) then
   make_dead(id, meta, now)
+  redis.call('HINCRBY', B_CFG, 'posts_failed', 1)
   result = {'dead'}
 else
   meta.state = 'queued'
   save_meta(id, meta)
   redis.call('ZADD', B_TAKEN, tonumber(ARG.deadline_ms), id)
+  redis.call('HINCRBY', B_CFG, 'posts_retry', 1)
   result = {'retry', meta.attempts + 1}
 end
 update_due(name)

@@ -1,5 +1,6 @@
 -- Create a deferred request: record, indexes, idempotency key, alias and schedule entry, all at once.
 --#include _request_status.lua
+--#include _request_new.lua
 -- KEYS: request (hash), due, inflight, all (listing index),
 --       idempotency (any unused key name when there is no Idempotency-Key),
 --       alias, alias_index (the alias namespace's index; any unused key names without an alias)
@@ -16,20 +17,11 @@ if ARG.idempotency_value ~= '' then
   if existing then return {'exists', existing} end
   redis.call('SET', KEY.idempotency, ARG.idempotency_value, 'EX', tonumber(ARG.idempotency_ttl_s))
 end
-local status = 'scheduled'
-if due <= tonumber(ARG.horizon_end_ms) then status = 'queued' end
-redis.call('HSET', KEY.request, 'spec', ARG.spec, 'created_ms', now, 'due_ms', due,
-           'next_attempt_ms', due, 'attempts', 0, 'attempt_limit', ARG.attempt_limit, 'timeout_ms', ARG.timeout_ms)
-set_status(KEY.request, id, nil, status)
-redis.call('ZADD', KEY.all, 0, id)
+local status = store_new_request(KEY.request, id, now, due, tonumber(ARG.horizon_end_ms), tonumber(ARG.grace_ms),
+                                 ARG.spec, ARG.attempt_limit, ARG.timeout_ms)
 if ARG.alias ~= '' then
   redis.call('SET', KEY.alias, id)
   redis.call('ZADD', KEY.alias_index, 0, id)
   redis.call('HSET', KEY.request, 'alias', ARG.alias)
-end
-if status == 'queued' then
-  redis.call('ZADD', KEY.inflight, due + tonumber(ARG.grace_ms), id)
-else
-  redis.call('ZADD', KEY.due, due, id)
 end
 return {'created', status}

@@ -1,5 +1,6 @@
 -- Record the outcome of a running attempt and decide what comes next, in one step.
 --#include _request_status.lua
+--#include _stats.lua
 -- KEYS: request (hash), attempts (list), response, due, inflight, ended,
 --       held (the finishing worker's set of held ids)
 -- ARGV: id, attempt, now_ms, outcome ("succeeded", "failed" or "retry"), next_due_ms (retry),
@@ -7,6 +8,13 @@
 --       last_error ("" for none), channel (notified of the end), worker (the finishing worker)
 -- "retry" turns into "failed" here when the attempt limit is used up. A retry shows "retrying"
 -- until its attempt starts, whether it is published now or waits for the relay.
+-- KEYS: outcomes (histogram hash of durations by outcome, and "worker_lost" -> attempts),
+--       deliveries (per minute)
+-- ARGV: worker_lost ("1": the attempt's worker died, nothing was measured; "" otherwise),
+--       elapsed_ms (the HTTP exchange's duration), duration_bounds (bucket bounds in ms),
+--       minutes_kept (of the per-minute deliveries)
+-- The attempt is counted with its duration under its outcome (after the limit's turn), or as
+-- "worker_lost" without one; one whose worker finished it counts a delivery in the current minute.
 -- KEYS: outbox (notices owed, storage/outbox.py)
 -- ARGV: notice (the callback's outbox entry, recorded when the request ends; "" when it has none)
 -- Returns {"publish", next_due_ms} (caller publishes the next attempt now), {"scheduled"},
@@ -25,8 +33,14 @@ if redis.call('HGET', KEY.request, 'holder') == ARG.worker then
 end
 redis.call('SET', KEY.response, ARG.response)
 redis.call('HSET', KEY.request, 'last_error', ARG.last_error)
-if status == 'canceled' then return {'canceled'} end
 if outcome == 'retry' and attempt >= tonumber(fields[3]) then outcome = 'failed' end
+if ARG.worker_lost == '1' then
+  redis.call('HINCRBY', KEY.outcomes, 'worker_lost', 1)
+else
+  observe_ms(KEY.outcomes, tonumber(ARG.elapsed_ms), ARG.duration_bounds, outcome)
+  count_minute(KEY.deliveries, now, ARG.minutes_kept)
+end
+if status == 'canceled' then return {'canceled'} end
 if outcome == 'retry' then
   local next_due = tonumber(ARG.next_due_ms)
   redis.call('HSET', KEY.request, 'next_attempt_ms', next_due)
