@@ -78,4 +78,5 @@ def finish_document(api: Api) -> None:
     """After the blueprints: the rules across fields, and the example of the error shape every
     operation may answer."""
     api.spec.components.schemas["RequestCreate"].update(REQUEST_EXCLUSIONS)
+    api.spec.components.schemas["BulkCancel"]["minProperties"] = 1  # at least one filter
     api.spec.components.schemas["Error"]["example"] = examples.ERROR
