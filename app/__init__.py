@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
     _register_logging(settings)
     _register_extensions(app, settings, publisher, clock_ms)
     _register_errors(app)
+    _register_response_rules(app)
     _register_auth(app, settings)
     _register_blueprints(app)
     _register_env_batch(app)
@@ -36,6 +37,8 @@ def _register_request_class(app: Flask) -> None:
 
 
 def _register_config(app: Flask, settings: Settings) -> None:
+    from app.api.docs import ASSETS_URL as SWAGGER_UI_ASSETS_URL
+
     app.config.update(
         HTQ_SETTINGS=settings,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
@@ -45,7 +48,7 @@ def _register_config(app: Flask, settings: Settings) -> None:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_ASSETS_URL,
         JSON_SORT_KEYS=False,
     )
     from app.api.common import JSONProvider
@@ -76,6 +79,12 @@ def _register_errors(app: Flask) -> None:
     register_error_handlers(app)
 
 
+def _register_response_rules(app: Flask) -> None:
+    from app.responses import register_response_rules
+
+    register_response_rules(app)
+
+
 def _register_auth(app: Flask, settings: Settings) -> None:
     from app.auth import init_auth
 
@@ -85,6 +94,7 @@ def _register_auth(app: Flask, settings: Settings) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.api.batches.routes import blp as batches_blp
     from app.api.clock.routes import blp as clock_blp
+    from app.api.docs import blp as docs_assets_blp
     from app.api.openapi import finish_document
     from app.api.ops import blp as ops_blp
     from app.api.queues.routes import blp as queues_blp
@@ -100,6 +110,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.ui.views import blp as ui_blp
 
     app.register_blueprint(ops_blp)
+    app.register_blueprint(docs_assets_blp)
     api.register_blueprint(requests_blp)
     api.register_blueprint(queues_blp)
     api.register_blueprint(batches_blp)

@@ -13,12 +13,15 @@ from pathlib import Path
 import click
 
 from app import file_client
+from app.core import clock
 from app.embedded import RedisServer, die_with_parent
 from app.processes import celery_argv, web_argv
+from app.readiness import NotReady, wait_ready
+from app.storage.client import Store
 from config.settings import ConfigError, load_settings
 
-DATA_DIR = Path(".htq")
 STOP_TIMEOUT_S = 40  # above gunicorn's graceful_timeout
+READY_TIMEOUT_S = 60  # web, worker and beat up (a first start on a slow machine takes ~5 s)
 
 
 def _check_settings() -> None:
@@ -41,7 +44,11 @@ def main() -> None:
 @click.option("--virtual-clock", is_flag=True,
               help="HTQ_CLOCK=virtual: time that POST /v1/clock/advance moves ahead (development and tests).")
 def run(host: str, port: int | None, concurrency: int | None, virtual_clock: bool) -> None:
-    """Web server, worker and beat together; an embedded Redis under ./.htq/ when REDIS_URL is unset.
+    """Web server, worker and beat together; an embedded Redis under ./.htq/ (HTQ_DATA_DIR) when
+    REDIS_URL is unset.
+
+    Its banner comes once web, worker and beat are all up, with the REDIS_URL that
+    `celery -A workers inspect|control|events|flower` take to reach this htq.
 
     Ctrl-C or SIGTERM stops all of it: web, worker and beat first (the worker puts the tasks it
     holds back on the broker), Redis last. Ctrl-C again while stopping tells the worker to stop
@@ -71,20 +78,28 @@ def run(host: str, port: int | None, concurrency: int | None, virtual_clock: boo
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     redis_server = None
+    ready = False
+    data_dir = Path(settings.data_dir).resolve()
     try:
         if not env.get("REDIS_URL"):
-            redis_server = RedisServer(DATA_DIR.resolve(), detached=True)
+            redis_server = RedisServer(data_dir, detached=True)
             redis_server.start()
             env["REDIS_URL"] = redis_server.url
-        DATA_DIR.mkdir(exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env["HTQ_DATA_DIR"] = str(data_dir)  # beat's schedule file goes there
+        started_ms = clock.real_ms()  # the tick records the system's time (workers/tasks/beat.py)
         children["web"] = _start_child(web_argv(f"{host}:{port}"), env)
         children["worker"] = _start_child(
             celery_argv("worker", "-l", "INFO", "-c", env.get("HTQ_CONCURRENCY", "10")), env)
-        children["beat"] = _start_child(
-            celery_argv("beat", "-l", "INFO", "-s", str(DATA_DIR.resolve() / "beat-schedule")), env)
-        where = f"embedded Redis, data in {DATA_DIR.resolve()}" if redis_server else env["REDIS_URL"]
-        click.echo(f"htq listening on http://{host}:{port} (API docs at /docs; {where}). Ctrl-C stops.")
-        while not received:
+        children["beat"] = _start_child(celery_argv("beat", "-l", "INFO"), env)
+        base = f"http://{host}:{port}"
+        ready = _wait_ready(base, env["REDIS_URL"], children, started_ms, received)
+        if ready:
+            click.echo(f"htq listening on {base} (API docs at /docs). Ctrl-C stops.\n"
+                       f"  REDIS_URL={env['REDIS_URL']} (celery -A workers inspect|control|events|flower "
+                       f"reach this htq with it)\n"
+                       f"  data in {data_dir}")
+        while ready and not received:
             if any(child.poll() is not None for child in children.values()):
                 click.echo("a component exited; stopping htq", err=True)
                 break
@@ -95,7 +110,28 @@ def run(host: str, port: int | None, concurrency: int | None, virtual_clock: boo
             click.echo("htq: web, worker and beat stopped; stopping Redis", err=True)
             redis_server.stop()
     failed = [child for child in children.values() if child.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
-    sys.exit(1 if failed and not received else 0)
+    sys.exit(1 if (failed or not ready) and not received else 0)
+
+
+def _wait_ready(base: str, redis_url: str, children: dict[str, subprocess.Popen], since_ms: int,
+                received: list[int]) -> bool:
+    """Until web, worker and beat are up (app/readiness.py); False, with why on stderr, if one
+    exits, a signal comes or READY_TIMEOUT_S passes."""
+    def stopped() -> str | None:
+        if received:
+            return "stopped while starting"
+        exited = [name for name, child in children.items() if child.poll() is not None]
+        return f"{', '.join(exited)} exited while starting" if exited else None
+
+    store = Store.from_url(redis_url)
+    try:
+        wait_ready(base, store, children["worker"].pid, since_ms, READY_TIMEOUT_S, stopped)
+        return True
+    except NotReady as exc:
+        click.echo(f"htq: {exc}; stopping", err=True)
+        return False
+    finally:
+        store.close()
 
 
 def _start_child(argv: list[str], env: dict[str, str]) -> subprocess.Popen:

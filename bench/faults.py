@@ -271,9 +271,11 @@ class BrokerTap(threading.Thread):
         self.client.close()
 
 
-# Celery's log lines about beat's relay task, the same in every version compared.
-RELAY_RAN = re.compile(r"Task htq\.relay_requests\[[^]]*\] succeeded.*")
-RELAY_DROPPED = re.compile(r"Discarding revoked task: htq\.relay_requests\[.*")
+# Celery's log lines about beat's relay task (htq.tick since it does the relay with the sweep and
+# the flush), in every version compared. Celery logs "succeeded" at INFO, which htq's logging
+# drops below DEBUG (app/log.py): the backlog's worker runs at LOG_LEVEL=DEBUG, in every version.
+RELAY_RAN = re.compile(r"Task htq\.(?:relay_requests|tick)\[[^]]*\] succeeded.*")
+RELAY_DROPPED = re.compile(r"Discarding revoked task: htq\.(?:relay_requests|tick)\[.*")
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ", re.MULTILINE)
 
 
@@ -597,7 +599,7 @@ class Bench:
         workers = ("worker", "victim") if kill else ("worker",)
         self.say(f"  [{code.label}] load {os.getloadavg()[0]:.2f}: starting web, beat and {len(workers)} worker(s) "
                  f"(HTQ_PUBLISH_GRACE={self.sizes.backlog_grace_s:g})")
-        procs, base = self.services(code, run, HTQ_PUBLISH_GRACE=f"{self.sizes.backlog_grace_s:g}")
+        procs, base = self.services(code, run, HTQ_PUBLISH_GRACE=f"{self.sizes.backlog_grace_s:g}", LOG_LEVEL="DEBUG")
         tap, killed_at = None, None
         try:
             for name in workers:

@@ -134,6 +134,9 @@ class Settings:
     web_concurrency: int = 2
     log_level: str = "INFO"
     log_format: str = "text"
+    # What htq writes at run time (the embedded Redis of `htq run`, beat's schedule file); relative
+    # paths are relative to the working directory of each process.
+    data_dir: str = ".htq"
     clock: str = "real"  # or "virtual": real time plus an offset kept in Redis (app/core/clock.py)
 
     # The durations scripts and scores use, in milliseconds (app.core.model.ms is the same rule
@@ -185,6 +188,13 @@ class Settings:
             "worker_prefetch_multiplier": 4,
             "worker_concurrency": self.concurrency,
             "worker_hijack_root_logger": False,
+            # Task events on by default, so Flower (`celery -A workers flower`) and `celery events`
+            # show each delivery, batch POST and notice as it is published, received and done.
+            # Beat's housekeeping ticks send none (workers/tasks/beat.py).
+            "worker_send_task_events": True,
+            "task_send_sent_event": True,
+            # Beat's schedule file goes under the data directory, never the working directory.
+            "beat_schedule_filename": os.path.join(self.data_dir, "beat-schedule"),
             "timezone": "UTC",
             "enable_utc": True,
         }
@@ -228,5 +238,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         web_concurrency=_int(env, "WEB_CONCURRENCY", os.cpu_count() or 1, 1, 256),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         log_format=log_format,
+        data_dir=env.get("HTQ_DATA_DIR") or ".htq",
         clock=clock,
     )

@@ -1,8 +1,17 @@
 """The Celery application: `celery -A workers worker|beat|flower|inspect`."""
 from __future__ import annotations
 
+import os
+
 from celery import Celery, bootsteps
-from celery.signals import setup_logging, task_received, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    beat_init,
+    setup_logging,
+    task_received,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 from kombu import Queue
 
 from app import broker
@@ -12,8 +21,7 @@ from workers.schedule import BEAT_QUEUE, beat_schedule
 
 settings = load_settings()
 
-app = Celery("htq", include=["workers.tasks.requests", "workers.tasks.queues", "workers.tasks.batches",
-                                 "workers.tasks.schedules"])
+app = Celery("htq", include=["workers.tasks.requests", "workers.tasks.batches", "workers.tasks.beat"])
 app.conf.update(settings.celery_config())
 app.conf.beat_schedule = beat_schedule()
 # Every worker consumes both queues, taking from each in turn: beat's ticks never wait behind a
@@ -26,6 +34,14 @@ broker.consume_from_a_full_redis()  # a Redis out of memory must not stop the wo
 @setup_logging.connect
 def _configure_logging(**_):
     configure_logging(settings.log_level, settings.log_format)
+
+
+@beat_init.connect
+def _prepare_beat(**_):
+    # The schedule file's directory (the data directory) may not exist yet.
+    os.makedirs(os.path.dirname(app.conf.beat_schedule_filename) or ".", exist_ok=True)
+    # Beat publishes only its own housekeeping ticks: no task-sent events for Flower to list.
+    app.conf.task_send_sent_event = False
 
 
 @worker_process_init.connect

@@ -9,6 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.routing import BaseConverter, UnicodeConverter
 
+from app.api import examples
 from app.api.validators import MAX_HEADERS, HeaderMap
 from app.core.model import NAME_PATTERN
 from config import Settings
@@ -74,6 +75,8 @@ def init_document(app: Flask, api: Api, settings: Settings) -> None:
 
 
 def finish_document(api: Api) -> None:
-    """After the blueprints: the rules across fields."""
+    """After the blueprints: the rules across fields, and the example of the error shape every
+    operation may answer."""
     api.spec.components.schemas["RequestCreate"].update(REQUEST_EXCLUSIONS)
     api.spec.components.schemas["BulkCancel"]["minProperties"] = 1  # at least one filter
+    api.spec.components.schemas["Error"]["example"] = examples.ERROR

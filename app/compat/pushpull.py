@@ -119,7 +119,7 @@ def receive_one(queues: QueueService, name: str, wait_s: float) -> dict | None:
     try:
         found = queues.receive(name, 1, PULL_LOCK_S, wait_s)
     except NotFound:
-        queues.put(name, {})  # a bad name is Invalid here: 400
+        queues.ensure(name)  # a bad name is Invalid here: 400
         found = queues.receive(name, 1, PULL_LOCK_S, wait_s)
     return found[0] if found else None
 

@@ -13,6 +13,7 @@ from app.core.model import ms
 from app.core.outcome import FAILED, RETRY, SUCCEEDED, Outcome
 from app.core.publish import Publisher
 from app.core.task_names import SEND_CALLBACK
+from app.log import fields
 from app.storage import requests as store_requests
 from app.storage.client import Store
 from app.storage.requests import AttemptEnd, Next
@@ -122,8 +123,12 @@ class Attempts:
                                              grace_ms=self.settings.publish_grace_ms)
         to_publish = []
         for (attempt, outcome), end, result in zip(results, ends, settled):
-            log.info("request %s: attempt %d -> %s (%s)", attempt.request_id, attempt.attempt,
-                     result.final_status or result.next, outcome.status_code or outcome.error)
+            result_text = str(result.final_status or result.next)
+            log.info("request %s: attempt %d -> %s (%s) in %d ms", attempt.request_id, attempt.attempt, result_text,
+                     outcome.status_code or outcome.error, outcome.elapsed_ms,
+                     **fields(request_id=attempt.request_id, attempt=attempt.attempt, result=result_text,
+                              status_code=outcome.status_code, error=outcome.error, elapsed_ms=outcome.elapsed_ms,
+                              worker=worker or None))
             if result.next is Next.PUBLISH:
                 to_publish.append((attempt.request_id, attempt.attempt + 1, end.next_due_ms))
             elif result.next is Next.ENDED and end.callback:

@@ -26,6 +26,7 @@ from app.core.model import NAME_RULE, is_name, ms, seconds
 from app.core.outcome import FAILED, SUCCEEDED, Outcome
 from app.core.publish import Publisher
 from app.core.workers import Workers
+from app.log import fields
 from app.storage import batches as store_batches
 from app.storage.batches import BatchConfig, Claimed, Refused
 from app.storage.client import Store
@@ -279,7 +280,11 @@ class BatchForwarder:
         log.info("batch %s/%s: POST %d records (%d bytes), attempt %d -> %s in %d ms: %s", claimed.name,
                  claimed.batch_id, claimed.records, len(claimed.body), claimed.attempt,
                  outcome.status_code if outcome.status_code is not None else outcome.error, outcome.elapsed_ms,
-                 finished.result)
+                 finished.result,
+                 **fields(batch=claimed.name, batch_id=claimed.batch_id, records=claimed.records,
+                          bytes=len(claimed.body), attempt=claimed.attempt, status_code=outcome.status_code,
+                          error=outcome.error, elapsed_ms=outcome.elapsed_ms, result=finished.result,
+                          worker=claimed.worker))
         if finished.result == "dead":
             why = "a permanent failure" if outcome.verdict == FAILED else f"{claimed.attempt} attempts"
             log.warning("batch %s/%s: dead after %s (%s)", claimed.name, claimed.batch_id, why, error)

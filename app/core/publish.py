@@ -33,6 +33,12 @@ DISPATCH_LEAD_MS = 50
 SEND_CHUNK = 8
 
 
+def shown_items(kind: str, items: Iterable[tuple[str, int] | list]) -> str:
+    """What a task message carries, as Flower's task list shows it: `requests=ID#ATTEMPT,...`.
+    The message itself keeps its compact JSON arguments."""
+    return f"{kind}=" + ",".join(f"{item_id}#{attempt}" for item_id, attempt in items)
+
+
 class Sender(Protocol):
     def send_task(self, name: str, args: list | None = None, eta: datetime | None = None, **options): ...
 
@@ -48,19 +54,21 @@ class Publisher:
         self._sender = sender
         self._broker_errors = broker_errors
 
-    def send(self, name: str, args: list, eta_ms: int | None = None) -> None:
-        """Publish one task; raises PublishFailed when the broker does not take it."""
+    def send(self, name: str, args: list, eta_ms: int | None = None, shown_as: str | None = None) -> None:
+        """Publish one task; raises PublishFailed when the broker does not take it. `shown_as` is
+        how monitors (Flower, `celery events`) and Celery's own logs show its arguments."""
         # An eta is the system's time (Celery's), also when the timetable runs on a virtual clock.
         eta = None if eta_ms is None else datetime.fromtimestamp(clock.to_real_ms(eta_ms) / 1000, tz=UTC)
+        options = {} if shown_as is None else {"argsrepr": shown_as}
         try:
-            self._sender.send_task(name, args=args, eta=eta)
+            self._sender.send_task(name, args=args, eta=eta, **options)
         except self._broker_errors as exc:
             raise PublishFailed(f"{name}: {exc}") from exc
 
     def notify(self, name: str, request_id: str) -> bool:
         """Publish a notice task about a request (a callback, a cancel notice); False if it failed."""
         try:
-            self.send(name, [request_id])
+            self.send(name, [request_id], shown_as=f"request={request_id}")
         except PublishFailed as exc:
             log.warning("request %s: %s not published (%s); it waits in the outbox, and is published again "
                         "once its publish grace has passed", request_id, name, exc)
@@ -81,17 +89,20 @@ class Publisher:
             for start in range(0, len(group), DELIVERY_CHUNK):
                 chunk = group[start:start + DELIVERY_CHUNK]
                 eta_ms = None if window is None else chunk[0][2] - DISPATCH_LEAD_MS
-                self._send_stored(DELIVER_REQUESTS, [chunk], eta_ms, "requests", [item[0] for item in chunk])
+                self._send_stored(DELIVER_REQUESTS, [chunk], eta_ms, "requests", [item[0] for item in chunk],
+                                  shown_as=shown_items("requests", ((item[0], item[1]) for item in chunk)))
 
     def send_batches(self, name: str, items: list[tuple[str, int]], eta_ms: int | None = None) -> None:
         """Publish stored (batch id, attempt) items of the batch `name`, SEND_CHUNK a message."""
         for start in range(0, len(items), SEND_CHUNK):
             chunk = [[batch_id, attempt] for batch_id, attempt in items[start:start + SEND_CHUNK]]
-            self._send_stored(SEND_BATCHES, [name, chunk], eta_ms, f"batch {name}", [item[0] for item in chunk])
+            self._send_stored(SEND_BATCHES, [name, chunk], eta_ms, f"batch {name}", [item[0] for item in chunk],
+                              shown_as=f"batch={name} " + shown_items("batches", chunk))
 
-    def _send_stored(self, task: str, args: list, eta_ms: int | None, what: str, ids: list[str]) -> None:
+    def _send_stored(self, task: str, args: list, eta_ms: int | None, what: str, ids: list[str],
+                     shown_as: str) -> None:
         try:
-            self.send(task, args, eta_ms)
+            self.send(task, args, eta_ms, shown_as)
         except PublishFailed as exc:
             log.warning("%s %s not published (%s); they are stored, and published again once their "
                         "publish grace has passed", what, " ".join(ids), exc)

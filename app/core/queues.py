@@ -104,11 +104,18 @@ class QueueService:
         return name
 
     def put(self, name: str, fields: dict) -> tuple[dict, bool]:
-        """Create the queue or change the given fields (the others keep their value); (queue, created)."""
+        """Create the queue or replace its config: a field left out takes its default, whatever it
+        was before (PUT replaces, for queues as for batches); (queue, created)."""
         self._creatable(name)
         created = store_queues.put(self.store, name, now_ms=self.now_ms(), defaults=STORED_DEFAULTS,
-                                   updates=_stored_config(fields))
+                                   updates={**STORED_DEFAULTS, **_stored_config(fields)})
         return self.get(name), created
+
+    def ensure(self, name: str) -> bool:
+        """Create the queue with the defaults unless it exists; an existing queue keeps its config.
+        True if it was created."""
+        self._creatable(name)
+        return store_queues.put(self.store, name, now_ms=self.now_ms(), defaults=STORED_DEFAULTS, updates={})
 
     def get(self, name: str) -> dict:
         stats = store_queues.stats(self.store, self._known(name), now_ms=self.now_ms())

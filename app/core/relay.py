@@ -13,6 +13,7 @@ from app.core.outcome import RETRY, Outcome
 from app.core.publish import Publisher
 from app.core.task_names import NOTIFY_CANCEL, SEND_CALLBACK
 from app.core.workers import Workers
+from app.log import fields
 from app.storage import outbox
 from app.storage import requests as store_requests
 from app.storage.client import Store
@@ -50,8 +51,10 @@ class RequestRelay:
         counts = {"claimed": 0, "republished": 0, "lost": 0, "workers_lost": 0}
         for name in self.workers.dead():
             held = self.workers.reap(name, self.settings.publish_grace_ms)
-            log.warning("worker %s stopped heartbeating: %d attempts it held published again, %d it ran lost",
-                        name, len(held.republish), len(held.lost))
+            republished, lost = [due.request_id for due in held.republish], [due.request_id for due in held.lost]
+            log.warning("worker %s stopped heartbeating: %d attempts it held published again (%s), %d it ran "
+                        "lost (%s)", name, len(republished), " ".join(republished) or "-", len(lost),
+                        " ".join(lost) or "-", **fields(worker=name, republished=republished, lost=lost))
             self.publisher.deliver(held.republish, self.now_ms())
             self._settle_lost(held.lost, WORKER_STOPPED)
             counts["workers_lost"] += 1
@@ -99,7 +102,6 @@ class RequestRelay:
         for due, record in zip(lost, records):
             if record:
                 started_ms = int(record.get("started_ms") or now)
-                log.warning("request %s: attempt %d %s", due.request_id, due.attempt, outcome.error)
                 attempts.append(Attempt(due.request_id, due.attempt, started_ms, started_ms,
                                         store_requests.spec_of(record)))
         if attempts:

@@ -101,6 +101,11 @@ Workers (``W`` is a Celery worker's node name, such as ``celery@host``)
   P:worker:{W}:held_batches set    ``{B}\t{batch id}`` of the taken batches it holds likewise (the
                                    batch's meta names it as ``holder``)
 
+Beat
+  P:beat                   hash    ``last_tick_ms``: when a worker last ran beat's tick (so beat
+                                   and a worker consuming its queue are both up; ``htq run`` waits
+                                   for it), ``ticks``: how many ticks ran
+
 Counters for /metrics (storage/stats.py; written by the scripts that change the state, through
 lua/_stats.lua). A histogram hash has one field per bucket, named by its upper bound in ms (or
 ``inf``), counting the observations that fell in it (not cumulative), and ``sum_ms``
@@ -237,6 +242,10 @@ def clock_offset() -> str:
 
 def workers() -> str:
     return f"{PREFIX}:workers"
+
+
+def beat() -> str:
+    return f"{PREFIX}:beat"
 
 
 def worker(name: str) -> str:

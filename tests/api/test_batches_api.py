@@ -48,7 +48,10 @@ def test_put_creates_then_replaces_and_get_shows_config_and_counts(client):
                     "sent_records": 0, "dead_batches": 0, "last_sent_at": None, "last_status_code": None,
                     "last_error": None}
     assert put(client).status_code == 200
-    assert client.get("/v1/batches/events").get_json()["max_records"] == 10
+    replaced = client.get("/v1/batches/events").get_json()  # PUT replaces: left out, back to the defaults
+    assert (replaced["max_records"], replaced["max_bytes"], replaced["interval"], replaced["headers"],
+            replaced["retry"], replaced["timeout"]) == (10, 1048576, 10.0, {}, {"max_attempts": 3,
+                                                                                "backoff_base": 2.0}, 30.0)
     assert [b["name"] for b in client.get("/v1/batches").get_json()["items"]] == ["events"]
 
 

@@ -46,16 +46,17 @@ def assert_error(response, code, *fields):
 # -- queues -------------------------------------------------------------------------------------
 
 
-def test_put_creates_then_updates(client):
+def test_put_creates_then_replaces_omitted_fields_taking_their_defaults(client):
     created = client.put("/v1/queues/orders", json={"visibility_timeout": 45, "max_receives": 3,
                                                     "retention": 3600, "delay": 1.5})
     assert created.status_code == 201
     assert created.get_json() | {"created_at": None, "updated_at": None} == {
         "name": "orders", "visibility_timeout": 45, "max_receives": 3, "retention": 3600, "delay": 1.5,
         "created_at": None, "updated_at": None, "visible": 0, "in_flight": 0, "delayed": 0, "dead": 0}
-    updated = client.put("/v1/queues/orders", json={"delay": 0})
+    updated = client.put("/v1/queues/orders", json={"delay": 0, "retention": 7200})
     assert updated.status_code == 200
-    assert (updated.get_json()["delay"], updated.get_json()["visibility_timeout"]) == (0, 45)
+    body = client.get("/v1/queues/orders").get_json()
+    assert (body["delay"], body["retention"], body["visibility_timeout"], body["max_receives"]) == (0, 7200, 30, 0)
 
 
 def test_put_with_an_empty_body_creates_with_defaults(client):

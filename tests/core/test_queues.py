@@ -35,7 +35,7 @@ def push_json(service, name, *values, delay_s=None):
     return service.push_many(name, [(json_body(value), delay_s) for value in values])
 
 
-def test_put_creates_with_defaults_and_a_later_put_changes_only_its_fields(service, clock):
+def test_put_creates_with_defaults_and_a_later_put_replaces_the_whole_config(service, clock):
     queue, created = service.put("orders", {"max_receives": 5})
     assert created is True
     assert queue == {"name": "orders", "visibility_timeout": 30, "max_receives": 5, "retention": 345600,
@@ -44,8 +44,16 @@ def test_put_creates_with_defaults_and_a_later_put_changes_only_its_fields(servi
     clock.advance(1)
     queue, created = service.put("orders", {"visibility_timeout": 2.5})
     assert created is False
-    assert (queue["visibility_timeout"], queue["max_receives"]) == (2.5, 5)
+    assert (queue["visibility_timeout"], queue["max_receives"]) == (2.5, 0)  # left out: its default again
     assert queue["updated_at"] == "2023-11-14T22:13:21.000Z"
+
+
+def test_ensure_creates_a_missing_queue_with_defaults_and_leaves_an_existing_one_as_it_is(service):
+    assert service.ensure("orders") is True
+    service.put("orders", {"max_receives": 5, "visibility_timeout": 2.5})
+    assert service.ensure("orders") is False
+    queue = service.get("orders")
+    assert (queue["visibility_timeout"], queue["max_receives"]) == (2.5, 5)
 
 
 def test_first_message_creates_the_queue_with_defaults(service):

@@ -39,7 +39,7 @@ def test_beat_sweep_returns_expired_locks_and_dead_letters_on_idle_queues(client
     wait_until(lambda: store.redis.zscore(keys.queue_ready("retry"), retry_id) is not None, 30, 0.1)
     wait_until(lambda: store.redis.zscore(keys.queue_dead("poison"), poison_id) is not None, 30, 0.1)
     assert store.redis.zcard(keys.queue_inflight("retry")) == store.redis.zcard(keys.queue_inflight("poison")) == 0
-    assert "htq.sweep_queues" in services.log("worker")
+    assert "tick: " in services.log("worker") and " queues_returned=" in services.log("worker")  # by beat's tick
     assert client.get("/v1/queues/poison").get_json()["dead"] == 1
     received = client.post("/v1/queues/retry/messages/receive", json={}).get_json()["messages"]
     assert [(m["id"], m["receive_count"]) for m in received] == [(retry_id, 2)]

@@ -11,7 +11,7 @@ RUNS = 6
 
 
 def test_two_beats_run_each_tick_once_and_a_worker_delivers_it(services_factory, redis_url, http_target):
-    procs = services_factory()
+    procs = services_factory(LOG_LEVEL="DEBUG")  # beat logs each task it sends only at DEBUG (app/log.py)
     procs.start_worker(concurrency=2)
     procs.start_beat("beat1")
     procs.start_beat("beat2")
@@ -25,7 +25,7 @@ def test_two_beats_run_each_tick_once_and_a_worker_delivers_it(services_factory,
     wait_until(lambda: len(http_target.requests_to("/tick")) >= RUNS, timeout_s=60, interval_s=0.1)
     assert client.post("/v1/schedules/tick/pause").status_code == 200
     for beat in ("beat1", "beat2"):  # both beats really sent the tick task
-        assert "run-schedules" in procs.log(beat)
+        assert "Sending due task tick (htq.tick)" in procs.log(beat)
 
     made = client.get("/v1/requests?schedule=tick&limit=200").get_json()["items"]
     schedule = client.get("/v1/schedules/tick").get_json()

@@ -34,7 +34,12 @@ def test_a_created_request_travels_as_htq_deliver_requests_to_the_worker_and_rea
     assert received.method == "POST" and json.loads(received.body) == {"n": 1}
     assert received.headers["Idempotency-Key"] == created["id"] and received.headers["Htq-Attempt"] == "1"
     assert client.get(f"/v1/requests/{created['id']}/response").get_json()["status_code"] == 200
-    assert f"request {created['id']}: attempt 1 -> succeeded (200)" in caplog.messages  # settled in this process
+    # Settled in this process, in one line naming the request, with the same fields for JSON logs.
+    [line] = [record for record in caplog.records if record.getMessage().startswith(f"request {created['id']}: ")]
+    assert re.fullmatch(rf"request {created['id']}: attempt 1 -> succeeded \(200\) in \d+ ms", line.getMessage())
+    assert line.fields | {"elapsed_ms": 0, "worker": ""} == {
+        "request_id": created["id"], "attempt": 1, "result": "succeeded", "status_code": 200, "error": None,
+        "elapsed_ms": 0, "worker": ""}
 
 
 def test_a_retry_published_by_the_worker_waits_for_its_eta_and_runs_on_the_worker(worker, client, http_target):

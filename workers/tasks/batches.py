@@ -1,4 +1,4 @@
-"""Tasks of batch forwarding: POST taken batches, and beat's flush of due and lost batches."""
+"""Tasks of batch forwarding: POST taken batches (beat's flush of due and lost batches: tasks/beat.py)."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +10,7 @@ from app import broker
 from app.core import clock
 from app.core.batches import BatchService, Settled
 from app.core.publish import Sender
-from app.core.task_names import FLUSH_BATCHES, SEND_BATCHES
+from app.core.task_names import SEND_BATCHES
 from app.storage import workers as store_workers
 from app.storage.client import Store
 from config import Settings
@@ -66,15 +66,6 @@ def run_send(rt: runtime.Runtime, name: str, batch_id: str, attempt: int, worker
                                 headers=batches.request_headers(claimed), body=claimed.body,
                                 timeout_s=claimed.timeout_ms / 1000)
     return batches.finish(claimed, outcome)
-
-
-@shared_task(name=FLUSH_BATCHES, ignore_result=True)
-def flush_batches() -> dict:
-    """Beat, every second: send batches whose oldest record is `interval` old; recover lost ones."""
-    counts = runtime.current().forwarder.flush()
-    if any(counts.values()):
-        log.info("flush batches: %s", counts)
-    return counts
 
 
 def configure_env_batch(settings: Settings, sender: Sender) -> bool:

@@ -1,4 +1,4 @@
-"""Tasks of deferred requests: deliver attempts, relay due work, expire, callbacks, cancel notices."""
+"""Tasks of deferred requests: deliver attempts, callbacks, cancel notices (beat's relay and expiry: tasks/beat.py)."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +13,7 @@ from app.core.model import ms
 from app.core.outcome import RETRY, SUCCEEDED
 from app.core.relay import NOTICE_TASKS
 from app.core.requests import to_resource
-from app.core.task_names import DELIVER_REQUESTS, EXPIRE_REQUESTS, NOTIFY_CANCEL, RELAY_REQUESTS, SEND_CALLBACK
+from app.core.task_names import DELIVER_REQUESTS, NOTIFY_CANCEL, SEND_CALLBACK
 from app.storage import outbox
 from app.storage import requests as store_requests
 from app.storage import workers as store_workers
@@ -69,24 +69,6 @@ def send_attempt(rt: runtime.Runtime, attempt: Attempt):
     return rt.deliverer.send(delivery_id=attempt.request_id, attempt=attempt.attempt, method=spec["method"],
                              url=spec["url"], headers=attempt.headers, body=attempt.body,
                              timeout_s=float(spec["timeout"]))
-
-
-@shared_task(name=RELAY_REQUESTS, ignore_result=True)
-def relay_requests() -> dict:
-    """Beat, every second: publish requests due within the horizon, recover lost ones."""
-    counts = runtime.current().relay.tick()
-    if any(counts.values()):
-        log.info("relay: %s", counts)
-    return counts
-
-
-@shared_task(name=EXPIRE_REQUESTS, ignore_result=True)
-def expire_requests() -> int:
-    """Beat: delete requests that ended longer ago than the retention period."""
-    expired = runtime.current().relay.expire()
-    if expired:
-        log.info("expired %d requests", expired)
-    return expired
 
 
 def _send_notice(task, request_id: str, record: dict, kind: str, method: str, url: str, body: bytes | None,

@@ -10,6 +10,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import abort
 
+from app.api import examples
 from app.api.batches.schemas import (
     BatchConfigSchema,
     BatchDeadArgsSchema,
@@ -33,12 +34,13 @@ blp = Blueprint("batches", __name__, url_prefix="/v1/batches",
 require_json_body(blp)
 
 RECORD_BODY_DOC = {"required": True, "description": "One record: any JSON value.",
-                   "content": {"application/json": {"schema": {}}}}
-RECORD_BATCH_DOC = {"required": True, "content": {"application/json": {"schema": RecordBatchSchema}}}
+                   "content": {"application/json": {"schema": {}, "example": examples.RECORD}}}
+RECORD_BATCH_DOC = {"required": True, "content": {"application/json": {"schema": RecordBatchSchema,
+                                                                       "example": examples.RECORD_BATCH}}}
 
 
 @blp.route("")
-@blp.response(200, BatchListSchema)
+@blp.response(200, BatchListSchema, example=examples.BATCH_LIST)
 def list_batches():
     """Every batch with its configuration and counts, by name."""
     return {"items": services().batches.list()}
@@ -46,18 +48,19 @@ def list_batches():
 
 @blp.route("/<name:name>")
 class BatchItem(MethodView):
-    @blp.arguments(BatchConfigSchema)
-    @blp.response(200, BatchSchema)
-    @blp.alt_response(201, schema=BatchSchema, description="Created")
+    @blp.arguments(BatchConfigSchema, example=examples.BATCH_CONFIG)
+    @blp.response(200, BatchSchema, example=examples.BATCH)
+    @blp.alt_response(201, schema=BatchSchema, description="Created", example=examples.BATCH)
     def put(self, fields, name):
-        """Create (201) or replace (200) a batch's configuration; omitted fields take their defaults.
+        """Create (201) or replace (200) a batch's configuration. PUT replaces: a field left out
+        takes its default, whatever it was before (as on `PUT /v1/queues/{name}`).
 
         Records are POSTed to `endpoint` as one JSON array as soon as `max_records` or `max_bytes`
         is reached, or when the oldest pending record is `interval` seconds old."""
         resource, created = services().batches.configure(name, fields)
         return resource, 201 if created else 200
 
-    @blp.response(200, BatchSchema)
+    @blp.response(200, BatchSchema, example=examples.BATCH)
     def get(self, name):
         """The configuration, pending records, batches sent and dead, and the latest POST's result."""
         return services().batches.get(name)
@@ -83,7 +86,7 @@ def _records(parse):
 
 @blp.route("/<name:name>/records", methods=["POST"])
 @blp.doc(requestBody=RECORD_BODY_DOC)
-@blp.response(202, RecordIdSchema)
+@blp.response(202, RecordIdSchema, example=examples.RECORD_ID)
 def add_record(name):
     """Add one record (the body, any JSON); it is stored before the answer, and forwarded as sent.
     404 if the batch is unknown, 413 if the record cannot fit in a batch by itself."""
@@ -92,7 +95,7 @@ def add_record(name):
 
 @blp.route("/<name:name>/records/batch", methods=["POST"])
 @blp.doc(requestBody=RECORD_BATCH_DOC)
-@blp.response(202, RecordIdsSchema)
+@blp.response(202, RecordIdsSchema, example=examples.RECORD_IDS)
 def add_records(name):
     """Add up to 1000 records at once, in order; none is stored if one is refused."""
     records, errors = _records(record_batch)
@@ -103,14 +106,14 @@ def add_records(name):
 
 @blp.route("/<name:name>/dead")
 @blp.arguments(BatchDeadArgsSchema, location="query")
-@blp.response(200, BatchDeadListSchema)
+@blp.response(200, BatchDeadListSchema, example=examples.DEAD_BATCHES)
 def dead_batches(args, name):
     """Batches that ran out of attempts, oldest first, with their records and last error."""
     return {"items": services().batches.dead(name, args["limit"])}
 
 
 @blp.route("/<name:name>/dead/redrive", methods=["POST"])
-@blp.response(200, BatchMovedSchema)
+@blp.response(200, BatchMovedSchema, example=examples.MOVED)
 def redrive_dead(name):
     """Send every dead batch again, with a fresh budget of attempts, to the current endpoint."""
     return {"moved": services().batches.redrive(name)}

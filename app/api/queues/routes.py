@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import abort, jsonify, request
 from flask.views import MethodView
 
+from app.api import examples
 from app.api.common import BODY_METHODS, Blueprint, abort_malformed
 from app.api.queues.schemas import (
     AckBatchSchema,
@@ -40,7 +41,8 @@ PUSH_ENDPOINT = "queues.push_message"
 MESSAGE_BODY_DOC = {
     "required": True,
     "description": "The message: any JSON (`application/json`) or text (`text/plain`).",
-    "content": {"application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": {}, "example": examples.MESSAGE},
+                "text/plain": {"schema": {"type": "string"}, "example": "a line of text"}},
 }
 
 
@@ -73,7 +75,7 @@ def _message_body() -> str:
 
 
 @blp.route("")
-@blp.response(200, QueueListSchema)
+@blp.response(200, QueueListSchema, example=examples.QUEUE_LIST)
 def list_queues():
     """Every queue with its config and counts, by name."""
     return {"items": services().queues.list()}
@@ -81,16 +83,17 @@ def list_queues():
 
 @blp.route("/<name:name>")
 class Queue(MethodView):
-    @blp.arguments(QueueConfigSchema, required=False)
-    @blp.response(200, QueueSchema, description="Updated")
-    @blp.alt_response(201, schema=QueueSchema, description="Created")
+    @blp.arguments(QueueConfigSchema, required=False, example=examples.QUEUE_CONFIG)
+    @blp.response(200, QueueSchema, description="Updated", example=examples.QUEUE)
+    @blp.alt_response(201, schema=QueueSchema, description="Created", example=examples.QUEUE)
     def put(self, fields, name):
-        """Create the queue (201) or change its config (200). Fields left out keep their value
-        (the defaults for a new queue). 422 for a name outside `[A-Za-z0-9_-]{1,80}`."""
+        """Create the queue (201) or replace its config (200). PUT replaces: a field left out takes
+        its default, whatever it was before (as on `PUT /v1/batches/{name}`); send every field you
+        want to keep. 422 for a name outside `[A-Za-z0-9_-]{1,80}`."""
         queue, created = services().queues.put(name, fields)
         return queue, 201 if created else 200
 
-    @blp.response(200, QueueSchema)
+    @blp.response(200, QueueSchema, example=examples.QUEUE)
     def get(self, name):
         """The queue's config and exact counts: `visible`, `in_flight`, `delayed`, `dead`. 404 if unknown."""
         return services().queues.get(name)
@@ -104,7 +107,7 @@ class Queue(MethodView):
 @blp.route("/<name:name>/messages", methods=["POST"])
 @blp.arguments(PushArgsSchema, location="query")
 @blp.doc(requestBody=MESSAGE_BODY_DOC)
-@blp.response(201, IdSchema)
+@blp.response(201, IdSchema, example=examples.MESSAGE_CREATED)
 def push_message(args, name):
     """Push one message: the request body, any JSON (`application/json`) or text (`text/plain`),
     at most the body limit (413). The queue is created with the defaults if it does not exist.
@@ -114,8 +117,8 @@ def push_message(args, name):
 
 
 @blp.route("/<name:name>/messages/batch", methods=["POST"])
-@blp.arguments(BatchPushSchema)
-@blp.response(201, IdsSchema)
+@blp.arguments(BatchPushSchema, example=examples.MESSAGE_BATCH)
+@blp.response(201, IdsSchema, example=examples.MESSAGE_IDS)
 def push_batch(body, name):
     """Push up to 100 messages at once, in order: all are checked first, none is stored if one
     is refused. Each `body` is any JSON; each `delay` overrides the queue's."""
@@ -124,8 +127,8 @@ def push_batch(body, name):
 
 
 @blp.route("/<name:name>/messages/receive", methods=["POST"])
-@blp.arguments(ReceiveSchema)
-@blp.response(200, ReceivedSchema)
+@blp.arguments(ReceiveSchema, example=examples.RECEIVE)
+@blp.response(200, ReceivedSchema, example=examples.RECEIVED)
 def receive(args, name):
     """Receive up to `max` visible messages, oldest available first. Each is locked for
     `visibility_timeout` seconds (the queue's by default) under a fresh `receipt`; acknowledge it
@@ -136,8 +139,8 @@ def receive(args, name):
 
 
 @blp.route("/<name:name>/messages/ack", methods=["POST"])
-@blp.arguments(AckBatchSchema)
-@blp.response(200, AckResultSchema)
+@blp.arguments(AckBatchSchema, example=examples.ACK_BATCH)
+@blp.response(200, AckResultSchema, example=examples.ACK_RESULT)
 def ack_batch(body, name):
     """Acknowledge up to 100 messages. Each failure is listed with its reason: `not_found`
     (unknown or already acknowledged) or `stale` (the receipt is not the current one)."""
@@ -153,8 +156,8 @@ class Message(MethodView):
         since (or moved to the dead letters); 404 if unknown or already acknowledged."""
         services().queues.ack(name, message_id, args.get("receipt"))
 
-    @blp.arguments(VisibilitySchema)
-    @blp.response(200, VisibilityResultSchema)
+    @blp.arguments(VisibilitySchema, example=examples.VISIBILITY)
+    @blp.response(200, VisibilityResultSchema, example=examples.VISIBILITY_RESULT)
     def patch(self, fields, name, message_id):
         """Change the visibility timeout of a received message, counted from now; 0 releases it
         to its original place in the queue. 409 if the receipt is not the current one."""
@@ -164,14 +167,14 @@ class Message(MethodView):
 
 @blp.route("/<name:name>/dead")
 @blp.arguments(DeadArgsSchema, location="query")
-@blp.response(200, DeadListSchema)
+@blp.response(200, DeadListSchema, example=examples.DEAD_MESSAGES)
 def dead_letters(args, name):
     """The queue's dead letters, oldest first: messages received `max_receives` times."""
     return {"items": services().queues.dead(name, args["limit"])}
 
 
 @blp.route("/<name:name>/dead/redrive", methods=["POST"])
-@blp.response(200, MovedSchema)
+@blp.response(200, MovedSchema, example=examples.MOVED)
 def redrive(name):
     """Move every dead letter back to the queue, visible now, with its receive count reset."""
     return {"moved": services().queues.redrive(name)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import jsonify, request
 from flask.views import MethodView
 
+from app.api import examples
 from app.api.common import Blueprint, require_json_body
 from app.api.requests.schemas import (
     AttemptListSchema,
@@ -42,7 +43,7 @@ def _idempotency_key() -> str | None:
 @blp.route("")
 class Requests(MethodView):
     @blp.arguments(ListArgsSchema, location="query")
-    @blp.response(200, RequestListSchema)
+    @blp.response(200, RequestListSchema, example=examples.REQUEST_LIST)
     def get(self, args):
         """List requests, newest first, optionally of one status or made by one schedule; page
         with `cursor`."""
@@ -50,10 +51,10 @@ class Requests(MethodView):
                                                       args.get("schedule"))
         return {"items": items, "next_cursor": next_cursor}
 
-    @blp.arguments(RequestCreateSchema)
+    @blp.arguments(RequestCreateSchema, example=examples.REQUEST_CREATE)
     @blp.doc(parameters=[IDEMPOTENCY_KEY_DOC])
-    @blp.response(201, RequestSchema)
-    @blp.alt_response(200, schema=RequestSchema, description="Replay of an Idempotency-Key")
+    @blp.response(201, RequestSchema, example=examples.REQUEST)
+    @blp.alt_response(200, schema=RequestSchema, description="Replay of an Idempotency-Key", example=examples.REQUEST)
     def post(self, fields):
         """Queue one HTTP request, to be sent now, after `delay` seconds or at `eta`.
 
@@ -68,16 +69,16 @@ class Requests(MethodView):
 
 
 @blp.route("/batch", methods=["POST"])
-@blp.arguments(RequestBatchSchema)
-@blp.response(201, RequestItemsSchema)
+@blp.arguments(RequestBatchSchema, example=examples.REQUEST_BATCH)
+@blp.response(201, RequestItemsSchema, example=examples.REQUEST_ITEMS)
 def create_batch(body):
     """Queue up to 100 requests at once: all are validated first; none is created if one is invalid."""
     return jsonify({"items": services().requests.create_many(body["requests"])}), 201
 
 
 @blp.route("/cancel", methods=["POST"])
-@blp.arguments(BulkCancelSchema)
-@blp.response(200, BulkCanceledSchema)
+@blp.arguments(BulkCancelSchema, example=examples.BULK_CANCEL)
+@blp.response(200, BulkCanceledSchema, example=examples.BULK_CANCELED)
 def cancel_matching(filters):
     """Cancel every request not ended that matches all the filters given (at least one): `status`
     (any of these), `url_prefix`, `schedule` (made by its runs). Done 100 at a time, so Redis is
@@ -89,7 +90,7 @@ def cancel_matching(filters):
 
 @blp.route("/<request_id:request_id>")
 class RequestItem(MethodView):
-    @blp.response(200, RequestSchema)
+    @blp.response(200, RequestSchema, example=examples.REQUEST)
     def get(self, request_id):
         """The request. 404 if never known, 410 once expired after the retention period."""
         return services().requests.get(request_id)
@@ -101,14 +102,14 @@ class RequestItem(MethodView):
 
 
 @blp.route("/<request_id:request_id>/status")
-@blp.response(200, StatusSchema)
+@blp.response(200, StatusSchema, example=examples.STATUS)
 def request_status(request_id):
     """Status, attempts so far and the time of the next attempt."""
     return services().requests.status(request_id)
 
 
 @blp.route("/<request_id:request_id>/attempts")
-@blp.response(200, AttemptListSchema)
+@blp.response(200, AttemptListSchema, example=examples.ATTEMPTS)
 def request_attempts(request_id):
     """Every attempt made: start, duration, status code or error."""
     return {"items": services().requests.attempts(request_id)}
@@ -117,8 +118,8 @@ def request_attempts(request_id):
 @blp.route("/<request_id:request_id>/response")
 class RequestResponse(MethodView):
     @blp.arguments(WaitArgsSchema, location="query")
-    @blp.response(200, ResponseSchema)
-    @blp.alt_response(202, schema=StatusSchema, description="Not ended yet")
+    @blp.response(200, ResponseSchema, example=examples.RESPONSE)
+    @blp.alt_response(202, schema=StatusSchema, description="Not ended yet", example=examples.STATUS)
     def get(self, args, request_id):
         """The final response (or last error) once the request ended; with `wait`, long-polls up to
         that many seconds. 202 with the status while it has not ended; 404 when there is none."""
@@ -134,14 +135,14 @@ class RequestResponse(MethodView):
 
 
 @blp.route("/<request_id:request_id>/retry", methods=["POST"])
-@blp.response(202, RequestSchema)
+@blp.response(202, RequestSchema, example=examples.RETRIED)
 def retry_request(request_id):
     """Queue a failed or canceled request again, now, with a fresh budget of attempts."""
     return services().requests.retry(request_id)
 
 
 @blp.route("/<request_id:request_id>/run", methods=["POST"])
-@blp.response(202, RequestSchema)
+@blp.response(202, RequestSchema, example=examples.RUN_NOW)
 def run_request(request_id):
     """Send the next attempt now, skipping what is left of the delay or backoff. 409 if the request
     is running or has ended; one whose attempt is already due is left as it is."""
