@@ -78,12 +78,25 @@ def browser():
 
 def click_through(driver, element) -> None:
     """Click a link or button, and wait until the browser has left the page it was on."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = driver.find_element(webdriver.common.by.By.TAG_NAME, "html")
+
+    def left(_driver) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            # Chrome may say so while its old document is being replaced, instead of "stale".
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
     element.click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 10).until(left)
 
 
 def save_screenshot(driver, path: Path) -> None:
