@@ -95,6 +95,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.api.batches.routes import blp as batches_blp
     from app.api.clock.routes import blp as clock_blp
     from app.api.docs import blp as docs_assets_blp
+    from app.api.gates.routes import blp as gates_blp
     from app.api.openapi import finish_document
     from app.api.ops import blp as ops_blp
     from app.api.queues.routes import blp as queues_blp
@@ -116,6 +117,7 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(batches_blp)
     api.register_blueprint(schedules_blp)
     api.register_blueprint(workers_blp)
+    api.register_blueprint(gates_blp)
     api.register_blueprint(clock_blp)
     app.register_blueprint(compat_timers_blp)
     app.register_blueprint(compat_htq_blp)

@@ -11,6 +11,7 @@ from app import broker
 from app.api.openapi import register_converters
 from app.core import clock
 from app.core.batches import BatchService
+from app.core.gate_status import GateStatus
 from app.core.publish import Publisher
 from app.core.queues import QueueService
 from app.core.requests import RequestService
@@ -35,6 +36,7 @@ class Services:
     queues: QueueService
     batches: BatchService
     workers: Workers
+    gates: GateStatus
     clock: VirtualClock
     schedules: ScheduleService
 
@@ -57,6 +59,7 @@ def init_services(app: Flask, settings: Settings, publisher: Publisher | None = 
         queues=queues,
         batches=BatchService(store, publisher, settings, clock_ms=timetable_ms),
         workers=Workers(store, clock_ms or clock.real_ms),
+        gates=GateStatus(store, timetable_ms),
         schedules=schedules,
         clock=VirtualClock(store, publisher, settings, queues, schedules))
 

@@ -36,6 +36,7 @@ import time  # noqa: E402
 import requests  # noqa: E402
 
 from app.core import clock  # noqa: E402
+from app.core.gates import Breaker  # noqa: E402
 from app.core.ids import new_id  # noqa: E402
 from app.embedded import free_port  # noqa: E402
 from app.metrics import LABELLED_LIMIT  # noqa: E402
@@ -47,6 +48,9 @@ from app.storage import stats  # noqa: E402
 from app.storage.batches import BatchConfig  # noqa: E402
 from app.storage.client import Store  # noqa: E402
 from app.storage.requests import AttemptEnd, NewRequest  # noqa: E402
+
+# start_many's horizon and publish grace, for a request with no flow: what a rate defers needs them.
+UNGATED = {"horizon_end_ms": 10**15, "grace_ms": 10_000}
 
 DAY_MS = 86_400_000
 GRACE_MS = 120_000
@@ -105,11 +109,11 @@ def add_finished_attempts(store: Store, count: int) -> None:
     items = [NewRequest(new_id(now), now, {**SPEC, "id": ""}) for _ in range(count)]
     store_requests.create_many(store, items, now_ms=now, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS)
     ids = [(item.request_id, 1) for item in items]
-    store_requests.start_many(store, ids, worker="bench@host", now_ms=now + 3, lease_margin_ms=5000)
+    store_requests.start_many(store, ids, worker="bench@host", now_ms=now + 3, lease_margin_ms=5000, **UNGATED)
     ends = [AttemptEnd(request_id, 1, "succeeded", 0, {"attempt": 1}, {}, None, elapsed_ms=n % 700)
             for n, (request_id, _) in enumerate(ids)]
     store_requests.finish_many(store, ends, worker="bench@host", now_ms=now + 700, horizon_end_ms=now + HORIZON_MS,
-                               grace_ms=GRACE_MS)
+                               grace_ms=GRACE_MS, lease_margin_ms=0, breaker=Breaker())
 
 
 def scrape_times(base: str, scrapes: int) -> tuple[list[float], int, int]:

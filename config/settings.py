@@ -138,6 +138,9 @@ class Settings:
     # paths are relative to the working directory of each process.
     data_dir: str = ".htq"
     clock: str = "real"  # or "virtual": real time plus an offset kept in Redis (app/core/clock.py)
+    # The circuit breaker per destination (app/core/gates.py).
+    breaker_failures: int = 10
+    breaker_cooldown_s: float = 30.0
 
     # The durations scripts and scores use, in milliseconds (app.core.model.ms is the same rule
     # for API fields; config imports nothing of app).
@@ -240,4 +243,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         data_dir=env.get("HTQ_DATA_DIR") or ".htq",
         clock=clock,
+        breaker_failures=_int(env, "HTQ_BREAKER_FAILURES", 10, 1, 100_000),
+        breaker_cooldown_s=_duration(env, "HTQ_BREAKER_COOLDOWN", 30.0, DAY_S),
     )

@@ -88,5 +88,10 @@ ADVANCED = {"now": "2026-12-06T15:00:00.000Z"}
 
 # -- /v1/workers --------------------------------------------------------------------------------
 
+FLOW = {"key": "acme-api", "rate": 100, "period": 1.0, "parallelism": 10, "waiting": 240, "in_flight": 10}
+DESTINATIONS = {"items": [{"destination": "hooks.example.com", "state": "open", "consecutive_failures": 10,
+                           "open_until": "2026-12-03T15:20:31.000Z"},
+                          {"destination": "api.example.org:8443", "state": "closed", "consecutive_failures": 3,
+                           "open_until": None}]}
 WORKERS = {"items": [{"name": "celery@worker-1", "host": "worker-1", "pid": 4242, "started_at": AT,
                       "last_seen_at": "2026-12-03T15:20:01.513Z"}]}

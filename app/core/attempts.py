@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from app.core import clock, jsontext, policy
+from app.core import clock, gates, jsontext, policy
 from app.core.model import ms
 from app.core.outcome import FAILED, RETRY, SUCCEEDED, Outcome
 from app.core.publish import Publisher
@@ -98,17 +98,28 @@ class Attempts:
 
     def start(self, items: Iterable[tuple[str, int, int]], worker: str) -> list[Attempt]:
         """Claim (id, attempt, due_ms) items for `worker` (its node name), which then holds them;
-        duplicates and canceled requests drop out here."""
+        duplicates and canceled requests drop out here, and the gates (app/core/gates.py) hold
+        back what may not start yet: published again for the start its rate reserved, or parked."""
         items = list(items)
         now = self.now_ms()
         results = store_requests.start_many(self.store, [(rid, attempt) for rid, attempt, _ in items], worker=worker,
-                                            now_ms=now, lease_margin_ms=self.settings.lease_margin_ms)
-        started = []
-        for (request_id, attempt, due_ms), result in zip(items, results):
+                                            now_ms=now, lease_margin_ms=self.settings.lease_margin_ms,
+                                            horizon_end_ms=now + self.settings.horizon_ms,
+                                            grace_ms=self.settings.publish_grace_ms)
+        started, deferred = [], []
+        for (request_id, attempt, _), result in zip(items, results):
             if result.spec is not None:
-                started.append(Attempt(request_id, attempt, result.next_attempt_ms or due_ms, now, result.spec))
+                started.append(Attempt(request_id, attempt, result.send_ms, now, result.spec))
+            elif result.deferred_ms is not None:
+                log.debug("request %s: attempt %d waits for its flow's rate until %s", request_id, attempt,
+                          clock.to_rfc3339(result.deferred_ms))
+                if result.publish:
+                    deferred.append((request_id, attempt, result.deferred_ms))
+            elif result.parked is not None:
+                log.debug("request %s: attempt %d waits at %s", request_id, attempt, result.parked)
             else:
                 log.info("request %s: attempt %d not started (status %s)", request_id, attempt, result.status or "gone")
+        self.publisher.deliver(deferred, now)
         return started
 
     def finish(self, results: Iterable[tuple[Attempt, Outcome]], worker: str = "") -> None:
@@ -120,9 +131,12 @@ class Attempts:
         ends = [end for _, end in judged]
         settled = store_requests.finish_many(self.store, ends, worker=worker, now_ms=now,
                                              horizon_end_ms=now + self.settings.horizon_ms,
-                                             grace_ms=self.settings.publish_grace_ms)
+                                             grace_ms=self.settings.publish_grace_ms,
+                                             lease_margin_ms=self.settings.lease_margin_ms,
+                                             breaker=gates.Breaker.of(self.settings))
         to_publish = []
         for (attempt, outcome), end, result in zip(results, ends, settled):
+            to_publish.extend(result.woken)
             result_text = str(result.final_status or result.next)
             log.info("request %s: attempt %d -> %s (%s) in %d ms", attempt.request_id, attempt.attempt, result_text,
                      outcome.status_code or outcome.error, outcome.elapsed_ms,
@@ -142,6 +156,7 @@ class Attempts:
         `retry.max_duration` after the first attempt fails instead), and what to store."""
         retry = attempt.spec["retry"]
         outcome = policy.judge(attempt.spec, outcome)
+        breaker_news = gates.breaker_news(outcome)
         next_due_ms = now + backoff_ms(attempt.attempt, float(retry["backoff_base"]), float(retry["backoff_max"]),
                                        outcome.retry_after_s, self.rng)
         if outcome.verdict == RETRY and retry.get("max_duration") is not None:
@@ -157,4 +172,4 @@ class Attempts:
                     "elapsed_ms": outcome.elapsed_ms, "status_code": outcome.status_code, "error": error},
             response=response_document(attempt.attempt, outcome, now), last_error=error,
             callback=bool(attempt.spec.get("callback_url")), elapsed_ms=outcome.elapsed_ms,
-            worker_lost=outcome.worker_lost)
+            worker_lost=outcome.worker_lost, breaker_news=breaker_news)

@@ -14,6 +14,7 @@ from app.core.publish import Publisher
 from app.core.task_names import NOTIFY_CANCEL, SEND_CALLBACK
 from app.core.workers import Workers
 from app.log import fields
+from app.storage import gates as store_gates
 from app.storage import outbox
 from app.storage import requests as store_requests
 from app.storage.client import Store
@@ -23,6 +24,7 @@ from config import Settings
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
+GATES_PER_TICK = 100  # gates with waiting requests looked at per tick (each at most once a second)
 LEASE_EXPIRED = Outcome(verdict=RETRY, error="worker lost during the attempt (lease expired)", worker_lost=True)
 WORKER_STOPPED = Outcome(verdict=RETRY, error="worker lost during the attempt (it stopped heartbeating)",
                          worker_lost=True)
@@ -47,7 +49,8 @@ class RequestRelay:
 
     def tick(self) -> dict[str, int]:
         """Beat, every second: hand back what dead workers held; publish what falls due within
-        the horizon; republish lost publishes; settle attempts whose lease expired."""
+        the horizon; republish lost publishes; settle attempts whose lease expired; wake what
+        waits at a gate that lets it through now."""
         counts = {"claimed": 0, "republished": 0, "lost": 0, "workers_lost": 0}
         for name in self.workers.dead():
             held = self.workers.reap(name, self.settings.publish_grace_ms)
@@ -77,6 +80,11 @@ class RequestRelay:
         counts["republished"] += len(overdue.republish)
         self._settle_lost(overdue.lost, LEASE_EXPIRED)
         counts["lost"] += len(overdue.lost)
+        now = self.now_ms()
+        woken = store_gates.sweep(self.store, now_ms=now, grace_ms=self.settings.publish_grace_ms,
+                                  lease_margin_ms=self.settings.lease_margin_ms, limit=GATES_PER_TICK)
+        self.publisher.deliver(woken, now)
+        counts["woken"] = len(woken)
         counts["notices"] = self._publish_notices()
         return counts
 

@@ -105,6 +105,8 @@ class RequestService:
         spec["cancel_notify"] = bool(fields.get("cancel_notify", False))
         if fields.get("success"):
             spec["success"] = fields["success"]
+        if fields.get("flow"):
+            spec["flow"] = {"period": 1, **fields["flow"]}
         if fields.get("success_on_any_status"):
             # Any complete HTTP answer ends the request as succeeded (policy.judge): the htq
             # 2014 profile's rule. Not offered by /v1/requests.
@@ -211,6 +213,7 @@ class RequestService:
         # owed (something was sent) is decided, and recorded in the outbox, by the script.
         cancel = store_requests.cancel(self.store, request_id, now_ms=self.now_ms(),
                                        grace_ms=self.settings.publish_grace_ms,
+                                       lease_margin_ms=self.settings.lease_margin_ms,
                                        notify=bool(spec_of(record).get("cancel_notify")))
         if cancel.result is Canceled.MISSING:
             raise NotFound(f"No request {request_id}")
@@ -236,7 +239,8 @@ class RequestService:
             while cursor is not None:
                 chunk = store_requests.cancel_matching(
                     self.store, index, statuses=wanted, url_prefix=url_prefix, after=cursor, limit=CANCEL_CHUNK,
-                    now_ms=self.now_ms(), grace_ms=self.settings.publish_grace_ms)
+                    now_ms=self.now_ms(), grace_ms=self.settings.publish_grace_ms,
+                    lease_margin_ms=self.settings.lease_margin_ms)
                 canceled += chunk.canceled
                 for request_id in chunk.notify:
                     self.publisher.notify(NOTIFY_CANCEL, request_id)
@@ -265,7 +269,8 @@ class RequestService:
         running or ended; a request whose attempt is due already is left as it is."""
         self._record(request_id)
         now = self.now_ms()
-        ran = store_requests.run_now(self.store, request_id, now_ms=now, grace_ms=self.settings.publish_grace_ms)
+        ran = store_requests.run_now(self.store, request_id, now_ms=now, grace_ms=self.settings.publish_grace_ms,
+                                     lease_margin_ms=self.settings.lease_margin_ms)
         if ran.missing:
             raise NotFound(f"No request {request_id}")
         if ran.status is not None:
@@ -333,6 +338,8 @@ def resource_from(spec: dict, record: dict) -> dict:
         last_error=record.get("last_error") or None,
         links=links(spec["id"]),
     )
+    if "flow" in spec:
+        resource["flow"] = spec["flow"]
     if "schedule" in spec:
         resource["schedule"] = spec["schedule"]
     return resource

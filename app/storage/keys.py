@@ -106,6 +106,27 @@ Beat
                                    and a worker consuming its queue are both up; ``htq run`` waits
                                    for it), ``ticks``: how many ticks ran
 
+Gates of deferred requests (app/core/gates.py, lua/_gates.lua; ``K`` is a flow key, ``D`` a
+destination ``host[:port]``; both are free text after their prefix, so the scripts build these
+names from ``P:`` and what the request's hash names: ``flow``, ``flow_limits``, ``dest``, and
+``parked``, the gate a waiting request is parked at, ``flows:K`` or ``dests:D``)
+  P:flows:limits:K         hash    ``rate``, ``period_ms``, ``parallelism`` (0: none), as last sent
+                                   with a request of the key; expires 30 days after
+  P:flows:starts:K         zset    ``{id}#{attempt}`` -> time (ms) of a start granted: no window
+                                   of ``period_ms`` holds more than ``rate``; older ones trimmed
+  P:flows:reserved:K       zset    ``{id}#{attempt}`` -> time (ms) a request the rate held back
+                                   comes back at (spread out so waiters come one by one)
+  P:flows:running:K        zset    id -> lease expiry (ms) of a slot: running, reserved for a
+                                   request woken or waiting for its rate, dropped once expired
+  P:dests:state:D          hash    the breaker: ``failures`` (retryable, in a row), ``open_until``
+                                   (open before it, half-open after), ``opened_ms``, ``probe`` (the
+                                   id let through half-open) and ``probe_until``; none = closed
+  P:dests                  zset    destinations with breaker state, scores 0 (GET /v1/destinations)
+  P:waiting:flows:K        zset    id -> time parked: requests waiting for a slot of K
+  P:waiting:dests:D        zset    id -> time parked: requests waiting for D's breaker
+  P:gates:waiting          zset    ``flows:K`` / ``dests:D`` -> when the relay's gate sweep next
+                                   looks at a gate with waiters
+
 Counters for /metrics (storage/stats.py; written by the scripts that change the state, through
 lua/_stats.lua). A histogram hash has one field per bucket, named by its upper bound in ms (or
 ``inf``), counting the observations that fell in it (not cumulative), and ``sum_ms``
@@ -327,3 +348,41 @@ def stats_attempts() -> str:
 def stats_deliveries() -> str:
     return f"{PREFIX}:stats:deliveries"
 
+
+
+def gates_prefix() -> str:
+    """What the gate scripts build their keys from (``P:``): see the key schema above."""
+    return f"{PREFIX}:"
+
+
+def flow_limits(flow: str) -> str:
+    return f"{PREFIX}:flows:limits:{flow}"
+
+
+def flow_starts(flow: str) -> str:
+    return f"{PREFIX}:flows:starts:{flow}"
+
+
+def flow_reserved(flow: str) -> str:
+    return f"{PREFIX}:flows:reserved:{flow}"
+
+
+def flow_running(flow: str) -> str:
+    return f"{PREFIX}:flows:running:{flow}"
+
+
+def gate_waiting(gate: str) -> str:
+    """``gate`` is ``flows:K`` or ``dests:D``."""
+    return f"{PREFIX}:waiting:{gate}"
+
+
+def destination(dest: str) -> str:
+    return f"{PREFIX}:dests:state:{dest}"
+
+
+def destinations() -> str:
+    return f"{PREFIX}:dests"
+
+
+def gates_waiting() -> str:
+    return f"{PREFIX}:gates:waiting"

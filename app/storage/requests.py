@@ -10,8 +10,9 @@ from typing import NamedTuple
 
 from app.core import jsontext
 from app.core.clock import from_rfc3339
+from app.core.gates import Breaker
 from app.core.model import REQUEST_STATUSES, ms
-from app.storage import keys, outbox, stats
+from app.storage import gates, keys, outbox, stats
 from app.storage.client import Store
 from app.storage.outbox import Notice
 from app.storage.scripts import Script
@@ -73,11 +74,17 @@ class Overdue(NamedTuple):
 
 
 class Started(NamedTuple):
-    """An attempt claimed for sending (`spec` set), or not, with the `status` found ("" if gone)."""
+    """An attempt claimed for sending (`spec` set, to be sent at `send_ms`), or not: dropped with
+    the `status` found ("" if gone), or held back by its gates without using an attempt, either
+    `deferred_ms` (its flow's rate reserved that start; `publish`: it is within the horizon and
+    the caller publishes it for then, else the relay will) or `parked` at that gate."""
 
     status: str
     spec: dict | None = None
-    next_attempt_ms: int | None = None
+    send_ms: int | None = None
+    deferred_ms: int | None = None
+    publish: bool = False
+    parked: str | None = None
 
 
 class AttemptEnd(NamedTuple):
@@ -96,6 +103,7 @@ class AttemptEnd(NamedTuple):
     callback: bool = False
     elapsed_ms: int = 0  # the HTTP exchange's duration (the duration histogram)
     worker_lost: bool = False  # its worker died during it: counted as such, nothing measured
+    breaker_news: str = ""  # what it tells its destination's breaker (core.gates.breaker_news)
 
 
 class Next(StrEnum):
@@ -109,8 +117,11 @@ class Next(StrEnum):
 
 
 class Settled(NamedTuple):
+    """What follows an attempt, and the requests its freed slot or closed breaker woke (to publish)."""
+
     next: Next
     final_status: str | None = None
+    woken: list[Due] = []
 
 
 class Canceled(StrEnum):
@@ -179,6 +190,7 @@ def create(store: Store, new: NewRequest, *, now_ms: int, horizon_end_ms: int, g
         "timeout_ms": _timeout_ms(new.spec),
         "idempotency_value": f"{new.request_id} {fingerprint}" if idempotency_key else "",
         "idempotency_ttl_s": IDEMPOTENCY_TTL_S, "alias": ":".join(alias) if alias else "",
+        "request_gates": gates.new_request_arg(new.spec), "gates": keys.gates_prefix(),
     })
     if reply[0] == "alias_taken":
         return Stored(None, alias_taken=True)
@@ -193,11 +205,13 @@ def create_many(store: Store, items: list[NewRequest], *, now_ms: int, horizon_e
     """Store every request in one script (all or none); the status of each, "queued" or "scheduled"."""
     args: list = []
     for new in items:
-        args += [new.request_id, new.due_ms, json.dumps(new.spec), _attempt_limit(new.spec), _timeout_ms(new.spec)]
+        args += [new.request_id, new.due_ms, json.dumps(new.spec), _attempt_limit(new.spec), _timeout_ms(new.spec),
+                 gates.new_request_arg(new.spec)]
     return store.run(_CREATE_MANY, keys={
         **_STATUS_INDEXES, "due": keys.requests_due(), "inflight": keys.requests_inflight(),
         "all": keys.requests_all(), "requests": [keys.request(new.request_id) for new in items],
-    }, args={"now_ms": now_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms, "items": args})
+    }, args={"now_ms": now_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms, "items": args,
+             "gates": keys.gates_prefix()})
 
 
 def _attempt_limit(spec: dict) -> int:
@@ -388,22 +402,33 @@ def overdue_from(flat: list) -> Overdue:
 
 # -- attempts ------------------------------------------------------------------------------------
 
-def start_many(store: Store, items: list[tuple[str, int]], *, worker: str, now_ms: int,
-               lease_margin_ms: int) -> list[Started]:
-    """Claim each (id, attempt) for execution by `worker`, in one round trip."""
+def start_many(store: Store, items: list[tuple[str, int]], *, worker: str, now_ms: int, lease_margin_ms: int,
+               horizon_end_ms: int, grace_ms: int) -> list[Started]:
+    """Claim each (id, attempt) for execution by `worker`, past its gates, in one round trip."""
     pipe = store.pipeline()
     held = keys.worker_held(worker)
     for request_id, attempt in items:
         store.run(_START, keys={**_request_keys(request_id), "inflight": keys.requests_inflight(), "held": held,
-                                "lateness": keys.stats_lateness()},
-                  args={"id": request_id, "attempt": attempt, "now_ms": now_ms, "lease_margin_ms": lease_margin_ms,
-                        "worker": worker, "lateness_bounds": stats.LATENESS_BOUNDS}, pipeline=pipe)
-    return [Started("running", jsontext.loads_stored(reply[1]), int(reply[2]) if reply[2] else None)
-            if reply[0] == "started" else Started(reply[1]) for reply in pipe.execute()]
+                                "lateness": keys.stats_lateness(), "due": keys.requests_due()},
+                  args={"id": request_id, "attempt": attempt, "now_ms": now_ms, "worker": worker,
+                        "lateness_bounds": stats.LATENESS_BOUNDS, "horizon_end_ms": horizon_end_ms,
+                        **gates.script_args(grace_ms, lease_margin_ms)}, pipeline=pipe)
+    return [_started(reply) for reply in pipe.execute()]
+
+
+def _started(reply: list) -> Started:
+    kind = reply[0]
+    if kind == "started":
+        return Started("running", jsontext.loads_stored(reply[1]), int(reply[2]))
+    if kind == "defer":
+        return Started("", deferred_ms=int(reply[1]), publish=reply[2] == "publish")
+    if kind == "parked":
+        return Started("", parked=reply[1])
+    return Started(reply[1])
 
 
 def finish_many(store: Store, ends: list[AttemptEnd], *, worker: str, now_ms: int, horizon_end_ms: int,
-                grace_ms: int) -> list[Settled]:
+                grace_ms: int, lease_margin_ms: int, breaker: Breaker) -> list[Settled]:
     """Store each attempt's outcome and decide what follows, in one round trip; `worker` (the
     one that ran the attempts, or the relay settling lost ones) no longer holds them."""
     pipe = store.pipeline()
@@ -416,26 +441,32 @@ def finish_many(store: Store, ends: list[AttemptEnd], *, worker: str, now_ms: in
             "outbox": keys.requests_outbox(), "outcomes": keys.stats_attempts(), "deliveries": keys.stats_deliveries(),
         }, args={
             "id": end.request_id, "attempt": end.attempt, "now_ms": now_ms, "outcome": end.verdict,
-            "next_due_ms": end.next_due_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms,
+            "next_due_ms": end.next_due_ms, "horizon_end_ms": horizon_end_ms,
             "attempt_record": json.dumps(end.record), "response": json.dumps(end.response),
             "last_error": end.last_error or "", "channel": ended_channel(end.request_id), "worker": worker,
             "notice": outbox.entry(Notice.CALLBACK, end.request_id) if end.callback else "",
             "worker_lost": "1" if end.worker_lost else "", "elapsed_ms": end.elapsed_ms,
             "duration_bounds": stats.DURATION_BOUNDS, "minutes_kept": stats.DELIVERY_MINUTES_KEPT,
+            "breaker_result": end.breaker_news, "breaker_failures": breaker.failures,
+            "breaker_cooldown_ms": breaker.cooldown_ms, **gates.script_args(grace_ms, lease_margin_ms),
         }, pipeline=pipe)
-    return [Settled(Next(reply[0]), reply[1] if reply[0] == Next.ENDED else None) for reply in pipe.execute()]
+    return [Settled(Next(reply[0]), reply[1] if reply[0] == Next.ENDED else None,
+                    [Due(reply[i], int(reply[i + 1]), int(reply[i + 2])) for i in range(2, len(reply), 3)])
+            for reply in pipe.execute()]
 
 
 # -- changing ------------------------------------------------------------------------------------
 
-def cancel(store: Store, request_id: str, *, now_ms: int, grace_ms: int, notify: bool) -> Cancel:
+def cancel(store: Store, request_id: str, *, now_ms: int, grace_ms: int, lease_margin_ms: int,
+           notify: bool) -> Cancel:
     """Cancel a request that has not ended. With `notify` (its spec's cancel_notify, fixed at
     creation), the script records a cancel notice if something was sent, due a grace from now."""
     reply = store.run(_CANCEL, keys={
         **_request_keys(request_id), "due": keys.requests_due(), "inflight": keys.requests_inflight(),
         "ended": keys.requests_ended(), "outbox": keys.requests_outbox(),
-    }, args={"id": request_id, "now_ms": now_ms, "channel": ended_channel(request_id), "grace_ms": grace_ms,
-             "notice": outbox.entry(Notice.CANCEL, request_id) if notify else ""})
+    }, args={"id": request_id, "now_ms": now_ms, "channel": ended_channel(request_id),
+             "notice": outbox.entry(Notice.CANCEL, request_id) if notify else "",
+             **gates.script_args(grace_ms, lease_margin_ms)})
     result = Canceled(reply[0])
     if result is Canceled.CANCELED:
         return Cancel(result, reply[1], int(reply[2]), reply[3] == 1)
@@ -455,7 +486,7 @@ class BulkCanceled(NamedTuple):
 
 
 def cancel_matching(store: Store, index: str, *, statuses: list[str], url_prefix: str, after: str, limit: int,
-                    now_ms: int, grace_ms: int) -> BulkCanceled:
+                    now_ms: int, grace_ms: int, lease_margin_ms: int) -> BulkCanceled:
     """Cancel, among the next `limit` requests of `index` (a status's, keys.requests_by_status, or
     a schedule's, keys.schedule_requests: ids by lex order) after the id `after` ("" from the
     start), those in one of `statuses` whose url starts with `url_prefix`: one script a chunk."""
@@ -465,7 +496,7 @@ def cancel_matching(store: Store, index: str, *, statuses: list[str], url_prefix
     reply = store.run(_CANCEL_MANY, keys={
         **_STATUS_INDEXES, "due": keys.requests_due(), "inflight": keys.requests_inflight(),
         "ended": keys.requests_ended(), "outbox": keys.requests_outbox(), "requests": [keys.request(i) for i in ids],
-    }, args={"now_ms": now_ms, "grace_ms": grace_ms, "channel_prefix": ended_channel(""),
+    }, args={"now_ms": now_ms, **gates.script_args(grace_ms, lease_margin_ms), "channel_prefix": ended_channel(""),
              "notice_prefix": outbox.entry(Notice.CANCEL, ""), "statuses": " ".join(statuses),
              "url_prefix": url_prefix, "ids": ids})
     return BulkCanceled(int(reply[0]), list(reply[1:]), ids[-1] if len(ids) == limit else None)
@@ -483,12 +514,12 @@ def retry(store: Store, request_id: str, *, now_ms: int, grace_ms: int, max_atte
     return Retried(int(reply[1]))
 
 
-def run_now(store: Store, request_id: str, *, now_ms: int, grace_ms: int) -> RanNow:
+def run_now(store: Store, request_id: str, *, now_ms: int, grace_ms: int, lease_margin_ms: int) -> RanNow:
     """Move the next attempt of a request that waits for it (scheduled, retrying, or queued with
     a later eta) to now, in flight: the caller publishes it at once."""
     reply = store.run(_RUN_NOW, keys={
         **_request_keys(request_id), "due": keys.requests_due(), "inflight": keys.requests_inflight(),
-    }, args={"id": request_id, "now_ms": now_ms, "grace_ms": grace_ms})
+    }, args={"id": request_id, "now_ms": now_ms, **gates.script_args(grace_ms, lease_margin_ms)})
     if reply[0] == "missing":
         return RanNow(None, missing=True)
     if reply[0] == "conflict":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from app.storage import keys
+from app.storage import gates, keys
 from app.storage.client import Store
 from app.storage.queues import channel as queue_channel
 from app.storage.requests import NewRequest
@@ -104,7 +104,8 @@ def fire_request(store: Store, run: Run, new: NewRequest, *, now_ms: int, horizo
     }, args={
         **run.args(now_ms), "id": new.request_id, "due_ms": new.due_ms, "horizon_end_ms": horizon_end_ms,
         "grace_ms": grace_ms, "spec": json.dumps(new.spec), "attempt_limit": int(new.spec["retry"]["max_attempts"]),
-        "timeout_ms": round(float(new.spec["timeout"]) * 1000),
+        "timeout_ms": round(float(new.spec["timeout"]) * 1000), "request_gates": gates.new_request_arg(new.spec),
+        "gates": keys.gates_prefix(),
     }, pipeline=pipeline)
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from app.core.gates import Breaker
 from app.storage import batches as sb
 from app.storage import keys
 from app.storage import queues as sq
@@ -13,6 +14,9 @@ from app.storage import requests as sr
 from app.storage.batches import BatchConfig
 from app.storage.client import OUT_OF_MEMORY
 from app.storage.requests import AttemptEnd, NewRequest
+
+# start_many's horizon and publish grace, for a request with no flow: what a rate defers needs them.
+UNGATED = {"horizon_end_ms": 10**15, "grace_ms": 10_000}
 
 T0 = 1_700_000_000_000
 QUEUE_DEFAULTS = {"visibility_timeout_ms": 30_000, "max_receives": 0, "retention_ms": 60_000, "delay_ms": 0}
@@ -95,7 +99,8 @@ def test_in_a_full_redis_consumers_still_receive_and_acknowledge_and_reads_and_t
     locked = sq.receive(store, "q", now_ms=T0, max_messages=2, visibility_timeout_ms=1000, token="a")[0]
     create_request(store, "R0")
     create_request(store, "R1")
-    assert sr.cancel(store, "R1", now_ms=T0, grace_ms=120_000, notify=False).result is sr.Canceled.CANCELED
+    assert sr.cancel(store, "R1", now_ms=T0, grace_ms=120_000, lease_margin_ms=0,
+                     notify=False).result is sr.Canceled.CANCELED
     full_redis.fill()
     later = T0 + 2000  # both locks have expired
     stats = sq.stats(store, "q", now_ms=later)  # returns the expired locks first, which writes
@@ -116,16 +121,17 @@ def test_in_a_full_redis_consumers_still_receive_and_acknowledge_and_reads_and_t
 
 def test_a_full_redis_refuses_to_start_or_settle_an_attempt_and_leaves_the_request_as_it_was(store, full_redis):
     create_request(store, "R0")
-    [started] = sr.start_many(store, [("R0", 1)], worker="w@test", now_ms=T0, lease_margin_ms=1000)
+    [started] = sr.start_many(store, [("R0", 1)], worker="w@test", now_ms=T0, lease_margin_ms=1000, **UNGATED)
     assert started.spec is not None
     create_request(store, "R1")
     full_redis.fill()
     before = snapshot(store)
     with pytest.raises(OUT_OF_MEMORY):
-        sr.start_many(store, [("R1", 1)], worker="w@test", now_ms=T0, lease_margin_ms=1000)
+        sr.start_many(store, [("R1", 1)], worker="w@test", now_ms=T0, lease_margin_ms=1000, **UNGATED)
     end = AttemptEnd("R0", 1, "succeeded", 0, {"attempt": 1}, {"status_code": 200}, None)
     with pytest.raises(OUT_OF_MEMORY):
-        sr.finish_many(store, [end], worker="w@test", now_ms=T0, horizon_end_ms=T0 + 60_000, grace_ms=120_000)
+        sr.finish_many(store, [end], worker="w@test", now_ms=T0, horizon_end_ms=T0 + 60_000, grace_ms=120_000,
+                       lease_margin_ms=0, breaker=Breaker())
     # R1 stays queued in flight (published again after its grace), R0 running under its lease
     # (settled as lost once it expires): the relay hands both back once Redis has room again.
     with pytest.raises(OUT_OF_MEMORY):
@@ -140,10 +146,11 @@ def test_a_full_redis_refuses_to_start_or_settle_an_attempt_and_leaves_the_reque
 
 def test_deleting_a_stored_response_works_in_a_full_redis_and_frees_its_memory(store, full_redis):
     create_request(store, "R0")
-    sr.start_many(store, [("R0", 1)], worker="w@test", now_ms=T0, lease_margin_ms=1000)
+    sr.start_many(store, [("R0", 1)], worker="w@test", now_ms=T0, lease_margin_ms=1000, **UNGATED)
     response = {"status_code": 200, "body": "x" * 100_000}
     end = AttemptEnd("R0", 1, "succeeded", 0, {"attempt": 1}, response, None)
-    sr.finish_many(store, [end], worker="w@test", now_ms=T0, horizon_end_ms=T0 + 60_000, grace_ms=120_000)
+    sr.finish_many(store, [end], worker="w@test", now_ms=T0, horizon_end_ms=T0 + 60_000, grace_ms=120_000,
+                   lease_margin_ms=0, breaker=Breaker())
     full_redis.fill()
     used = full_redis.used()
     assert sr.delete_response(store, "R0") is True

@@ -2,10 +2,14 @@
 relay a grace at a time, put off by a retrying task, removed once done or with the expired request."""
 from __future__ import annotations
 
+from app.core.gates import Breaker
 from app.storage import keys, outbox
 from app.storage import requests as sr
 from app.storage.outbox import Notice, Owed
 from app.storage.requests import AttemptEnd, Cancel, Canceled, NewRequest, Next, Settled
+
+# start_many's horizon and publish grace, for a request with no flow: what a rate defers needs them.
+UNGATED = {"horizon_end_ms": 10**15, "grace_ms": 10_000}
 
 HORIZON_MS = 60_000
 GRACE_MS = 120_000
@@ -17,13 +21,14 @@ def running(store, request_id, now=0):
     """A request whose first attempt has started."""
     sr.create(store, NewRequest(request_id, now, {**SPEC, "id": request_id}), now_ms=now,
               horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS)
-    sr.start_many(store, [(request_id, 1)], worker="worker@test", now_ms=now, lease_margin_ms=0)
+    sr.start_many(store, [(request_id, 1)], worker="worker@test", now_ms=now, lease_margin_ms=0, **UNGATED)
 
 
 def finish(store, request_id, attempt, now, verdict, callback):
     [settled] = sr.finish_many(store, [AttemptEnd(request_id, attempt, verdict, now + 1000, {"attempt": attempt},
                                                   {"status_code": 200}, None, callback=callback)],
-                               worker="worker@test", now_ms=now, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS)
+                               worker="worker@test", now_ms=now, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS,
+                               lease_margin_ms=0, breaker=Breaker())
     return settled
 
 
@@ -53,21 +58,24 @@ def test_no_callback_is_owed_before_the_end_or_without_a_callback_url(store):
 
 def test_a_request_canceled_after_sending_owes_a_cancel_notice_when_its_spec_asks(store):
     running(store, "A")
-    assert sr.cancel(store, "A", now_ms=50, grace_ms=GRACE_MS, notify=True) == Cancel(
+    assert sr.cancel(store, "A", now_ms=50, grace_ms=GRACE_MS, lease_margin_ms=0, notify=True) == Cancel(
         Canceled.CANCELED, "running", 1, notice=True)
     running(store, "B")  # its attempt ended and asked for a retry: queued again, one attempt sent
     finish(store, "B", 1, 60, "retry", callback=False)
-    assert sr.cancel(store, "B", now_ms=70, grace_ms=GRACE_MS, notify=True).notice
+    assert sr.cancel(store, "B", now_ms=70, grace_ms=GRACE_MS, lease_margin_ms=0, notify=True).notice
     assert owed(store) == {"cancel:A": 50 + GRACE_MS, "cancel:B": 70 + GRACE_MS}
 
 
 def test_no_cancel_notice_is_owed_before_anything_was_sent_or_unasked(store):
     sr.create(store, NewRequest("A", 10**9, {**SPEC, "id": "A"}), now_ms=0, horizon_end_ms=HORIZON_MS,
               grace_ms=GRACE_MS)
-    assert sr.cancel(store, "A", now_ms=5, grace_ms=GRACE_MS, notify=True) == Cancel(Canceled.CANCELED, "scheduled", 0)
+    assert sr.cancel(store, "A", now_ms=5, grace_ms=GRACE_MS, lease_margin_ms=0,
+                     notify=True) == Cancel(Canceled.CANCELED, "scheduled", 0)
     running(store, "B")
-    assert sr.cancel(store, "B", now_ms=5, grace_ms=GRACE_MS, notify=False) == Cancel(Canceled.CANCELED, "running", 1)
-    assert sr.cancel(store, "B", now_ms=6, grace_ms=GRACE_MS, notify=True) == Cancel(Canceled.ALREADY)
+    assert sr.cancel(store, "B", now_ms=5, grace_ms=GRACE_MS, lease_margin_ms=0,
+                     notify=False) == Cancel(Canceled.CANCELED, "running", 1)
+    assert sr.cancel(store, "B", now_ms=6, grace_ms=GRACE_MS, lease_margin_ms=0,
+                     notify=True) == Cancel(Canceled.ALREADY)
     assert owed(store) == {}
 
 
@@ -75,7 +83,7 @@ def test_claim_takes_what_is_due_and_puts_it_a_grace_later(store):
     running(store, "A")
     finish(store, "A", 1, 0, "succeeded", callback=True)  # due at GRACE_MS
     running(store, "B")
-    sr.cancel(store, "B", now_ms=10, grace_ms=GRACE_MS, notify=True)  # due at 10 + GRACE_MS
+    sr.cancel(store, "B", now_ms=10, grace_ms=GRACE_MS, lease_margin_ms=0, notify=True)  # due at 10 + GRACE_MS
     assert claim(store, GRACE_MS - 1) == []
     assert claim(store, GRACE_MS + 10) == [Owed(Notice.CALLBACK, "A"), Owed(Notice.CANCEL, "B")]
     assert owed(store) == {"callback:A": 2 * GRACE_MS + 10, "cancel:B": 2 * GRACE_MS + 10}
@@ -117,7 +125,7 @@ def test_a_task_about_an_earlier_end_leaves_the_entry_of_the_next_end(store):
     first_end = ended_ms(store, "A")
     assert sr.retry(store, "A", now_ms=20, grace_ms=GRACE_MS, max_attempts=1).attempt == 2
     assert not outbox.settle(store, Notice.CALLBACK, "A", ended_ms=first_end)  # running again
-    sr.start_many(store, [("A", 2)], worker="worker@test", now_ms=30, lease_margin_ms=0)
+    sr.start_many(store, [("A", 2)], worker="worker@test", now_ms=30, lease_margin_ms=0, **UNGATED)
     finish(store, "A", 2, 40, "succeeded", callback=True)
     assert not outbox.settle(store, Notice.CALLBACK, "A", ended_ms=first_end)  # the task of the first end
     assert owed(store) == {"callback:A": 40 + GRACE_MS}
@@ -136,9 +144,10 @@ def test_a_task_that_finds_its_request_not_ended_or_gone_settles_its_entry(store
 def test_expiry_takes_the_notices_of_the_requests_it_deletes(store):
     running(store, "A")
     finish(store, "A", 1, 10, "succeeded", callback=True)
-    sr.cancel(store, "A", now_ms=11, grace_ms=GRACE_MS, notify=True)  # too late: ended; nothing recorded
+    sr.cancel(store, "A", now_ms=11, grace_ms=GRACE_MS, lease_margin_ms=0,
+              notify=True)  # too late: ended; nothing recorded
     running(store, "B")
-    sr.cancel(store, "B", now_ms=10, grace_ms=GRACE_MS, notify=True)
+    sr.cancel(store, "B", now_ms=10, grace_ms=GRACE_MS, lease_margin_ms=0, notify=True)
     running(store, "C")
     finish(store, "C", 1, 20, "failed", callback=True)
     store.redis.zadd(keys.requests_outbox(), {outbox.entry(notice, "A"): 1 for notice in Notice})  # every kind
@@ -150,9 +159,10 @@ def test_a_bulk_cancel_records_the_cancel_notices_owed_as_one_cancel_does(store)
     for request_id, notify in (("A", True), ("B", False)):
         sr.create(store, NewRequest(request_id, 0, {**SPEC, "id": request_id, "cancel_notify": notify}), now_ms=0,
                   horizon_end_ms=HORIZON_MS, grace_ms=GRACE_MS)
-        sr.start_many(store, [(request_id, 1)], worker="worker@test", now_ms=0, lease_margin_ms=0)
+        sr.start_many(store, [(request_id, 1)], worker="worker@test", now_ms=0, lease_margin_ms=0, **UNGATED)
     chunk = sr.cancel_matching(store, keys.requests_by_status("running"), statuses=["running"],
-                               url_prefix="http://127.0.0.1:1/", after="", limit=10, now_ms=50, grace_ms=GRACE_MS)
+                               url_prefix="http://127.0.0.1:1/", after="", limit=10, now_ms=50, grace_ms=GRACE_MS,
+                               lease_margin_ms=0)
     assert chunk == sr.BulkCanceled(2, ["A"], None)
     assert owed(store) == {"cancel:A": 50 + GRACE_MS}
     assert sr.load(store, "A")["status"] == sr.load(store, "B")["status"] == "canceled"

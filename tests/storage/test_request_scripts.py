@@ -1,6 +1,7 @@
 """The request Lua scripts on a real Redis: schedule, claim, start, finish, cancel, retry, expire."""
 from __future__ import annotations
 
+from app.core.gates import Breaker
 from app.core.model import REQUEST_STATUSES
 from app.storage import keys
 from app.storage import requests as sr
@@ -17,6 +18,9 @@ from app.storage.requests import (
     Started,
     Stored,
 )
+
+# start_many's horizon and publish grace, for a request with no flow: what a rate defers needs them.
+UNGATED = {"horizon_end_ms": 10**15, "grace_ms": 10_000}
 
 HORIZON_MS = 60_000
 GRACE_MS = 120_000
@@ -38,7 +42,8 @@ def statuses(store):
 def finish(store, request_id, attempt, now, outcome, next_due=0):
     [settled] = sr.finish_many(store, [AttemptEnd(request_id, attempt, outcome, next_due, {"attempt": attempt},
                                                   {"status_code": 200}, None)],
-                               worker=WORKER, now_ms=now, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS)
+                               worker=WORKER, now_ms=now, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS,
+                               lease_margin_ms=0, breaker=Breaker())
     return settled
 
 
@@ -46,7 +51,7 @@ def recover(store, now, backlog=0):
     return sr.recover_overdue(store, now_ms=now, grace_ms=GRACE_MS, alive_after_ms=now - 7000, held_after_ms=0,
                               backlog=lambda: backlog, limit=10)
 def cancel(store, request_id, now, notify=False):
-    return sr.cancel(store, request_id, now_ms=now, grace_ms=GRACE_MS, notify=notify)
+    return sr.cancel(store, request_id, now_ms=now, grace_ms=GRACE_MS, lease_margin_ms=0, notify=notify)
 
 
 def test_request_due_within_horizon_is_queued_and_in_flight(store):
@@ -82,26 +87,28 @@ def test_claim_takes_only_what_enters_the_horizon_and_only_once(store):
 
 def test_start_runs_an_attempt_once_and_drops_duplicates(store):
     create(store, "A", 0, 0)
-    first = sr.start_many(store, [("A", 1), ("A", 1)], worker=WORKER, now_ms=10, lease_margin_ms=1000)
-    assert first[0] == Started("running", {**SPEC, "id": "A"}, 0)
+    first = sr.start_many(store, [("A", 1), ("A", 1)], worker=WORKER, now_ms=10, lease_margin_ms=1000, **UNGATED)
+    assert first[0] == Started("running", {**SPEC, "id": "A"}, 10)  # sent now: its due time passed
     assert first[1] == Started("running")
     assert store.redis.zscore(keys.requests_inflight(), "A") == 10 + 5000 + 1000
 
 
 def test_finish_retry_within_horizon_publishes_the_next_attempt_and_shows_retrying_until_it_starts(store):
     create(store, "A", 0, 0)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)
     assert finish(store, "A", 1, 100, "retry", next_due=1100) == Settled(Next.PUBLISH)
     assert store.redis.hget(keys.request("A"), "status") == "retrying"
     assert statuses(store)["retrying"] == ["A"] and statuses(store)["queued"] == []
     assert store.redis.hget(keys.request("A"), "next_attempt_ms") == "1100"
-    assert sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=1100, lease_margin_ms=0)[0] == Started("retrying")
-    assert sr.start_many(store, [("A", 2)], worker=WORKER, now_ms=1100, lease_margin_ms=0)[0].spec is not None
+    assert sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=1100, lease_margin_ms=0,
+                         **UNGATED)[0] == Started("retrying")
+    assert sr.start_many(store, [("A", 2)], worker=WORKER, now_ms=1100, lease_margin_ms=0,
+                         **UNGATED)[0].spec is not None
 
 
 def test_finish_retry_beyond_horizon_goes_back_to_due_set(store):
     create(store, "A", 0, 0)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)
     assert finish(store, "A", 1, 100, "retry", next_due=100 + HORIZON_MS + 1) == Settled(Next.SCHEDULED)
     assert statuses(store)["retrying"] == ["A"]
     assert store.redis.zscore(keys.requests_due(), "A") == 100 + HORIZON_MS + 1
@@ -110,7 +117,7 @@ def test_finish_retry_beyond_horizon_goes_back_to_due_set(store):
 
 def test_retry_after_last_allowed_attempt_fails_for_good(store):
     create(store, "A", 0, 0, limit=1)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)
     assert finish(store, "A", 1, 100, "retry", next_due=200) == Settled(Next.ENDED, "failed")
     assert store.redis.zscore(keys.requests_ended(), "A") == 100
     assert statuses(store)["failed"] == ["A"] and statuses(store)["running"] == []
@@ -118,7 +125,7 @@ def test_retry_after_last_allowed_attempt_fails_for_good(store):
 
 def test_finish_of_a_stale_attempt_changes_nothing(store):
     create(store, "A", 0, 0)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)
     assert finish(store, "A", 2, 100, "succeeded") == Settled(Next.STALE)
     assert store.redis.hget(keys.request("A"), "status") == "running"
     assert store.redis.llen(keys.request_attempts("A")) == 0
@@ -127,7 +134,7 @@ def test_finish_of_a_stale_attempt_changes_nothing(store):
 def test_expired_lease_is_reported_lost_and_queued_publish_is_repeated(store):
     create(store, "A", 0, 0)
     create(store, "B", 0, 0)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)  # lease ends at 5000
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)  # lease ends at 5000
     assert recover(store, 4999) == ([], [])
     got = recover(store, GRACE_MS)
     assert got == ([Due("B", 1, 0)], [Due("A", 1, GRACE_MS)])
@@ -143,7 +150,7 @@ def test_cancel_ends_a_waiting_request_and_conflicts_after_the_end(store):
     assert sr.claim_due(store, now_ms=HORIZON_MS * 10, horizon_end_ms=HORIZON_MS * 11,
                         grace_ms=GRACE_MS, limit=10) == []
     create(store, "B", 0, 0)
-    sr.start_many(store, [("B", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("B", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)
     finish(store, "B", 1, 10, "succeeded")
     assert cancel(store, "B", 20) == Cancel(Canceled.ENDED, "succeeded")
     assert cancel(store, "missing", 20) == Cancel(Canceled.MISSING)
@@ -151,7 +158,7 @@ def test_cancel_ends_a_waiting_request_and_conflicts_after_the_end(store):
 
 def test_attempt_finishing_after_cancel_is_recorded_but_stays_canceled(store):
     create(store, "A", 0, 0)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)
     assert cancel(store, "A", 5) == Cancel(Canceled.CANCELED, "running", 1)
     assert finish(store, "A", 1, 10, "succeeded") == Settled(Next.CANCELED)
     assert store.redis.hget(keys.request("A"), "status") == "canceled"
@@ -160,7 +167,7 @@ def test_attempt_finishing_after_cancel_is_recorded_but_stays_canceled(store):
 
 def test_retry_requeues_failed_request_with_fresh_attempts(store):
     create(store, "A", 0, 0, limit=1)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)
     finish(store, "A", 1, 10, "failed")
     assert sr.retry(store, "A", now_ms=20, grace_ms=GRACE_MS, max_attempts=1) == Retried(2)
     assert store.redis.hget(keys.request("A"), "attempt_limit") == "2"
@@ -172,7 +179,7 @@ def test_retry_requeues_failed_request_with_fresh_attempts(store):
 def test_expiry_deletes_ended_requests_and_archives_their_ids(store):
     create(store, "A", 0, 0)
     create(store, "B", 0, 0)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)
     finish(store, "A", 1, 10, "succeeded")
     assert sr.expire_ended(store, cutoff_ms=9, limit=10) == 0
     assert sr.expire_ended(store, cutoff_ms=10, limit=10) == 1
@@ -193,16 +200,17 @@ def test_listing_is_newest_first_with_a_cursor(store):
 
 def test_a_retry_the_relay_hands_out_stays_retrying_until_it_starts(store):
     create(store, "A", 0, 0)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)
     finish(store, "A", 1, 100, "retry", next_due=100 + HORIZON_MS + 1)
     assert sr.claim_due(store, now_ms=200, horizon_end_ms=200 + HORIZON_MS, grace_ms=GRACE_MS, limit=10) == [
         Due("A", 2, 100 + HORIZON_MS + 1)]
     assert statuses(store)["retrying"] == ["A"]
-    assert sr.start_many(store, [("A", 2)], worker=WORKER, now_ms=300, lease_margin_ms=0)[0].status == "running"
+    assert sr.start_many(store, [("A", 2)], worker=WORKER, now_ms=300, lease_margin_ms=0,
+                         **UNGATED)[0].status == "running"
 
 
 def run_now(store, request_id, now):
-    return sr.run_now(store, request_id, now_ms=now, grace_ms=GRACE_MS)
+    return sr.run_now(store, request_id, now_ms=now, grace_ms=GRACE_MS, lease_margin_ms=0)
 
 
 def test_run_now_hands_a_scheduled_request_to_the_workers_due_now(store):
@@ -213,18 +221,21 @@ def test_run_now_hands_a_scheduled_request_to_the_workers_due_now(store):
     assert statuses(store)["queued"] == ["A"] and statuses(store)["scheduled"] == []
     assert store.redis.hmget(keys.request("A"), "due_ms", "next_attempt_ms") == ["2000", "2000"]
     # The attempt it published starts; the one a relay or eta message would bring later is a duplicate.
-    assert sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=2001, lease_margin_ms=0)[0].status == "running"
-    assert sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=2002, lease_margin_ms=0)[0] == Started("running")
+    assert sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=2001, lease_margin_ms=0,
+                         **UNGATED)[0].status == "running"
+    assert sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=2002, lease_margin_ms=0,
+                         **UNGATED)[0] == Started("running")
 
 
 def test_run_now_moves_a_retry_forward_keeping_the_first_due_time(store):
     create(store, "A", 1000, 1000)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=1000, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=1000, lease_margin_ms=0, **UNGATED)
     assert finish(store, "A", 1, 1100, "retry", next_due=1100 + HORIZON_MS * 5).next is Next.SCHEDULED
     assert run_now(store, "A", 1200) == RanNow(2)
     assert store.redis.hmget(keys.request("A"), "status", "due_ms", "next_attempt_ms") == ["retrying", "1000", "1200"]
     assert store.redis.zscore(keys.requests_due(), "A") is None
-    assert sr.start_many(store, [("A", 2)], worker=WORKER, now_ms=1201, lease_margin_ms=0)[0].status == "running"
+    assert sr.start_many(store, [("A", 2)], worker=WORKER, now_ms=1201, lease_margin_ms=0,
+                         **UNGATED)[0].status == "running"
 
 
 def test_run_now_of_a_queued_request_with_a_later_eta_and_of_one_due_already(store):
@@ -238,7 +249,7 @@ def test_run_now_of_a_queued_request_with_a_later_eta_and_of_one_due_already(sto
 def test_run_now_refuses_running_and_ended_requests_and_knows_missing_ones(store):
     assert run_now(store, "nope", 1000) == RanNow(None, missing=True)
     create(store, "A", 1000, 1000)
-    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=1000, lease_margin_ms=0)
+    sr.start_many(store, [("A", 1)], worker=WORKER, now_ms=1000, lease_margin_ms=0, **UNGATED)
     assert run_now(store, "A", 1001) == RanNow(None, status="running")
     finish(store, "A", 1, 1100, "succeeded")
     assert run_now(store, "A", 1200) == RanNow(None, status="succeeded")

@@ -23,10 +23,11 @@ def test_scripts_read_their_inputs_only_by_name():
 def test_only_the_declared_names_are_accepted():
     script = Script("request_cancel")
     keys = {name: f"k:{name}" for name in script.keys.names}
-    args = {"notice": "", "id": "A", "grace_ms": 2, "now_ms": 1, "channel": "c"}
-    assert script.inputs(keys, args)[1] == ["A", 1, "c", 2, ""]
-    with pytest.raises(TypeError,
-                       match=r"request_cancel.lua takes ARGV \['id', 'now_ms', 'channel', 'grace_ms', 'notice'\]"):
+    args = {"notice": "", "id": "A", "grace_ms": 2, "now_ms": 1, "channel": "c", "gates": "p:", "lease_margin_ms": 3}
+    # The included files' names come where they are included (_gates.lua's before the script's own).
+    assert script.inputs(keys, args)[1] == ["p:", 2, 3, "A", 1, "c", ""]
+    with pytest.raises(TypeError, match=r"request_cancel.lua takes ARGV \['gates', 'grace_ms', 'lease_margin_ms', "
+                                        r"'id', 'now_ms', 'channel', 'notice'\]"):
         script.inputs(keys, {"id": "A", "now_ms": 1, "channel": "c", "grace_ms": 2})
     with pytest.raises(TypeError, match="takes KEYS"):
         script.inputs({**keys, "extra": "x"}, args)

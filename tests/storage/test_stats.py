@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 
+from app.core.gates import Breaker
 from app.storage import batches as sb
 from app.storage import keys, stats
 from app.storage import queues as sq
@@ -12,6 +13,9 @@ from app.storage import requests as sr
 from app.storage import workers as sw
 from app.storage.batches import BatchConfig
 from app.storage.requests import AttemptEnd, NewRequest
+
+# start_many's horizon and publish grace, for a request with no flow: what a rate defers needs them.
+UNGATED = {"horizon_end_ms": 10**15, "grace_ms": 10_000}
 
 T0 = 1_700_000_000_000
 HORIZON_MS = 60_000
@@ -28,14 +32,16 @@ def create(store, request_id, due, now=T0):
 
 
 def start(store, request_id, attempt, now):
-    [started] = sr.start_many(store, [(request_id, attempt)], worker=WORKER, now_ms=now, lease_margin_ms=30_000)
+    [started] = sr.start_many(store, [(request_id, attempt)], worker=WORKER, now_ms=now, lease_margin_ms=30_000,
+                              **UNGATED)
     return started
 
 
 def finish(store, request_id, attempt, now, verdict, elapsed_ms=0, worker_lost=False):
     [settled] = sr.finish_many(store, [AttemptEnd(request_id, attempt, verdict, now + 1000, {"attempt": attempt}, {},
                                                   None, elapsed_ms=elapsed_ms, worker_lost=worker_lost)],
-                               worker=WORKER, now_ms=now, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS)
+                               worker=WORKER, now_ms=now, horizon_end_ms=now + HORIZON_MS, grace_ms=GRACE_MS,
+                               lease_margin_ms=0, breaker=Breaker())
     return settled
 
 

@@ -1,10 +1,14 @@
 """Worker liveness scripts on a real Redis: heartbeats, what a worker holds, handing it back."""
 from __future__ import annotations
 
+from app.core.gates import Breaker
 from app.storage import keys
 from app.storage import requests as sr
 from app.storage import workers as sw
 from app.storage.requests import Due, NewRequest
+
+# start_many's horizon and publish grace, for a request with no flow: what a rate defers needs them.
+UNGATED = {"horizon_end_ms": 10**15, "grace_ms": 10_000}
 
 GRACE_MS = 10_000
 SPEC = {"url": "http://127.0.0.1:1/x", "method": "POST", "headers": {}, "timeout": 5,
@@ -62,8 +66,8 @@ def test_what_a_dead_worker_held_is_published_again_and_what_it_ran_is_lost(stor
     queued(store, "B")
     queued(store, "C")
     sw.hold(store, DEAD, [("A", 1), ("B", 1), ("C", 1)], now_ms=1_000)
-    sr.start_many(store, [("B", 1)], worker=DEAD, now_ms=1_000, lease_margin_ms=30_000)
-    sr.cancel(store, "C", now_ms=1_500, grace_ms=GRACE_MS, notify=False)
+    sr.start_many(store, [("B", 1)], worker=DEAD, now_ms=1_000, lease_margin_ms=30_000, **UNGATED)
+    sr.cancel(store, "C", now_ms=1_500, grace_ms=GRACE_MS, lease_margin_ms=0, notify=False)
     beat(store, DEAD, 1_000)
     held = sw.reap(store, DEAD, now_ms=9_000, grace_ms=GRACE_MS)
     assert held == ([Due("A", 1, 1000)], [Due("B", 1, 9_000)])
@@ -78,12 +82,13 @@ def test_a_worker_no_longer_holds_what_it_finished_or_skipped(store):
     queued(store, "A")
     queued(store, "B")
     sw.hold(store, ALIVE, [("A", 1), ("B", 1)], now_ms=1_000)
-    sr.cancel(store, "B", now_ms=500, grace_ms=GRACE_MS, notify=False)
-    [started, skipped] = sr.start_many(store, [("A", 1), ("B", 1)], worker=ALIVE, now_ms=1_000, lease_margin_ms=0)
+    sr.cancel(store, "B", now_ms=500, grace_ms=GRACE_MS, lease_margin_ms=0, notify=False)
+    [started, skipped] = sr.start_many(store, [("A", 1), ("B", 1)], worker=ALIVE, now_ms=1_000, lease_margin_ms=0,
+                                       **UNGATED)
     assert started.status == "running" and skipped.status == "canceled"
     assert store.redis.smembers(keys.worker_held(ALIVE)) == {"A"}
     sr.finish_many(store, [sr.AttemptEnd("A", 1, "succeeded", 0, {}, {}, None)], worker=ALIVE, now_ms=2_000,
-                   horizon_end_ms=60_000, grace_ms=GRACE_MS)
+                   horizon_end_ms=60_000, grace_ms=GRACE_MS, lease_margin_ms=0, breaker=Breaker())
     assert store.redis.smembers(keys.worker_held(ALIVE)) == set()
     assert store.redis.hget(keys.request("A"), "holder") is None
 
@@ -137,7 +142,7 @@ def test_a_task_that_ended_without_starting_releases_what_it_held_but_not_what_r
     queued(store, "A")
     queued(store, "B")
     sw.hold(store, ALIVE, [("A", 1), ("B", 1)], now_ms=1_000)
-    sr.start_many(store, [("B", 1)], worker=ALIVE, now_ms=1_000, lease_margin_ms=0)
+    sr.start_many(store, [("B", 1)], worker=ALIVE, now_ms=1_000, lease_margin_ms=0, **UNGATED)
     assert sw.release(store, ALIVE, ["A", "B"]) == 1
     assert store.redis.smembers(keys.worker_held(ALIVE)) == {"B"}
     assert store.redis.hget(keys.request("A"), "holder") is None and store.redis.hget(keys.request("B"), "holder")

@@ -5,6 +5,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from app.api.openapi import MAXIMUM_SETTING, REQUEST_ID_PATTERN
 from app.api.validators import EpochOrTime, HeaderMap, JsonBoolean, JsonNumber, StatusRule, TargetUrl, name_field
+from app.core import gates
 from app.core.model import REQUEST_STATUSES
 from app.core.policy import FAILURE_KINDS
 from config.settings import MAX_DELAY_LIMIT_S
@@ -53,6 +54,29 @@ class SuccessSchema(Schema):
                        "is retried"})
 
 
+class FlowSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    key = fields.String(required=True, validate=validate.Regexp(
+        gates.FLOW_KEY_PATTERN, error="1 to 200 of A-Z a-z 0-9 . _ : @ + = ~ -"),
+        metadata={"description": "requests sharing a key share its limits, across every worker and host",
+                  "example": "acme-api"})
+    rate = fields.Integer(strict=True, validate=validate.Range(1, gates.MAX_RATE),
+                          metadata={"description": "at most this many attempts start per period"})
+    period = JsonNumber(validate=validate.Range(0.001, gates.MAX_PERIOD_S),
+                        metadata={"description": "seconds, default 1"})
+    parallelism = fields.Integer(strict=True, validate=validate.Range(1, gates.MAX_PARALLELISM),
+                                 metadata={"description": "at most this many attempts run at once"})
+
+    @validates_schema
+    def some_limit(self, data, **kwargs):
+        if "rate" not in data and "parallelism" not in data:
+            raise ValidationError("Give rate, parallelism or both.", "rate")
+        if "period" in data and "rate" not in data:
+            raise ValidationError("period needs a rate.", "period")
+
+
 class RequestCreateSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -72,6 +96,9 @@ class RequestCreateSchema(Schema):
     callback_url = TargetUrl()
     cancel_notify = JsonBoolean(load_default=False)
     success = fields.Nested(SuccessSchema)
+    flow = fields.Nested(FlowSchema, metadata={
+        "description": "flow control: the latest limits sent for a key apply to all its requests; waiting for a "
+                       "slot never uses an attempt"})
 
     @pre_load
     def upper_method(self, data, **kwargs):
@@ -138,6 +165,7 @@ class RequestSchema(Schema):
     timeout = fields.Float()
     retry = fields.Nested(RetrySchema)
     success = fields.Nested(SuccessSchema)
+    flow = fields.Nested(FlowSchema)
     callback_url = fields.String(allow_none=True)
     cancel_notify = fields.Boolean()
     attempts = fields.Integer()

@@ -1,14 +1,22 @@
 -- Included by the scripts that create requests (request_create.lua, request_create_many.lua,
 -- schedule_fire_request.lua): what a new request writes. Needs _request_status.lua included
 -- first and the keys `due`, `inflight` and `all` (listing index) among the script's KEYS.
+--#include _gate_keys.lua
 
 -- Stores a new request and its indexes; returns its status, "queued" (the caller publishes it
--- now: it is due within the horizon) or "scheduled" (the relay will).
-local function store_new_request(req, id, now, due, horizon_end, grace, spec, attempt_limit, timeout_ms)
+-- now: it is due within the horizon) or "scheduled" (the relay will). `gates` is
+-- "<destination>\n<flow key>\n<rate> <period ms> <parallelism>" (no flow: empty key and limits).
+local function store_new_request(req, id, now, due, horizon_end, grace, spec, attempt_limit, timeout_ms, gates)
   local status = 'scheduled'
   if due <= horizon_end then status = 'queued' end
   redis.call('HSET', req, 'spec', spec, 'created_ms', now, 'due_ms', due, 'next_attempt_ms', due,
              'attempts', 0, 'attempt_limit', attempt_limit, 'timeout_ms', timeout_ms)
+  local dest, flow, limits = string.match(gates, '^([^\n]*)\n([^\n]*)\n(.*)$')
+  if dest ~= '' then redis.call('HSET', req, 'dest', dest) end
+  if flow ~= '' then
+    redis.call('HSET', req, 'flow', flow, 'flow_limits', limits)
+    set_flow_limits(flow, limits)
+  end
   set_status(req, id, nil, status)
   redis.call('ZADD', KEY.all, 0, id)
   if status == 'queued' then

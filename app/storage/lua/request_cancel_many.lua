@@ -3,9 +3,10 @@
 -- spec asks and something was sent). The caller walks the candidates in chunks, so that Redis is
 -- never blocked for long.
 --#include _request_status.lua
--- KEYS: due, inflight, ended, outbox (notices owed, storage/outbox.py),
+--#include _gates.lua
+-- KEYS: due, ended, outbox (notices owed, storage/outbox.py),
 --       ...requests (one request hash per id, in ARGV's order)
--- ARGV: now_ms, grace_ms (publish grace), channel_prefix (a request's end channel: this and its id),
+-- ARGV: now_ms, channel_prefix (a request's end channel: this and its id),
 --       notice_prefix (a cancel notice's outbox entry: this and the id),
 --       statuses (space-separated: only requests in these; "" for any), url_prefix ("" for any),
 --       ...ids (the candidates)
@@ -26,6 +27,7 @@ for i, id in ipairs(ARG.ids) do
     if not ok then spec = {} end
     if prefix == '' or (type(spec.url) == 'string' and string.sub(spec.url, 1, #prefix) == prefix) then
       redis.call('ZREM', KEY.due, id)
+      leave_gates(req, id, now, status == 'running', {})
       end_request(req, id, status, 'canceled', now, ARG.channel_prefix .. id)
       out[1] = out[1] + 1
       if spec.cancel_notify == true and (status == 'running' or tonumber(fields[2]) > 0) then

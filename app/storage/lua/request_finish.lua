@@ -1,11 +1,16 @@
 -- Record the outcome of a running attempt and decide what comes next, in one step.
 --#include _request_status.lua
 --#include _stats.lua
--- KEYS: request (hash), attempts (list), response, due, inflight, ended,
+--#include _gates.lua
+-- KEYS: request (hash), attempts (list), response, due, ended,
 --       held (the finishing worker's set of held ids)
 -- ARGV: id, attempt, now_ms, outcome ("succeeded", "failed" or "retry"), next_due_ms (retry),
---       horizon_end_ms, grace_ms (publish grace), attempt_record (JSON), response (JSON),
+--       horizon_end_ms, attempt_record (JSON), response (JSON),
 --       last_error ("" for none), channel (notified of the end), worker (the finishing worker)
+-- ARGV: breaker_result ("failure", "success" or "": see breaker_record in _gates.lua),
+--       breaker_failures (in a row that open a breaker), breaker_cooldown_ms
+-- The attempt's flow slot and probe are given back, which may wake waiting requests: their
+-- {id, attempt, due_ms} follow in the reply from its third item on, for the caller to publish.
 -- "retry" turns into "failed" here when the attempt limit is used up. A retry shows "retrying"
 -- until its attempt starts, whether it is published now or waits for the relay.
 -- KEYS: outcomes (histogram hash of durations by outcome, and "worker_lost" -> attempts),
@@ -17,8 +22,9 @@
 -- "worker_lost" without one; one whose worker finished it counts a delivery in the current minute.
 -- KEYS: outbox (notices owed, storage/outbox.py)
 -- ARGV: notice (the callback's outbox entry, recorded when the request ends; "" when it has none)
--- Returns {"publish", next_due_ms} (caller publishes the next attempt now), {"scheduled"},
--- {"ended", final status}, {"canceled"} (canceled while running; recorded only) or {"stale"}.
+-- Returns {"publish", next_due_ms} (caller publishes the next attempt now), {"scheduled", ""},
+-- {"ended", final status}, {"canceled", ""} (canceled while running; recorded only) or
+-- {"stale"}, each followed by the woken requests.
 local id, attempt, now, outcome = ARG.id, tonumber(ARG.attempt), tonumber(ARG.now_ms), ARG.outcome
 local fields = redis.call('HMGET', KEY.request, 'status', 'attempts', 'attempt_limit')
 local status, attempts = fields[1], tonumber(fields[2])
@@ -40,20 +46,27 @@ else
   observe_ms(KEY.outcomes, tonumber(ARG.elapsed_ms), ARG.duration_bounds, outcome)
   count_minute(KEY.deliveries, now, ARG.minutes_kept)
 end
-if status == 'canceled' then return {'canceled'} end
+local woken = {'', ''}
+breaker_record(KEY.request, id, ARG.breaker_result, now, tonumber(ARG.breaker_failures),
+               tonumber(ARG.breaker_cooldown_ms), woken)
+leave_gates(KEY.request, id, now, false, woken)
+if status == 'canceled' then woken[1] = 'canceled'; return woken end
 if outcome == 'retry' then
   local next_due = tonumber(ARG.next_due_ms)
   redis.call('HSET', KEY.request, 'next_attempt_ms', next_due)
   if next_due <= tonumber(ARG.horizon_end_ms) then
     set_status(KEY.request, id, status, 'retrying')
     redis.call('ZADD', KEY.inflight, next_due + tonumber(ARG.grace_ms), id)
-    return {'publish', next_due}
+    woken[1], woken[2] = 'publish', next_due
+    return woken
   end
   set_status(KEY.request, id, status, 'retrying')
   redis.call('ZREM', KEY.inflight, id)
   redis.call('ZADD', KEY.due, next_due, id)
-  return {'scheduled'}
+  woken[1] = 'scheduled'
+  return woken
 end
 if ARG.notice ~= '' then redis.call('ZADD', KEY.outbox, now + tonumber(ARG.grace_ms), ARG.notice) end
 end_request(KEY.request, id, status, outcome, now, ARG.channel)
-return {'ended', outcome}
+woken[1], woken[2] = 'ended', outcome
+return woken
