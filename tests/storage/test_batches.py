@@ -14,6 +14,7 @@ GRACE_MS = 60_000
 MARGIN_MS = 5_000
 T0 = 1_700_000_000_000
 WORKER = "worker@test"
+RETENTION_MS = 7 * 86_400_000
 
 
 def config(**overrides) -> BatchConfig:
@@ -65,7 +66,7 @@ def test_reaching_max_records_takes_one_batch_in_arrival_order(store):
     assert body(store, batch_id) == ["a", "b", "c"]
     assert pending(store) == []
     assert store.redis.hget(keys.batch(NAME), "oldest_ms") is None
-    assert sb.taken(store, NAME)[batch_id] == {"state": "queued", "attempts": 0, "records": 3,
+    assert sb.taken(store, NAME)[batch_id] == {"state": "queued", "attempts": 0, "records": 3, "first": 1,
                                                "bytes": len('["a","b","c"]'), "taken_ms": T0 + 1}
     # Nothing pending: only the taken batch's publish deadline keeps the batch in the due index.
     assert due_score(store) == T0 + 1 + GRACE_MS
@@ -154,7 +155,8 @@ def claim(store, batch_id, attempt, now) -> Claimed | list:
 
 def finish(store, batch_id, attempt, now, verdict, status=None, error=None, deadline=None) -> list:
     return sb.finish(store, NAME, batch_id, attempt, worker=WORKER, now_ms=now, verdict=verdict, status_code=status,
-                     error=error, deadline_ms=deadline if deadline is not None else now + 2000 + GRACE_MS)
+                     error=error, deadline_ms=deadline if deadline is not None else now + 2000 + GRACE_MS,
+                     grace_ms=GRACE_MS, retention_ms=RETENTION_MS)
 
 
 def take_one(store, records=(1, 2, 3)) -> str:
@@ -184,7 +186,8 @@ def test_success_deletes_the_batch_and_counts_it(store):
     assert (config_hash["last_sent_ms"], config_hash["last_status_code"]) == (str(T0 + 50), "200")
     assert sb.taken(store, NAME) == {}
     assert store.redis.hlen(keys.batch_bodies(NAME)) == 0
-    assert due_score(store) is None
+    # Only the receipt is left: beat comes back when it expires.
+    assert due_score(store) == T0 + 50 + RETENTION_MS
     assert claim(store, batch_id, 2, T0 + 60) == Refused("gone")
 
 
