@@ -6,7 +6,8 @@
 -- counts as posts_retry: its records will be sent again.
 -- The halves are cut where the caller says: the byte `at` of the stored body must be the comma
 -- after record `first_records` (the worker finds it in the body it sent, and Redis need not
--- parse JSON). A cut that does not fall on a comma makes the batch dead instead, as a 413 would.
+-- parse JSON). A cut that does not fall on a comma makes the batch dead instead, as a 413 would
+-- (a guard against a caller's bug, not a proof: a comma may be inside a record).
 --#include _batch_common.lua
 -- KEYS: (the batch's and the due zset, see _batch_common.lua),
 --       held_batches (the finishing worker's set of held batches)
