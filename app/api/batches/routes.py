@@ -105,7 +105,7 @@ def add_records(name):
     return {"ids": services().batches.add_texts(name, records)}
 
 
-@blp.route("/<name:name>/records/<record_id>")
+@blp.route("/<name:name>/records/<record_id:record_id>")
 @blp.response(200, RecordReceiptSchema, example=examples.RECORD_RECEIPT)
 def record_receipt(name, record_id):
     """Where a record is: `pending`, `sending` (in batch `batch_id`, sent or retried), `sent` (with
