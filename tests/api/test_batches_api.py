@@ -341,3 +341,29 @@ def test_a_nan_single_record_is_422(client):
     response = client.post("/v1/batches/events/records", data=b"NaN", content_type="application/json")
     assert response.status_code == 422
     assert response.get_json()["errors"] == {"records": {"0": ["NaN and Infinity are not JSON"]}}
+
+
+def test_a_sent_records_receipt_expires_after_the_retention_on_the_virtual_clock(settings, sender, store):
+    from dataclasses import replace
+
+    from app.core import clock
+    from app.storage import keys
+
+    app = create_app(replace(settings, clock="virtual"), publisher=Publisher(sender))
+    client = app.test_client()
+    try:
+        put(client, max_records=1)
+        record_id = client.post("/v1/batches/events/records", json=[1]).get_json()["id"]
+        [[name, batch_id, attempt]] = sends(sender)
+        with app.app_context():
+            forwarder = BatchForwarder(services().store, Publisher(sender), services().settings)
+            forwarder.finish(forwarder.claim(name, batch_id, attempt, "worker@test"),
+                             Outcome(SUCCEEDED, status_code=200))
+        client.post("/v1/clock/advance", json={"seconds": settings.retention_s - 60})
+        assert client.get(f"/v1/batches/events/records/{record_id}").get_json()["state"] == "sent"
+        client.post("/v1/clock/advance", json={"seconds": 60})
+        assert client.get(f"/v1/batches/events/records/{record_id}").status_code == 404
+        # The advance did beat's work: the receipt is gone from Redis, not only hidden.
+        assert not store.redis.exists(keys.batch_sent("events"), keys.batch_receipts("events"))
+    finally:
+        clock.use_real()
