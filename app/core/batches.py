@@ -6,7 +6,12 @@ the last record, or by beat once the oldest pending record is `interval` old. A 
 then POSTed by a worker, with the same `Htq-Batch-Id` on every attempt, until it succeeds or runs
 out of attempts and becomes dead; dead batches are kept until redriven or deleted. A worker that
 dies mid-send holds an expiring lease, so the sweep sends its batch again: delivery is
-at-least-once and no record is ever dropped.
+at-least-once and no record is ever dropped. An endpoint's 413 splits a batch of several records
+in two halves sent one after the other (storage/lua/batch_split.lua); a lone record answered 413
+is dead at once.
+
+Every record id (`<epoch>.<number>`) has a receipt: pending, sending (in a taken batch), sent
+(kept for the retention period) or dead; `BatchService.record` reads it.
 
 `BatchService` is what the API (and the forwarder compat layer) call; `BatchForwarder` is the
 worker side: beat's flush and sweep, and the claim and settlement of each attempt.
@@ -67,9 +72,9 @@ def split_point(body: bytes, records: int) -> tuple[int, int]:
     (the larger half when `records` is odd). Redis then cuts the stored body there without
     parsing it. -1 if `body` is not such an array (the split script then refuses the cut)."""
     first = (records + 1) // 2
-    text = body.decode("utf-8", "replace")
     index = 1
     try:
+        text = body.decode()
         for number in range(first):
             index = _WHITESPACE.match(text, index + (1 if number else 0)).end()
             index = _WHITESPACE.match(text, _scan_value(text, index)[1]).end()

@@ -426,6 +426,7 @@ def test_split_point_of_something_else_than_a_json_array_is_refused():
     assert split_point(b"[1]", 2)[0] == -1
     assert split_point(b"[1 2]", 2)[0] == -1
     assert split_point(b"{}", 2)[0] == -1
+    assert split_point(b"[\"\xff\",1]", 2)[0] == -1  # not UTF-8
 
 
 def test_a_413_splits_a_batch_and_a_single_record_413_is_dead_at_once(service, forwarder, sender):
