@@ -26,5 +26,5 @@ local sent = redis.call('HGET', B_SENT, id)
 local expires = tonumber(redis.call('ZSCORE', B_SENT_EXPIRY, id))
 if not sent or not expires or expires <= now then return {'unknown'} end
 local records, sent_ms, status = string.match(sent, '^(%d+) (%d+) (%d*)$')
-if number >= first + tonumber(records) then return {'unknown'} end
+if not records or number >= first + tonumber(records) then return {'unknown'} end
 return {'sent', id, sent_ms, status}
