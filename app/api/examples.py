@@ -77,6 +77,8 @@ RECORD = {"user_id": 1, "event": "login"}
 RECORD_ID = {"id": "01JEAKQ7M3F4W2Z8V6T5R9N1PB.17"}
 RECORD_BATCH = {"records": [{"user_id": 2, "event": "login"}, {"user_id": 3, "event": "logout"}]}
 RECORD_IDS = {"ids": ["01JEAKQ7M3F4W2Z8V6T5R9N1PB.18", "01JEAKQ7M3F4W2Z8V6T5R9N1PB.19"]}
+RECORD_RECEIPT = {"id": "01JEAKQ7M3F4W2Z8V6T5R9N1PB.17", "state": "sent", "batch_id": "01JEAKQ7M3F4W2Z8V6T5R9N1PB-2",
+                  "sent_at": "2026-12-03T15:00:10.035Z", "status_code": 200}
 DEAD_BATCHES = {"items": [{"id": "01JEAKQ7M3F4W2Z8V6T5R9N1PB-3", "records": [{"user_id": 2, "event": "login"}],
                            "attempts": 3, "last_status_code": 503, "error": "HTTP 503"}]}
 

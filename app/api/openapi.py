@@ -31,15 +31,24 @@ class MessageIdConverter(BaseConverter):
     regex = r"(?!(?:batch|receive|ack)(?![^/]))[^/]+"
 
 
+class RecordIdConverter(BaseConverter):
+    """A batch record id in a path (`<epoch>.<number>`, checked by the core: a malformed one is an
+    unknown record, 404): any segment but "batch", the route beside it."""
+
+    regex = r"(?!batch(?![^/]))[^/]+"
+
+
 class NameConverter(UnicodeConverter):
     """A queue or batch name in a path: matched as any segment (a bad name is 422 where it would
     create, 404 where it is looked up), documented with the name rule."""
 
 
-CONVERTERS = {"request_id": RequestIdConverter, "message_id": MessageIdConverter, "name": NameConverter}
+CONVERTERS = {"request_id": RequestIdConverter, "message_id": MessageIdConverter, "record_id": RecordIdConverter,
+              "name": NameConverter}
 PARAMETER_SCHEMAS = {
     RequestIdConverter: {"type": "string", "pattern": f"^{REQUEST_ID_PATTERN}$"},
     MessageIdConverter: {"type": "string", "minLength": 1},
+    RecordIdConverter: {"type": "string", "minLength": 1},
     NameConverter: {"type": "string", "pattern": f"^{NAME_PATTERN}$"},
 }
 

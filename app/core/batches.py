@@ -6,7 +6,12 @@ the last record, or by beat once the oldest pending record is `interval` old. A 
 then POSTed by a worker, with the same `Htq-Batch-Id` on every attempt, until it succeeds or runs
 out of attempts and becomes dead; dead batches are kept until redriven or deleted. A worker that
 dies mid-send holds an expiring lease, so the sweep sends its batch again: delivery is
-at-least-once and no record is ever dropped.
+at-least-once and no record is ever dropped. An endpoint's 413 splits a batch of several records
+in two halves sent one after the other (storage/lua/batch_split.lua); a lone record answered 413
+is dead at once.
+
+Every record id (`<epoch>.<number>`) has a receipt: pending, sending (in a taken batch), sent
+(kept for the retention period) or dead; `BatchService.record` reads it.
 
 `BatchService` is what the API (and the forwarder compat layer) call; `BatchForwarder` is the
 worker side: beat's flush and sweep, and the claim and settlement of each attempt.
@@ -15,9 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core import clock, ids, jsontext
@@ -28,7 +34,7 @@ from app.core.publish import Publisher
 from app.core.workers import Workers
 from app.log import fields
 from app.storage import batches as store_batches
-from app.storage.batches import BatchConfig, Claimed, Refused
+from app.storage.batches import BatchConfig, Claimed, Finished, Receipt, Refused
 from app.storage.client import Store
 from config import Settings
 
@@ -45,11 +51,38 @@ MAX_RETRY_DELAY_S = 3600.0
 SWEEP_NAMES = 1000  # batches handled per beat tick
 SWEEP_LIMIT = 500  # expired taken batches handled per batch and tick
 REDRIVE_CHUNK = 500
+TOO_LARGE = 413  # the endpoint's answer that splits a batch in two halves
+# A record id: the batch's epoch (a 26-character id; any letters and digits are looked up) and
+# the record's number.
+RECORD_ID = re.compile(r"([0-9A-Za-z]{1,64})\.([1-9][0-9]{0,14})")
 
 
 def encode_record(record: Any) -> str:
     """Compact JSON text of one record. NaN and Infinity are refused: the endpoint gets valid JSON."""
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+_scan_value = json.JSONDecoder().scan_once
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def split_point(body: bytes, records: int) -> tuple[int, int]:
+    """Where a batch's JSON array of `records` (at least 2) records is cut in two halves: the
+    byte offset in `body` of the comma after the first half, and the first half's record count
+    (the larger half when `records` is odd). Redis then cuts the stored body there without
+    parsing it. -1 if `body` is not such an array (the split script then refuses the cut)."""
+    first = (records + 1) // 2
+    index = 1
+    try:
+        text = body.decode()
+        for number in range(first):
+            index = _WHITESPACE.match(text, index + (1 if number else 0)).end()
+            index = _WHITESPACE.match(text, _scan_value(text, index)[1]).end()
+    except (StopIteration, ValueError):
+        return -1, first
+    if text[index:index + 1] != ",":
+        return -1, first
+    return len(text[:index].encode()), first
 
 
 @dataclass(frozen=True)
@@ -60,6 +93,7 @@ class Settled:
     result: str
     next_attempt: int | None = None
     countdown_s: float | None = None
+    released: tuple[str, ...] = ()  # batches whose attempt 1 is due now (see storage's Finished)
 
 
 class BatchService:
@@ -137,6 +171,22 @@ class BatchService:
                  "attempts": batch.meta.get("attempts", 0), "last_status_code": batch.meta.get("last_status_code"),
                  "error": batch.meta.get("error") or None}
                 for batch in store_batches.dead(self.store, name, limit=limit)]
+
+    def record(self, name: str, record_id: str) -> dict:
+        """The receipt of a record: pending, sending (in batch `batch_id`), sent (when, and the
+        answer's status code) or dead; a sent record's receipt is kept for the retention period."""
+        match = RECORD_ID.fullmatch(record_id)
+        receipt = None
+        if is_name(name) and match:
+            receipt = store_batches.record(self.store, name, match.group(1), int(match.group(2)),
+                                           now_ms=self.now_ms())
+        if receipt is None:
+            self._load(name)  # 404 for the batch (or the `log` batch is configured now)
+            receipt = Receipt("unknown")
+        if receipt.state == "unknown":
+            raise NotFound(f"No record {record_id} in batch {name}")
+        return {"id": record_id, "state": receipt.state, "batch_id": receipt.batch_id,
+                "sent_at": clock.to_rfc3339(receipt.sent_ms), "status_code": receipt.status_code}
 
     # -- changing -----------------------------------------------------------------------------
 
@@ -265,7 +315,14 @@ class BatchForwarder:
         return headers
 
     def finish(self, claimed: Claimed, outcome: Outcome) -> Settled:
-        """Store the attempt's outcome: delete the batch once sent, queue a retry, or make it dead."""
+        """Store the attempt's outcome: delete the batch once sent, queue a retry, or make it dead.
+
+        A 413 splits a batch of several records in two halves, sent in order, each with a fresh
+        budget of attempts; a record alone answered 413 can never be sent: its batch is dead at once."""
+        if outcome.status_code == TOO_LARGE:
+            if claimed.records > 1:
+                return self._split(claimed, outcome)
+            outcome = replace(outcome, verdict=FAILED)
         now = self.now_ms()
         delay_s = min(MAX_RETRY_DELAY_S, seconds(claimed.backoff_base_ms) if outcome.retry_after_s is None
                       else outcome.retry_after_s)
@@ -276,7 +333,32 @@ class BatchForwarder:
         error = outcome.error or (None if outcome.verdict == SUCCEEDED else f"HTTP {outcome.status_code}")
         finished = store_batches.finish(self.store, claimed.name, claimed.batch_id, claimed.attempt,
                                         worker=claimed.worker, now_ms=now, verdict=outcome.verdict,
-                                        status_code=outcome.status_code, error=error, deadline_ms=deadline_ms)
+                                        status_code=outcome.status_code, error=error, deadline_ms=deadline_ms,
+                                        grace_ms=self.settings.publish_grace_ms,
+                                        retention_ms=self.settings.retention_ms)
+        self._log_post(claimed, outcome, finished)
+        if finished.result == "dead":
+            why = "a permanent failure" if outcome.verdict == FAILED else f"{claimed.attempt} attempts"
+            log.warning("batch %s/%s: dead after %s (%s)", claimed.name, claimed.batch_id, why, error)
+        if finished.result == "retry":
+            return Settled("retry", finished.next_attempt, countdown_s)
+        return Settled(finished.result, released=finished.released)
+
+    def _split(self, claimed: Claimed, outcome: Outcome) -> Settled:
+        at, first_records = split_point(claimed.body, claimed.records)
+        finished = store_batches.split(self.store, claimed.name, claimed.batch_id, claimed.attempt,
+                                       worker=claimed.worker, now_ms=self.now_ms(),
+                                       grace_ms=self.settings.publish_grace_ms, at=at, first_records=first_records)
+        self._log_post(claimed, outcome, finished)
+        if finished.result == "split":
+            log.info("batch %s/%s: too large for the endpoint, split in two: %d records in %s, then %d in %s",
+                     claimed.name, claimed.batch_id, first_records, finished.released[0],
+                     claimed.records - first_records, finished.state)
+        elif finished.result == "dead":
+            log.warning("batch %s/%s: dead after a 413 (it could not be split)", claimed.name, claimed.batch_id)
+        return Settled(finished.result, released=finished.released)
+
+    def _log_post(self, claimed: Claimed, outcome: Outcome, finished: Finished) -> None:
         log.info("batch %s/%s: POST %d records (%d bytes), attempt %d -> %s in %d ms: %s", claimed.name,
                  claimed.batch_id, claimed.records, len(claimed.body), claimed.attempt,
                  outcome.status_code if outcome.status_code is not None else outcome.error, outcome.elapsed_ms,
@@ -285,24 +367,22 @@ class BatchForwarder:
                           bytes=len(claimed.body), attempt=claimed.attempt, status_code=outcome.status_code,
                           error=outcome.error, elapsed_ms=outcome.elapsed_ms, result=finished.result,
                           worker=claimed.worker))
-        if finished.result == "dead":
-            why = "a permanent failure" if outcome.verdict == FAILED else f"{claimed.attempt} attempts"
-            log.warning("batch %s/%s: dead after %s (%s)", claimed.name, claimed.batch_id, why, error)
-        if finished.result == "retry":
-            return Settled("retry", finished.next_attempt, countdown_s)
-        return Settled(finished.result)
 
     def publish_retries(self, name: str, settled: Iterable[tuple[str, Settled]]) -> None:
         """Publish the next attempt of each (batch id, Settled) to retry after its countdown: a new
         task message with that countdown, as a Celery retry would send. Countdowns stay within the
         horizon (a later retry is left to the sweep), and a lost message is published again by the
-        sweep once the batch's deadline passes."""
+        sweep once the batch's deadline passes. Batches an outcome released (a split's halves) are
+        published at once, with attempt 1."""
         groups: dict[float, list[tuple[str, int]]] = defaultdict(list)
         for batch_id, outcome in settled:
             if outcome.result == "retry" and outcome.countdown_s is not None and outcome.next_attempt:
                 groups[outcome.countdown_s].append((batch_id, outcome.next_attempt))
+            groups[0.0].extend((released, 1) for released in outcome.released)
         now = self.now_ms()
         for countdown_s, items in groups.items():
+            if not items:
+                continue
             self.publisher.send_batches(name, items, now + ms(countdown_s) if countdown_s > 0 else None)
 
 

@@ -18,6 +18,8 @@ _CLAIM = Script("batch_claim")
 _FINISH = Script("batch_finish")
 _REDRIVE = Script("batch_redrive")
 _LOAD = Script("batch_load")
+_SPLIT = Script("batch_split")
+_RECORD = Script("batch_record")
 
 @dataclass(frozen=True)
 class BatchConfig:
@@ -90,11 +92,26 @@ class Refused(NamedTuple):
 
 class Finished(NamedTuple):
     """What storing an attempt's outcome did: `result` "sent", "dead", "retry" (with
-    `next_attempt`), "stale" (not the current attempt: the batch's `state`) or "gone"."""
+    `next_attempt`), "split" (into the first half `released[0]`, queued, and the second `state`,
+    parked behind it), "stale" (not the current attempt: the batch's `state`) or "gone".
+    `released` are the batches whose attempt 1 is now due, to publish: the first half of a
+    split, or the half that was parked behind this batch."""
 
     result: str
     next_attempt: int | None = None
     state: str | None = None
+    released: tuple[str, ...] = ()
+
+
+class Receipt(NamedTuple):
+    """Where a record is: `state` "unknown", "pending", "sending" (in taken batch `batch_id`), "sent" (by
+    `batch_id`'s POST at `sent_ms`, answered `status_code`) or "dead" (`status_code` is the
+    last answer, if any)."""
+
+    state: str
+    batch_id: str | None = None
+    sent_ms: int | None = None
+    status_code: int | None = None
 
 
 class DeadBatch(NamedTuple):
@@ -174,15 +191,54 @@ def claim(store: Store, name: str, batch_id: str, attempt: int, *, worker: str, 
 
 
 def finish(store: Store, name: str, batch_id: str, attempt: int, *, worker: str, now_ms: int, verdict: str,
-           status_code: int | None, error: str | None, deadline_ms: int) -> Finished:
-    """Store an attempt's outcome; `worker`, which ran it, no longer holds the batch."""
+           status_code: int | None, error: str | None, deadline_ms: int, grace_ms: int,
+           retention_ms: int) -> Finished:
+    """Store an attempt's outcome; `worker`, which ran it, no longer holds the batch. A sent
+    batch's receipt is kept `retention_ms`."""
     reply = store.run(_FINISH, keys={**keys.batch_keys(name), "held_batches": keys.worker_held_batches(worker)}, args={
         "name": name, "id": batch_id, "attempt": attempt, "now_ms": now_ms, "verdict": verdict,
         "status_code": "" if status_code is None else status_code, "error": error or "", "deadline_ms": deadline_ms,
-        "worker": worker})
-    if reply[0] == "retry":
+        "worker": worker, "grace_ms": grace_ms, "retention_ms": retention_ms})
+    return _finished(reply)
+
+
+def split(store: Store, name: str, batch_id: str, attempt: int, *, worker: str, now_ms: int, grace_ms: int,
+          at: int, first_records: int) -> Finished:
+    """Store an attempt answered 413 by splitting the batch after its record `first_records`,
+    whose JSON ends just before byte `at` (0-based) of the body: see batch_split.lua."""
+    reply = store.run(_SPLIT, keys={**keys.batch_keys(name), "held_batches": keys.worker_held_batches(worker)}, args={
+        "name": name, "id": batch_id, "attempt": attempt, "now_ms": now_ms, "grace_ms": grace_ms, "worker": worker,
+        "at": at + 1, "first_records": first_records})
+    return _finished(reply)
+
+
+def _finished(reply: list) -> Finished:
+    result = reply[0]
+    if result == "retry":
         return Finished("retry", next_attempt=int(reply[1]))
-    return Finished(reply[0], state=reply[1] if reply[0] == "stale" else None)
+    if result == "stale":
+        return Finished("stale", state=reply[1])
+    if result == "split":
+        return Finished("split", state=reply[2], released=(reply[1],))
+    return Finished(result, released=tuple(reply[1:]))
+
+
+def record(store: Store, name: str, epoch: str, number: int, *, now_ms: int) -> Receipt | None:
+    """The receipt of record `number` of the batch's `epoch` (state "unknown" for a record that
+    never was, or whose receipt expired); None when the batch is not configured."""
+    reply = store.run(_RECORD, keys=keys.batch_keys(name), args={"epoch": epoch, "number": number, "now_ms": now_ms})
+    state = reply[0]
+    if state == "missing":
+        return None
+    if state in ("unknown", "pending"):
+        return Receipt(state)
+    if state == "sent":
+        return Receipt("sent", reply[1], int(reply[2]), _int_or_none(reply[3]))
+    return Receipt(state, reply[1], status_code=_int_or_none(reply[2]))
+
+
+def _int_or_none(value) -> int | None:
+    return None if value in (None, "") else int(value)
 
 
 def redrive(store: Store, name: str, *, now_ms: int, grace_ms: int, limit: int) -> list[str]:

@@ -65,18 +65,30 @@ Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
                                    ``backoff_base_ms``, ``timeout_ms``, ``epoch``, ``created_ms``),
                                    pending state (``pending_bytes``: sum of the pending records'
                                    sizes, ``oldest_ms``: arrival of the oldest pending record),
-                                   counters (``batch_seq``, ``record_seq``, ``sent_batches``,
+                                   counters (``batch_seq``, ``record_seq``, ``taken_seq``: records
+                                   taken into batches so far, ``sent_batches``,
                                    ``sent_records``, ``posts_{outcome}``) and ``last_sent_ms``,
                                    ``last_status_code``, ``last_error`` of the latest POST
   P:batch:{B}:pending      list    pending records (compact JSON text), oldest first
   P:batch:{B}:bodies       hash    batch id -> the JSON array POSTed (taken and dead batches)
-  P:batch:{B}:meta         hash    batch id -> JSON ``{state, attempts, records, bytes,
-                                   taken_ms, last_status_code, error}``; state ``queued`` (attempt
-                                   ``attempts + 1`` waits to start), ``sending`` or ``dead``
+  P:batch:{B}:meta         hash    batch id -> JSON ``{state, attempts, records, first, bytes,
+                                   taken_ms, last_status_code, error, next, after}``; state
+                                   ``queued`` (attempt ``attempts + 1`` waits to start), ``sending``,
+                                   ``dead`` or ``parked`` (the second half of a batch split on a
+                                   413 waits for batch ``after``, whose ``next`` it is, to leave)
   P:batch:{B}:taken        zset    batch id -> deadline (ms): for ``queued`` the time after which
                                    the sweep publishes it again, for ``sending`` the lease expiry
   P:batch:{B}:dead         zset    batch id -> time (ms) it exhausted its attempts
   Every taken batch is in exactly one of taken, dead; bodies and meta hold both.
+  P:batch:{B}:receipts     zset    batch id -> number of its first record, for every taken, dead
+                                   and sent batch: a batch's records are consecutive numbers
+                                   (``first`` .. ``first + records - 1``), so the record receipt
+                                   ``GET .../records/{epoch}.{n}`` finds its batch with one
+                                   ZREVRANGEBYSCORE; numbers above ``taken_seq`` (config) are pending
+  P:batch:{B}:sent         hash    batch id -> ``<records> <sent_ms> <status_code>`` of a sent batch,
+                                   kept for ``retention``
+  P:batch:{B}:sent_expiry  zset    batch id -> time (ms) its receipt expires (sent + retention);
+                                   beat's flush deletes it from receipts, sent and here
 
 Recurring schedules (``S`` is a schedule name, ``[A-Za-z0-9_-]{1,80}``)
   P:schedules              zset    every schedule name, scores 0 (the listing, by name)
@@ -313,11 +325,24 @@ def batch_dead(name: str) -> str:
     return f"{PREFIX}:batch:{name}:dead"
 
 
+def batch_receipts(name: str) -> str:
+    return f"{PREFIX}:batch:{name}:receipts"
+
+
+def batch_sent(name: str) -> str:
+    return f"{PREFIX}:batch:{name}:sent"
+
+
+def batch_sent_expiry(name: str) -> str:
+    return f"{PREFIX}:batch:{name}:sent_expiry"
+
+
 def batch_keys(name: str) -> dict[str, str]:
     """A batch's keys and the global due zset, named as the batch scripts take them (see
     lua/_batch_common.lua)."""
     return {"config": batch(name), "pending": batch_pending(name), "bodies": batch_bodies(name),
             "meta": batch_meta(name), "taken": batch_taken(name), "dead": batch_dead(name),
+            "receipts": batch_receipts(name), "sent": batch_sent(name), "sent_expiry": batch_sent_expiry(name),
             "due": batches_due()}
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from app import create_app
 from app.core.batches import BatchForwarder
-from app.core.outcome import FAILED, Outcome
+from app.core.outcome import FAILED, SUCCEEDED, Outcome
 from app.core.publish import Publisher
 from app.core.task_names import SEND_BATCHES
 from app.extensions import services
@@ -99,6 +99,41 @@ def test_dead_batches_are_listed_and_redriven(app, client, sender):
     assert redrive.status_code == 200 and redrive.get_json() == {"moved": 1}
     assert sends(sender)[-1] == ["events", batch_id, 1]
     assert client.get("/v1/batches/events/dead").get_json() == {"items": []}
+
+
+def test_a_records_receipt_follows_it_from_pending_to_sent(app, client, sender):
+    put(client, max_records=2)
+    record_id = client.post("/v1/batches/events/records", json={"a": 1}).get_json()["id"]
+    response = client.get(f"/v1/batches/events/records/{record_id}")
+    assert response.status_code == 200
+    assert response.get_json() == {"id": record_id, "state": "pending", "batch_id": None, "sent_at": None,
+                                   "status_code": None}
+    client.post("/v1/batches/events/records", json={"b": 2})
+    [[name, batch_id, attempt]] = sends(sender)
+    assert client.get(f"/v1/batches/events/records/{record_id}").get_json()["batch_id"] == batch_id
+    with app.app_context():
+        forwarder = BatchForwarder(services().store, Publisher(sender), services().settings)
+        forwarder.finish(forwarder.claim(name, batch_id, attempt, "worker@test"), Outcome(SUCCEEDED, status_code=204))
+    sent = client.get(f"/v1/batches/events/records/{record_id}").get_json()
+    assert (sent["state"], sent["batch_id"], sent["status_code"]) == ("sent", batch_id, 204)
+    assert sent["sent_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("record_id", ["x", "01JEAKQ7M3F4W2Z8V6T5R9N1PB.0", "01JEAKQ7M3F4W2Z8V6T5R9N1PB.7",
+                                       "01JEAKQ7M3F4W2Z8V6T5R9N1PB.1%00", "a.b", "%E9.1", "9" * 300])
+def test_an_unknown_or_malformed_record_id_is_404_in_the_error_shape(client, record_id):
+    put(client)
+    client.post("/v1/batches/events/records", json={"a": 1})
+    response = client.get(f"/v1/batches/events/records/{record_id}")
+    assert response.status_code == 404
+    body = response.get_json()
+    assert (body["code"], body["status"]) == (404, "Not Found") and "No record" in body["message"]
+
+
+def test_get_records_batch_is_not_a_record_but_the_batch_route(client):
+    put(client)
+    response = client.get("/v1/batches/events/records/batch")
+    assert response.status_code == 405 and "GET" not in response.headers["Allow"]
 
 
 @pytest.mark.parametrize("field, value", [
@@ -220,6 +255,8 @@ def test_a_request_over_the_request_size_limit_is_413(client, app):
     ("post", "/v1/batches/nowhere/records/batch", {"records": [1]}),
     ("get", "/v1/batches/nowhere/dead", None),
     ("post", "/v1/batches/nowhere/dead/redrive", None),
+    ("get", "/v1/batches/nowhere/records/01JEAKQ7M3F4W2Z8V6T5R9N1PB.1", None),
+    ("get", "/v1/batches/nowhere/records/bad-id", None),
 ])
 def test_an_unknown_batch_is_404(client, method, path, body):
     kwargs = {} if body is None else {"json": body}
@@ -243,7 +280,10 @@ def test_the_log_batch_takes_records_before_any_put_when_the_environment_configu
 def test_the_openapi_document_describes_the_batch_routes(client):
     paths = json.loads(client.get("/openapi.json").data)["paths"]
     assert {"/v1/batches", "/v1/batches/{name}", "/v1/batches/{name}/records", "/v1/batches/{name}/records/batch",
-            "/v1/batches/{name}/dead", "/v1/batches/{name}/dead/redrive"} <= set(paths)
+            "/v1/batches/{name}/dead", "/v1/batches/{name}/dead/redrive",
+            "/v1/batches/{name}/records/{record_id}"} <= set(paths)
+    receipt = paths["/v1/batches/{name}/records/{record_id}"]["get"]["responses"]["200"]["content"]
+    assert receipt["application/json"]["example"]["state"] == "sent"
     assert "requestBody" in paths["/v1/batches/{name}/records"]["post"]
 
 
@@ -301,3 +341,29 @@ def test_a_nan_single_record_is_422(client):
     response = client.post("/v1/batches/events/records", data=b"NaN", content_type="application/json")
     assert response.status_code == 422
     assert response.get_json()["errors"] == {"records": {"0": ["NaN and Infinity are not JSON"]}}
+
+
+def test_a_sent_records_receipt_expires_after_the_retention_on_the_virtual_clock(settings, sender, store):
+    from dataclasses import replace
+
+    from app.core import clock
+    from app.storage import keys
+
+    app = create_app(replace(settings, clock="virtual"), publisher=Publisher(sender))
+    client = app.test_client()
+    try:
+        put(client, max_records=1)
+        record_id = client.post("/v1/batches/events/records", json=[1]).get_json()["id"]
+        [[name, batch_id, attempt]] = sends(sender)
+        with app.app_context():
+            forwarder = BatchForwarder(services().store, Publisher(sender), services().settings)
+            forwarder.finish(forwarder.claim(name, batch_id, attempt, "worker@test"),
+                             Outcome(SUCCEEDED, status_code=200))
+        client.post("/v1/clock/advance", json={"seconds": settings.retention_s - 60})
+        assert client.get(f"/v1/batches/events/records/{record_id}").get_json()["state"] == "sent"
+        client.post("/v1/clock/advance", json={"seconds": 60})
+        assert client.get(f"/v1/batches/events/records/{record_id}").status_code == 404
+        # The advance did beat's work: the receipt is gone from Redis, not only hidden.
+        assert not store.redis.exists(keys.batch_sent("events"), keys.batch_receipts("events"))
+    finally:
+        clock.use_real()

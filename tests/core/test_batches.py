@@ -299,12 +299,12 @@ def test_batches_keep_order_never_exceed_the_limits_and_lose_or_repeat_nothing(r
     forwarder = BatchForwarder(store, Publisher(sender), settings, clock)
     service.configure("p", {"endpoint": "http://127.0.0.1:9/", "max_records": max_records, "max_bytes": max_bytes,
                             "interval": 1})
-    added = []
+    added, record_ids = [], []
     for records in calls:
         records = [r for r in records if len(encode_record(r).encode()) + 2 <= max_bytes]
         if not records:
             continue
-        service.add("p", records)
+        record_ids.extend(service.add("p", records))
         added.extend(records)
         if flush_between:
             clock.advance(1)
@@ -319,6 +319,13 @@ def test_batches_keep_order_never_exceed_the_limits_and_lose_or_repeat_nothing(r
         batches.append(json.loads(raw))
     assert [r for batch in batches for r in batch] == added
     assert sb.load(store, "p")["pending"] == 0
+    # Each record's receipt names the batch that holds it.
+    receipts = [service.record("p", record_id) for record_id in record_ids]
+    assert {receipt["state"] for receipt in receipts} <= {"sending"}
+    by_batch: dict[str, list] = {}
+    for receipt, record in zip(receipts, added):
+        by_batch.setdefault(receipt["batch_id"], []).append(record)
+    assert list(by_batch.values()) == batches
     store.redis.close()
 
 
@@ -339,3 +346,105 @@ def test_retries_are_published_with_their_countdown_and_long_ones_left_to_the_sw
     published = [(args, eta) for name, args, eta in sender.sent if name == SEND_BATCHES]
     assert [(args, eta.timestamp() * 1000 if eta else None) for args, eta in published] == [
         (["events", [["E-1", 2], ["E-2", 3]]], clock.ms + 2000), (["events", [["E-3", 2]]], None)]
+
+
+# -- record receipts and 413 ------------------------------------------------------------------------
+
+
+def receipt(service, record_id, name="events") -> dict:
+    return service.record(name, record_id)
+
+
+def test_a_records_receipt_goes_from_pending_to_sent_and_expires_after_the_retention(
+        service, forwarder, sender, clock, settings, store):
+    configure(service, max_records=2)
+    first_id, = service.add("events", ["a"])
+    assert receipt(service, first_id) == {"id": first_id, "state": "pending", "batch_id": None, "sent_at": None,
+                                          "status_code": None}
+    service.add("events", ["b"])
+    batch_id = sends(sender)[-1][1]
+    assert receipt(service, first_id)["state"] == "sending" and receipt(service, first_id)["batch_id"] == batch_id
+    clock.advance(0.5)
+    forwarder.finish(forwarder.claim("events", batch_id, 1, "worker@test"), outcome(SUCCEEDED, 200))
+    assert receipt(service, first_id) == {"id": first_id, "state": "sent", "batch_id": batch_id,
+                                          "sent_at": "2023-11-14T22:13:20.500Z", "status_code": 200}
+    clock.advance(settings.retention_s - 0.001)
+    assert receipt(service, first_id)["state"] == "sent"
+    clock.advance(0.001)
+    with pytest.raises(NotFound, match=f"No record {first_id} in batch events"):
+        receipt(service, first_id)
+    forwarder.flush()  # beat deletes what expired
+    assert not store.redis.exists(keys.batch_receipts("events"))
+
+
+def test_a_dead_records_receipt_keeps_the_last_status_and_a_redrive_sends_it_again(service, forwarder, sender):
+    batch_id = take(service, sender, records=("x",))
+    record_id = f"{batch_id.rsplit('-', 1)[0]}.1"
+    forwarder.finish(forwarder.claim("events", batch_id, 1, "worker@test"), outcome(FAILED, 410))
+    assert receipt(service, record_id) == {"id": record_id, "state": "dead", "batch_id": batch_id, "sent_at": None,
+                                           "status_code": 410}
+    service.redrive("events")
+    assert receipt(service, record_id)["state"] == "sending"
+    forwarder.finish(forwarder.claim("events", batch_id, 1, "worker@test"), outcome(SUCCEEDED, 201))
+    assert (receipt(service, record_id)["state"], receipt(service, record_id)["status_code"]) == ("sent", 201)
+
+
+@pytest.mark.parametrize("record_id", ["nope", "E.0", "E.01", "E.-1", "E.1.2", "E." + "9" * 16, ".1", "é.1",
+                                       "A" * 65 + ".1", ""])
+def test_a_malformed_record_id_is_not_found(service, record_id):
+    configure(service)
+    service.add("events", ["a"])
+    with pytest.raises(NotFound, match="No record"):
+        service.record("events", record_id)
+
+
+def test_an_unknown_batch_or_record_is_not_found(service):
+    with pytest.raises(NotFound, match="No batch"):
+        service.record("events", "01JEAKQ7M3F4W2Z8V6T5R9N1PB.1")
+    with pytest.raises(NotFound, match="No batch"):
+        service.record("a:b", "01JEAKQ7M3F4W2Z8V6T5R9N1PB.1")
+    configure(service)
+    with pytest.raises(NotFound, match="No record"):
+        service.record("events", "01JEAKQ7M3F4W2Z8V6T5R9N1PB.1")
+
+
+@pytest.mark.parametrize("records, first", [
+    ([1, 2], 1), ([1, 2, 3], 2), (["a,b", {"c": [1, 2]}, "]", None, "é,ü"], 3), ([[], {}, "", 0.5], 2)])
+def test_split_point_is_the_comma_after_the_first_half_in_bytes(records, first):
+    from app.core.batches import split_point
+
+    body = ("[" + ",".join(encode_record(r) for r in records) + "]").encode()
+    at, count = split_point(body, len(records))
+    assert count == first and body[at:at + 1] == b","
+    assert json.loads(body[:at] + b"]") == records[:first]
+    assert json.loads(b"[" + body[at + 1:]) == records[first:]
+
+
+def test_split_point_of_something_else_than_a_json_array_is_refused():
+    from app.core.batches import split_point
+
+    assert split_point(b"[1]", 2)[0] == -1
+    assert split_point(b"[1 2]", 2)[0] == -1
+    assert split_point(b"{}", 2)[0] == -1
+    assert split_point(b"[\"\xff\",1]", 2)[0] == -1  # not UTF-8
+
+
+def test_a_413_splits_a_batch_and_a_single_record_413_is_dead_at_once(service, forwarder, sender):
+    batch_id = take(service, sender, records=(1, 2, 3))
+    settled = forwarder.finish(forwarder.claim("events", batch_id, 1, "worker@test"), outcome(FAILED, 413))
+    assert settled.result == "split" and len(settled.released) == 1
+    first = settled.released[0]
+    assert body_of(forwarder.store, "events", first) == [1, 2]
+    sender.sent.clear()
+    forwarder.publish_retries("events", [(batch_id, settled)])
+    assert sends(sender) == [["events", first, 1]]
+    single = forwarder.finish(forwarder.claim("events", first, 1, "worker@test"), outcome(FAILED, 413)).released[0]
+    assert body_of(forwarder.store, "events", single) == [1]
+    epoch = batch_id.rsplit("-", 1)[0]
+    parked = receipt(service, f"{epoch}.2")["batch_id"]
+    # Not retried, whatever attempts are left; the record after it is sent next.
+    assert forwarder.finish(forwarder.claim("events", single, 1, "worker@test"), outcome(FAILED, 413)) == Settled(
+        "dead", released=(parked,))
+    [dead] = service.dead("events")
+    assert (dead["id"], dead["records"], dead["attempts"], dead["last_status_code"]) == (single, [1], 1, 413)
+    assert [receipt(service, f"{epoch}.{n}")["state"] for n in (1, 2, 3)] == ["dead", "sending", "sending"]

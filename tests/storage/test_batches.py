@@ -7,13 +7,14 @@ import pytest
 
 from app.storage import batches as sb
 from app.storage import keys
-from app.storage.batches import Added, BatchConfig, Claimed, Finished, Flushed, Refused
+from app.storage.batches import Added, BatchConfig, Claimed, Finished, Flushed, Receipt, Refused
 
 NAME = "orders"
 GRACE_MS = 60_000
 MARGIN_MS = 5_000
 T0 = 1_700_000_000_000
 WORKER = "worker@test"
+RETENTION_MS = 7 * 86_400_000
 
 
 def config(**overrides) -> BatchConfig:
@@ -65,7 +66,7 @@ def test_reaching_max_records_takes_one_batch_in_arrival_order(store):
     assert body(store, batch_id) == ["a", "b", "c"]
     assert pending(store) == []
     assert store.redis.hget(keys.batch(NAME), "oldest_ms") is None
-    assert sb.taken(store, NAME)[batch_id] == {"state": "queued", "attempts": 0, "records": 3,
+    assert sb.taken(store, NAME)[batch_id] == {"state": "queued", "attempts": 0, "records": 3, "first": 1,
                                                "bytes": len('["a","b","c"]'), "taken_ms": T0 + 1}
     # Nothing pending: only the taken batch's publish deadline keeps the batch in the due index.
     assert due_score(store) == T0 + 1 + GRACE_MS
@@ -154,7 +155,8 @@ def claim(store, batch_id, attempt, now) -> Claimed | list:
 
 def finish(store, batch_id, attempt, now, verdict, status=None, error=None, deadline=None) -> list:
     return sb.finish(store, NAME, batch_id, attempt, worker=WORKER, now_ms=now, verdict=verdict, status_code=status,
-                     error=error, deadline_ms=deadline if deadline is not None else now + 2000 + GRACE_MS)
+                     error=error, deadline_ms=deadline if deadline is not None else now + 2000 + GRACE_MS,
+                     grace_ms=GRACE_MS, retention_ms=RETENTION_MS)
 
 
 def take_one(store, records=(1, 2, 3)) -> str:
@@ -184,7 +186,8 @@ def test_success_deletes_the_batch_and_counts_it(store):
     assert (config_hash["last_sent_ms"], config_hash["last_status_code"]) == (str(T0 + 50), "200")
     assert sb.taken(store, NAME) == {}
     assert store.redis.hlen(keys.batch_bodies(NAME)) == 0
-    assert due_score(store) is None
+    # Only the receipt is left: beat comes back when it expires.
+    assert due_score(store) == T0 + 50 + RETENTION_MS
     assert claim(store, batch_id, 2, T0 + 60) == Refused("gone")
 
 
@@ -316,3 +319,188 @@ def test_a_queued_batch_nobody_claimed_waits_while_the_broker_has_a_backlog(stor
     assert store.redis.zscore(keys.batch_taken(NAME), batch_id) == T0 + 2 * GRACE_MS  # looked at again later
     republished = sb.flush(store, [NAME], now_ms=T0 + 2 * GRACE_MS, grace_ms=GRACE_MS, limit=10, alive_after_ms=0)
     assert republished == [Flushed("republish", NAME, batch_id, 1)]
+
+
+# -- record receipts ------------------------------------------------------------------------------
+
+
+def receipt(store, number, now=T0, epoch="E") -> Receipt | None:
+    return sb.record(store, NAME, epoch, number, now_ms=now)
+
+
+def test_a_record_is_pending_then_sending_in_its_batch_then_sent_until_its_receipt_expires(store):
+    setup(store, max_records=3)
+    add(store, ["a", "b"])
+    assert [receipt(store, n) for n in (1, 2, 3)] == [Receipt("pending"), Receipt("pending"), Receipt("unknown")]
+    batch_id = add(store, ["c", "d"], now=T0 + 1).taken[0]  # records 1..3 leave, 4 waits
+    assert [receipt(store, n).state for n in (1, 2, 3, 4)] == ["sending", "sending", "sending", "pending"]
+    assert receipt(store, 1) == Receipt("sending", batch_id)
+    claim(store, batch_id, 1, T0 + 2)
+    finish(store, batch_id, 1, T0 + 3, "retry", 503, "HTTP 503")
+    assert receipt(store, 2) == Receipt("sending", batch_id, status_code=503)  # the latest answer
+    claim(store, batch_id, 2, T0 + 4)
+    finish(store, batch_id, 2, T0 + 5, "succeeded", 202)
+    assert receipt(store, 3) == Receipt("sent", batch_id, sent_ms=T0 + 5, status_code=202)
+    assert receipt(store, 4) == Receipt("pending")
+    assert receipt(store, 1, now=T0 + 5 + RETENTION_MS - 1).state == "sent"
+    assert receipt(store, 1, now=T0 + 5 + RETENTION_MS) == Receipt("unknown")  # expired, before beat deletes it
+    assert due_score(store) == T0 + 1 + 10_000  # record 4's interval comes first
+    expiry = T0 + 5 + RETENTION_MS
+    sb.flush(store, [NAME], now_ms=T0 + 1 + 10_000, grace_ms=GRACE_MS, limit=10, alive_after_ms=0)  # takes it
+    assert due_score(store) == T0 + 1 + 10_000 + GRACE_MS
+    sb.finish(store, NAME, "E-2", 1, worker=WORKER, now_ms=expiry - 1, verdict="succeeded", status_code=200,
+              error=None, deadline_ms=0, grace_ms=GRACE_MS, retention_ms=RETENTION_MS)
+    assert due_score(store) == expiry  # the first receipt to expire wakes beat
+    sb.flush(store, [NAME], now_ms=expiry, grace_ms=GRACE_MS, limit=10, alive_after_ms=0)
+    assert store.redis.zrange(keys.batch_receipts(NAME), 0, -1) == ["E-2"]
+    assert store.redis.hkeys(keys.batch_sent(NAME)) == ["E-2"]
+    assert store.redis.zrange(keys.batch_sent_expiry(NAME), 0, -1) == ["E-2"]
+    assert due_score(store) == expiry - 1 + RETENTION_MS
+    assert receipt(store, 4, now=expiry) == Receipt("sent", "E-2", sent_ms=expiry - 1, status_code=200)
+
+
+def test_unknown_records_and_batches_have_no_receipt(store):
+    assert receipt(store, 1) is None  # no such batch
+    setup(store, max_records=2)
+    add(store, [1, 2, 3])
+    assert receipt(store, 1, epoch="OTHER") == Receipt("unknown")  # a batch deleted and made again
+    assert receipt(store, 4) == Receipt("unknown")
+    assert receipt(store, 0) == Receipt("unknown")
+
+
+def test_dead_records_say_so_and_a_redrive_sends_them_again(store):
+    setup(store, max_records=2)
+    batch_id = add(store, ["a", "b"]).taken[0]
+    claim(store, batch_id, 1, T0)
+    finish(store, batch_id, 1, T0 + 1, "failed", 400, "HTTP 400")
+    assert receipt(store, 1) == Receipt("dead", batch_id, status_code=400)
+    sb.redrive(store, NAME, now_ms=T0 + 2, grace_ms=GRACE_MS, limit=10)
+    assert receipt(store, 2) == Receipt("sending", batch_id, status_code=400)
+    claim(store, batch_id, 1, T0 + 3)
+    finish(store, batch_id, 1, T0 + 4, "succeeded", 200)
+    assert receipt(store, 2) == Receipt("sent", batch_id, sent_ms=T0 + 4, status_code=200)
+
+
+def test_receipts_follow_batches_cut_by_bytes_and_by_a_new_configuration(store):
+    setup(store, max_records=100, max_bytes=40)
+    ids = add(store, ["x" * 8] * 7).taken  # batches of 3, 3, and 1 pending
+    assert [receipt(store, n).batch_id for n in range(1, 7)] == [ids[0]] * 3 + [ids[1]] * 3
+    add(store, ["y"] * 2)
+    sb.configure(store, NAME, config(max_records=2), now_ms=T0 + 1, grace_ms=GRACE_MS, epoch="X")
+    assert [receipt(store, n).state for n in range(7, 10)] == ["sending", "sending", "pending"]
+    assert receipt(store, 7).batch_id != receipt(store, 6).batch_id
+
+
+def test_a_batch_configured_before_receipts_counts_its_taken_records_from_what_is_pending(store):
+    setup(store, max_records=3)
+    add(store, [1, 2, 3, 4])  # record 4 pending
+    store.redis.hdel(keys.batch(NAME), "taken_seq")  # as an older version left it
+    assert receipt(store, 4) == Receipt("pending")
+    batch_id = add(store, [5, 6]).taken[0]
+    assert [receipt(store, n).batch_id for n in (4, 5, 6)] == [batch_id] * 3
+    assert store.redis.hget(keys.batch(NAME), "taken_seq") == "6"
+
+
+# -- 413: splitting ---------------------------------------------------------------------------------
+
+
+def split(store, batch_id, attempt, now, at, first_records) -> Finished:
+    return sb.split(store, NAME, batch_id, attempt, worker=WORKER, now_ms=now, grace_ms=GRACE_MS, at=at,
+                    first_records=first_records)
+
+
+def comma_after(raw: str, records: int) -> int:
+    """The byte offset of the comma after `records` records (simple values: no nested commas)."""
+    offsets = [i for i, char in enumerate(raw) if char == ","]
+    return offsets[records - 1]
+
+
+def test_a_413_splits_the_batch_in_order_and_the_second_half_waits_for_the_first(store):
+    batch_id = take_one(store, records=(1, 2, 3, 4, 5))
+    claim(store, batch_id, 1, T0)
+    raw = store.redis.hget(keys.batch_bodies(NAME), batch_id)
+    result = split(store, batch_id, 1, T0 + 1, comma_after(raw, 3), 3)
+    first, second = result.released[0], result.state
+    assert result == Finished("split", state=second, released=(first,))
+    assert batch_id not in sb.taken(store, NAME) and first != second != batch_id
+    assert (body(store, first), body(store, second)) == ([1, 2, 3], [4, 5])
+    metas = sb.taken(store, NAME)
+    assert (metas[first]["state"], metas[first]["attempts"], metas[first]["next"]) == ("queued", 0, second)
+    assert (metas[second]["state"], metas[second]["after"]) == ("parked", first)
+    assert [receipt(store, n).batch_id for n in range(1, 6)] == [first] * 3 + [second] * 2
+    assert claim(store, second, 1, T0 + 2) == Refused("skip", "parked")
+    assert store.redis.hget(keys.batch(NAME), "posts_retry") == "1"
+    assert sb.load(store, NAME)["last_status_code"] == "413"
+
+    # The first half is too large again: its own halves come first, then the parked second half.
+    claim(store, first, 1, T0 + 3)
+    again = split(store, first, 1, T0 + 4, comma_after(body_text(store, first), 2), 2)
+    first_a, first_b = again.released[0], again.state
+    assert (body(store, first_a), body(store, first_b)) == ([1, 2], [3])
+    assert sb.taken(store, NAME)[second]["after"] == first_b
+    claim(store, first_a, 1, T0 + 5)
+    assert finish(store, first_a, 1, T0 + 6, "succeeded", 200) == Finished("sent", released=(first_b,))
+    assert isinstance(claim(store, first_b, 1, T0 + 7), Claimed)
+    assert finish(store, first_b, 1, T0 + 8, "succeeded", 200) == Finished("sent", released=(second,))
+    assert isinstance(claim(store, second, 1, T0 + 9), Claimed)
+    assert finish(store, second, 1, T0 + 10, "succeeded", 200) == Finished("sent")
+    assert [receipt(store, n).batch_id for n in range(1, 6)] == [first_a] * 2 + [first_b] + [second] * 2
+    assert store.redis.hget(keys.batch(NAME), "sent_records") == "5"
+
+
+def body_text(store, batch_id) -> str:
+    return store.redis.hget(keys.batch_bodies(NAME), batch_id)
+
+
+def test_a_dead_first_half_releases_the_second(store):
+    batch_id = take_one(store, records=("a", "b"))
+    claim(store, batch_id, 1, T0)
+    result = split(store, batch_id, 1, T0, 4, 1)
+    first, second = result.released[0], result.state
+    claim(store, first, 1, T0 + 1)
+    assert finish(store, first, 1, T0 + 2, "failed", 400, "HTTP 400") == Finished("dead", released=(second,))
+    assert isinstance(claim(store, second, 1, T0 + 3), Claimed)
+    assert [receipt(store, n).state for n in (1, 2)] == ["dead", "sending"]
+
+
+def test_a_worker_lost_on_a_first_halfs_last_attempt_releases_the_second_in_beats_flush(store):
+    setup(store, max_records=2, max_attempts=1)
+    batch_id = add(store, ["a", "b"]).taken[0]
+    claim(store, batch_id, 1, T0)
+    first, second = (r := split(store, batch_id, 1, T0, 4, 1)).released[0], r.state
+    claim(store, first, 1, T0 + 1)
+    lease_end = T0 + 1 + 30_000 + MARGIN_MS
+    assert sb.flush(store, [NAME], now_ms=lease_end, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == [
+        Flushed("dead", NAME, first, 1), Flushed("taken", NAME, second, 1)]
+
+
+def test_a_parked_half_waits_while_its_first_half_is_there_and_goes_if_the_release_was_lost(store):
+    batch_id = take_one(store, records=("a", "b"))
+    claim(store, batch_id, 1, T0)
+    first, second = (r := split(store, batch_id, 1, T0, 4, 1)).released[0], r.state
+    # Beat looks at both after the publish grace: the first is published again, the second waits on.
+    assert sb.flush(store, [NAME], now_ms=T0 + GRACE_MS, grace_ms=GRACE_MS, limit=10, alive_after_ms=0) == [
+        Flushed("republish", NAME, first, 1)]
+    assert store.redis.zscore(keys.batch_taken(NAME), second) == T0 + 2 * GRACE_MS
+    store.redis.hdel(keys.batch_meta(NAME), first)  # as if its release had never been written
+    assert sb.flush(store, [NAME], now_ms=T0 + 2 * GRACE_MS, grace_ms=GRACE_MS, limit=10,
+                    alive_after_ms=0)[-1] == Flushed("taken", NAME, second, 1)
+    assert isinstance(claim(store, second, 1, T0 + 2 * GRACE_MS + 1), Claimed)
+
+
+def test_a_cut_that_is_not_between_records_makes_the_batch_dead_and_loses_nothing(store):
+    batch_id = take_one(store, records=("a,b", "c"))
+    claim(store, batch_id, 1, T0)
+    assert split(store, batch_id, 1, T0, 2, 1) == Finished("dead")  # byte 2 is a letter
+    [(dead_id, dead_body, meta)] = sb.dead(store, NAME, limit=10)
+    assert (dead_id, json.loads(dead_body), meta["last_status_code"]) == (batch_id, ["a,b", "c"], 413)
+    assert "could not be split" in meta["error"]
+
+
+def test_a_stale_or_gone_413_changes_nothing(store):
+    batch_id = take_one(store, records=(1, 2))
+    claim(store, batch_id, 1, T0)
+    finish(store, batch_id, 1, T0, "retry", 500)
+    assert split(store, batch_id, 1, T0 + 1, 2, 1) == Finished("stale", state="queued")
+    assert body(store, batch_id) == [1, 2]
+    assert split(store, "E-404", 1, T0, 2, 1) == Finished("gone")

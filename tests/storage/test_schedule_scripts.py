@@ -158,6 +158,22 @@ def test_a_refused_batch_run_on_the_timetable_uses_up_its_tick(store):
     assert "absent" in after["last_error"] and not store.redis.exists(keys.batch("absent"))
 
 
+def test_a_record_a_schedule_appends_has_a_receipt_like_any_other(store):
+    from app.storage import batches as store_batches
+    from app.storage.batches import BatchConfig, Receipt
+
+    store_batches.configure(store, "b", BatchConfig(
+        endpoint="http://127.0.0.1:9/", max_records=2, max_bytes=1000, interval_ms=60_000, headers={},
+        max_attempts=1, backoff_base_ms=0, timeout_ms=1000), now_ms=NOW, grace_ms=5000, epoch="E")
+    record = put(store)
+    fired = store_schedules.fired(store_schedules.fire_batch(store, tick_run(record), "b", '{"a":1}',
+                                                             now_ms=NOW + 10_000, grace_ms=5000))
+    assert fired.run_id == "E.1" and fired.taken == []
+    assert store_batches.record(store, "b", "E", 1, now_ms=NOW + 10_000) == Receipt("pending")
+    taken = store_batches.add(store, "b", ['{"a":2}'], now_ms=NOW + 10_001, grace_ms=5000).taken
+    assert store_batches.record(store, "b", "E", 1, now_ms=NOW + 10_001) == Receipt("sending", taken[0])
+
+
 def test_expiry_removes_a_request_from_its_schedule_index(store):
     record = put(store)
     new = new_request()

@@ -144,7 +144,8 @@ def test_batch_posts_are_counted_by_outcome_in_the_batch(store):
     def attempt(batch_id, number, verdict):
         sb.claim(store, "orders", batch_id, number, worker=WORKER, now_ms=T0, lease_margin_ms=5000)
         return sb.finish(store, "orders", batch_id, number, worker=WORKER, now_ms=T0, verdict=verdict,
-                         status_code=500, error=None, deadline_ms=T0 + 1000).result
+                         status_code=500, error=None, deadline_ms=T0 + 1000, grace_ms=GRACE_MS,
+                         retention_ms=86_400_000).result
 
     assert [attempt(first, 1, "retry"), attempt(first, 2, "succeeded")] == ["retry", "sent"]
     assert [attempt(second, 1, "retry"), attempt(second, 2, "retry")] == ["retry", "dead"]

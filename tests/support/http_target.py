@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -33,6 +34,7 @@ class HttpTarget:
     def __init__(self):
         self.received: list[Received] = []
         self._replies: dict[str, deque[Reply]] = defaultdict(deque)
+        self._responders: dict[str, Callable[[Received], Reply]] = {}
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         target = self
@@ -45,9 +47,11 @@ class HttpTarget:
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
                 with target._lock:
-                    target.received.append(Received(self.command, self.path, dict(self.headers), body, time.time()))
+                    received = Received(self.command, self.path, dict(self.headers), body, time.time())
+                    target.received.append(received)
                     queue = target._replies.get(path)
-                    reply = queue.popleft() if queue else Reply()
+                    responder = target._responders.get(path)
+                    reply = queue.popleft() if queue else responder(received) if responder else Reply()
                     target._arrived.notify_all()
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
@@ -85,6 +89,12 @@ class HttpTarget:
         """Answer the next requests to `path` with these replies, in order; then 200 "ok"."""
         with self._lock:
             self._replies[path].extend(replies)
+
+    def respond(self, path: str, responder: Callable[[Received], Reply]) -> None:
+        """Answer requests to `path` with what `responder` makes of each (once the scripted
+        replies of `reply` are used up)."""
+        with self._lock:
+            self._responders[path] = responder
 
     def requests_to(self, path: str) -> list[Received]:
         with self._lock:

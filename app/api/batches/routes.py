@@ -22,6 +22,7 @@ from app.api.batches.schemas import (
     RecordError,
     RecordIdSchema,
     RecordIdsSchema,
+    RecordReceiptSchema,
     one_record,
     record_batch,
 )
@@ -102,6 +103,16 @@ def add_records(name):
     if errors:
         abort(422, messages={"json": errors})
     return {"ids": services().batches.add_texts(name, records)}
+
+
+@blp.route("/<name:name>/records/<record_id:record_id>")
+@blp.response(200, RecordReceiptSchema, example=examples.RECORD_RECEIPT)
+def record_receipt(name, record_id):
+    """Where a record is: `pending`, `sending` (in batch `batch_id`, sent or retried), `sent` (with
+    when and the endpoint's status code) or `dead` (its batch ran out of attempts; a redrive sends
+    it again). A sent record's receipt is kept for `HTQ_RETENTION`; 404 if the batch or the
+    record is unknown, or the receipt expired."""
+    return services().batches.record(name, record_id)
 
 
 @blp.route("/<name:name>/dead")

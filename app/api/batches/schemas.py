@@ -83,6 +83,17 @@ class RecordIdsSchema(Schema):
     ids = fields.Raw(metadata={"type": "array", "items": {"type": "string"}})
 
 
+class RecordReceiptSchema(Schema):
+    id = fields.String()
+    state = fields.String(validate=validate.OneOf(["pending", "sending", "sent", "dead"]), metadata={
+        "description": "pending: waiting for a batch; sending: in batch `batch_id`, being sent or retried; sent: "
+                       "`batch_id` was answered `status_code` at `sent_at`; dead: `batch_id` ran out of attempts "
+                       "(`status_code` is its last answer)"})
+    batch_id = fields.String(allow_none=True, metadata={"description": "the Htq-Batch-Id of the batch holding it"})
+    sent_at = fields.String(allow_none=True, metadata={"description": "end of the successful POST"})
+    status_code = fields.Integer(allow_none=True, metadata={"description": "of the successful or the latest POST"})
+
+
 class BatchDeadArgsSchema(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 

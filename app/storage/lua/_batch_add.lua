@@ -4,12 +4,13 @@
 -- Appends `records` (JSON texts, in arrival order); returns {"missing"}, {"too_large", index,
 -- max_bytes} (nothing was written) or {"added", epoch, number of the first record, taken ids...}.
 local function add_records(name, now, grace, records)
-  local cfg = redis.call('HMGET', B_CFG, 'max_records', 'max_bytes', 'epoch', 'pending_bytes')
+  local cfg = redis.call('HMGET', B_CFG, 'max_records', 'max_bytes', 'epoch', 'pending_bytes', 'taken_seq')
   if not cfg[1] then return {'missing'} end
   local max_records, max_bytes = tonumber(cfg[1]), tonumber(cfg[2])
   for i, record in ipairs(records) do
     if #record + 2 > max_bytes then return {'too_large', i, max_bytes} end
   end
+  if not cfg[5] then count_taken() end
   -- The first write may grow memory, so that Redis refuses the whole call at maxmemory (it checks
   -- only before a script's first write): a call that fills a batch would otherwise start with the
   -- DEL of take_pending and be let through.

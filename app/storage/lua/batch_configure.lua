@@ -12,8 +12,9 @@ local name, now, grace, mode = ARG.name, tonumber(ARG.now_ms), tonumber(ARG.grac
 local created = redis.call('HSETNX', B_CFG, 'epoch', ARG.epoch)
 if created == 1 then
   redis.call('HSET', B_CFG, 'created_ms', now, 'pending_bytes', 0, 'batch_seq', 0, 'record_seq', 0,
-             'sent_batches', 0, 'sent_records', 0)
+             'taken_seq', 0, 'sent_batches', 0, 'sent_records', 0)
 end
+count_taken()
 redis.call('SADD', KEY.names, name)
 redis.call('HSET', B_CFG, 'updated_ms', now, 'endpoint', ARG.endpoint, 'max_records', ARG.max_records,
            'interval_ms', ARG.interval_ms)
