@@ -11,7 +11,7 @@ prints, measured in the same run:
 
 1. Rate: `--rate` requests/s on one flow key (period 1 s), `rate * (--seconds + 2)` requests
    created at once: deliveries/s at the target over `--seconds` of steady state (after the first
-   second's burst) against the rate, and the most deliveries any window of one second saw.
+   second's burst) against the rate, and the most deliveries any window of 0.9 s saw.
 2. Overhead: end-to-end delivered requests/s of `--e2e` immediate requests without a flow key,
    and with a flow key whose limits never bind (rate and parallelism 10,000), in alternating
    rounds (`--rounds`), medians: what passing the gates costs a request that is not held back.
@@ -65,11 +65,13 @@ class FlowBench(Bench):
         start = arrivals[0] + 1.5
         steady = [at for at in arrivals if start <= at < start + seconds]
         per_s = len(steady) / seconds
-        most = max(sum(1 for other in arrivals[i:i + 2 * rate] if other - at < 1.0) for i, at in enumerate(arrivals))
+        # The rate's starts come in bursts a period apart; windows 100 ms short of it allow the
+        # senders' jitter (a start granted at once is sent tens of ms later than one granted ahead).
+        most = max(sum(1 for other in arrivals[i:i + 2 * rate] if other - at < 0.9) for i, at in enumerate(arrivals))
         error = (per_s - rate) / rate * 100
         self.say(f"  delivered {per_s:.1f}/s over {seconds} s of steady state against {rate}/s ({error:+.1f}%; "
-                 f"target within 5%); the most in any 1 s window: {most}; {len(arrivals)}/{count} arrived")
-        self.results["rate"] = {"per_s": per_s, "error_pct": error, "most_in_1s": most}
+                 f"target within 5%); the most in any 0.9 s window: {most}; {len(arrivals)}/{count} arrived")
+        self.results["rate"] = {"per_s": per_s, "error_pct": error, "most_in_0_9s": most}
 
     def overhead(self) -> None:
         count = self.sizes.e2e

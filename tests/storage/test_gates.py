@@ -97,7 +97,7 @@ def test_limits_expired_come_back_from_the_request(store):
     assert store_gates.flow(store, "k", 0).parallelism == 1
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rate=st.integers(1, 4), period=st.integers(1, 3000),
        arrivals=st.lists(st.integers(0, 5_000), min_size=1, max_size=25),
        lateness=st.lists(st.integers(0, 300), min_size=25, max_size=25))

@@ -24,9 +24,13 @@ local function running_slots(flow, now)
   return running
 end
 
--- Whether a start at `at` keeps every window of `period` ms at `rate` granted starts at most:
--- only the starts within a period of it can share a window with it.
+-- Whether a start at `at` keeps every window of `period` ms at `rate` granted starts at most.
+-- Quick when the flow is not full or `at` is its latest start (the usual case: starts come in
+-- time order); else only the starts within a period of `at` can share a window with it.
 local function start_fits(starts, at, rate, period)
+  if redis.call('ZCOUNT', starts, '(' .. (at - period), '(' .. (at + period)) < rate then return true end
+  local last = redis.call('ZRANGE', starts, -1, -1, 'WITHSCORES')
+  if tonumber(last[2]) <= at then return redis.call('ZCOUNT', starts, '(' .. (at - period), at) < rate end
   local near = redis.call('ZRANGEBYSCORE', starts, '(' .. (at - period), '(' .. (at + period), 'WITHSCORES')
   local times = {at}
   for i = 2, #near, 2 do table.insert(times, tonumber(near[i])) end
