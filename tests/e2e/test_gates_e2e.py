@@ -113,13 +113,12 @@ def test_a_rate_is_held_across_two_workers(client, counting):
     start = arrivals[0] + 1.5
     in_window = [at for at in arrivals if start <= at < start + seconds]
     assert abs(len(in_window) - rate * seconds) <= rate * seconds * 0.10, len(in_window)
-    # Nor does a period at the target itself, give or take the senders' jitter. The limit is
-    # exact on the starts the scripts grant (tests/storage/test_gates.py: no window of a period
-    # holds more than the rate); the rate's starts come in bursts a period apart, and a start
-    # granted at once reaches the target a few tens of milliseconds later (its connection is
-    # opened) while one granted for later is sent on time: so windows 100 ms short of a period.
-    most = max(sum(1 for other in arrivals[i:i + 2 * rate] if other - at < 0.9) for i, at in enumerate(arrivals))
-    assert most <= rate
+    # Never ahead of the rate: by k - 0.5 seconds after the first arrival, at most k periods'
+    # worth arrived. Lateness under load only lowers these counts (a start is never sent before
+    # the time granted to it), so this holds however busy the machine is; the exact rule on the
+    # granted starts, no window of a period holding more, is tests/storage/test_gates.py's.
+    for k in range(1, seconds + 1):
+        assert sum(1 for at in arrivals if at < arrivals[0] + k - 0.5) <= k * rate, k
     flow = client.get("/v1/flows/rate-e2e").get_json()
     assert (flow["rate"], flow["period"], flow["parallelism"]) == (rate, 1.0, None)
 
