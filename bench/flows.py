@@ -77,8 +77,10 @@ class FlowBench(Bench):
         count = self.sizes.e2e
         self.say(f"\n2. Overhead: {count} immediate requests end to end, without and with a flow key that never "
                  f"binds, {self.args.rounds} alternating rounds")
-        self.create_batches([self.body("warm", n) for n in range(self.sizes.warm)])
-        self.arrivals("warm", self.sizes.warm, 60)
+        # A first round of each kind warms every process (connections, pools, caches); not counted.
+        for kind, extra in (("none", {}), ("flow", {"flow": {"key": "bench-warm", **UNBINDING}})):
+            self.create_batches([{**self.body(f"warm-{kind}", n), **extra} for n in range(self.sizes.warm)])
+            self.arrivals(f"warm-{kind}", self.sizes.warm, 60)
         rates = {"none": [], "flow": []}
         for round_ in range(self.args.rounds):
             for kind in ("none", "flow") if round_ % 2 == 0 else ("flow", "none"):
@@ -106,12 +108,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, help="steady seconds measured (20; quick 8)")
     parser.add_argument("--e2e", type=int, help="requests per overhead round (2000; quick 500)")
     parser.add_argument("--e2e-timeout", type=float, default=120.0)
-    parser.add_argument("--rounds", type=int, help="overhead rounds of each kind (3; quick 2)")
+    parser.add_argument("--rounds", type=int, help="overhead rounds of each kind (5; quick 2)")
     parser.add_argument("--horizon", type=float)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (8 if args.quick else 20)
-    args.rounds = args.rounds or (2 if args.quick else 3)
+    args.rounds = args.rounds or (2 if args.quick else 5)
     return args
 
 
@@ -120,7 +122,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _raise_exit)
     workdir = Path(tempfile.mkdtemp(prefix="htq-bench-flows-"))
     sizes = Sizes(api_warmup_s=0, api_duration_s=0, e2e=args.e2e or (500 if args.quick else 2000),
-                  warm=100, late=0, late_spread_s=0, late_lead_s=0, pending=0)
+                  warm=500, late=0, late_spread_s=0, late_lead_s=0, pending=0)
     bench = FlowBench(args, sizes, workdir)
     failed = True
     try:
