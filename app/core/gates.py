@@ -29,7 +29,7 @@ MAX_PERIOD_S = 86_400
 MAX_PARALLELISM = 10_000
 FLOW_KEY_PATTERN = r"^[A-Za-z0-9._:@+=~-]{1,200}$"
 
-# What a finished attempt tells its destination's breaker (_gates.lua's breaker_record).
+# What a finished attempt tells its destination's breaker (_gates.lua's settle_gates).
 BREAKER_FAILURE = "failure"
 BREAKER_SUCCESS = "success"
 BREAKER_NOTHING = ""

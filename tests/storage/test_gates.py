@@ -241,3 +241,20 @@ def test_finishing_reports_next_steps_with_wakes(store):
     create(store, "A", 0)
     start(store, "A", 0)
     assert finish(store, "A", 5).next is Next.ENDED
+
+
+def test_a_closed_breaker_wakes_its_waiters_a_chunk_per_success(store):
+    url = "http://big.example/in"
+    waiters = [f"W{n:03d}" for n in range(150)]
+    for request_id in ["P", *waiters]:
+        create(store, request_id, 0, url=url)
+    store.redis.hset(keys.destination("big.example"), mapping={"open_until": 1_000, "failures": 10})
+    assert all(start(store, request_id, 10).parked for request_id in waiters)
+    assert start(store, "P", 1_000).status == "running"  # the probe
+    first = finish(store, "P", 1_100).woken
+    assert [due.request_id for due in first] == waiters[:100]  # a chunk, in the order they came
+    assert store_gates.destinations(store, 1_101) == []  # closed
+    assert start(store, "W000", 1_102).status == "running"
+    # Draining: the next answer from the destination wakes the rest.
+    assert [due.request_id for due in finish(store, "W000", 1_200).woken] == waiters[100:]
+    assert not store.redis.exists(keys.destination("big.example"))

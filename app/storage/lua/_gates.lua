@@ -158,15 +158,15 @@ local function wake_destination(dest, now, out)
   end
 end
 
--- Whether the request in `req` may start now. Returns {"go", send_ms} (the slots it holds are
--- taken), {"defer", at_ms} (a rate reserved `at_ms` for it) or {"park", gate}.
-local function admit(req, id, attempt, now, send, timeout_ms)
-  local fields = redis.call('HMGET', req, 'flow', 'flow_limits', 'dest')
-  local flow, dest = fields[1] or '', fields[3] or ''
+-- Whether the request in `req` may start now; `flow`, `own_limits` and `dest` are its hash's
+-- `flow`, `flow_limits` and `dest` (nil for none). Returns {"go", send_ms} (the slots it holds
+-- are taken), {"defer", at_ms} (a rate reserved `at_ms` for it) or {"park", gate}.
+local function admit(req, id, attempt, now, send, timeout_ms, flow, own_limits, dest)
+  flow, dest = flow or '', dest or ''
   local lease = timeout_ms + tonumber(ARG.lease_margin_ms)
   local running, starts_member
   if flow ~= '' then
-    local rate, period, parallelism = flow_limits(flow, fields[2])
+    local rate, period, parallelism = flow_limits(flow, own_limits)
     if parallelism > 0 then
       running = running_slots(flow, now)
       if not redis.call('ZSCORE', running, id) and redis.call('ZCARD', running) >= parallelism then
@@ -216,28 +216,34 @@ local function leave_gates(req, id, now, keep_slot, out)
   release_probe(dest, id)
 end
 
--- A finished attempt's news for its destination's breaker: "failure" (retryable), "success"
--- (the destination answered) or "" (nothing learned: the worker died, the target was refused).
--- `failures` in a row open it for `cooldown_ms`; a failed probe opens it again; a success
--- closes it and wakes its waiters.
-local function breaker_record(req, id, result, now, failures, cooldown_ms, out)
-  local dest = redis.call('HGET', req, 'dest') or ''
-  if dest == '' or result == '' then return end
+-- After an attempt: its flow slot is given back (waking a waiter), and its news goes to its
+-- destination's breaker: "failure" (retryable), "success" (the destination answered) or ""
+-- (nothing learned: the worker died, the target was refused). `failures` in a row open it for
+-- `cooldown_ms`; a failed probe opens it again; a success closes it and wakes its waiters, a
+-- chunk at a time: the breaker stays "draining" while some wait, so each later success wakes
+-- more. `flow` and `dest` are the request's (nil for none). A healthy destination costs one read.
+local function settle_gates(id, news, now, failures, cooldown_ms, flow, dest, out)
+  if flow and redis.call('ZREM', gate_key('flows', 'running', flow), id) == 1 then wake_flow(flow, now, out) end
+  if not dest then return end
   local state = gate_key('dests', 'state', dest)
-  local fields = redis.call('HMGET', state, 'open_until', 'probe', 'failures')
-  if result == 'success' then
-    if fields[1] or fields[3] then
-      redis.call('DEL', state)
-      redis.call('ZREM', gate_key('dests'), dest)
-    end
+  local fields = redis.call('HMGET', state, 'open_until', 'probe', 'failures', 'draining')
+  if not (fields[1] or fields[2] or fields[3] or fields[4]) and news ~= 'failure' then return end
+  if fields[2] == id then redis.call('HDEL', state, 'probe', 'probe_until') end
+  if news == 'success' then
+    redis.call('DEL', state)
+    redis.call('ZREM', gate_key('dests'), dest)
     wake_destination(dest, now, out)
-    return
+    if redis.call('EXISTS', gate_key('waiting', 'dests:' .. dest)) == 1 then
+      redis.call('HSET', state, 'draining', 1)
+      redis.call('PEXPIRE', state, DEST_TTL_MS)
+    end
+  elseif news == 'failure' then
+    local count = redis.call('HINCRBY', state, 'failures', 1)
+    redis.call('ZADD', gate_key('dests'), 0, dest)
+    if fields[2] == id or (not fields[1] and count >= failures) then
+      redis.call('HSET', state, 'open_until', now + cooldown_ms, 'opened_ms', now)
+      redis.call('HDEL', state, 'probe', 'probe_until')
+    end
+    redis.call('PEXPIRE', state, DEST_TTL_MS)
   end
-  local count = redis.call('HINCRBY', state, 'failures', 1)
-  redis.call('ZADD', gate_key('dests'), 0, dest)
-  if fields[2] == id or (not fields[1] and count >= failures) then
-    redis.call('HSET', state, 'open_until', now + cooldown_ms, 'opened_ms', now)
-    redis.call('HDEL', state, 'probe', 'probe_until')
-  end
-  redis.call('PEXPIRE', state, DEST_TTL_MS)
 end

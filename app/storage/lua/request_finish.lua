@@ -7,7 +7,7 @@
 -- ARGV: id, attempt, now_ms, outcome ("succeeded", "failed" or "retry"), next_due_ms (retry),
 --       horizon_end_ms, attempt_record (JSON), response (JSON),
 --       last_error ("" for none), channel (notified of the end), worker (the finishing worker)
--- ARGV: breaker_result ("failure", "success" or "": see breaker_record in _gates.lua),
+-- ARGV: breaker_result ("failure", "success" or "": see settle_gates in _gates.lua),
 --       breaker_failures (in a row that open a breaker), breaker_cooldown_ms
 -- The attempt's flow slot and probe are given back, which may wake waiting requests: their
 -- {id, attempt, due_ms} follow in the reply from its third item on, for the caller to publish.
@@ -26,7 +26,7 @@
 -- {"ended", final status}, {"canceled", ""} (canceled while running; recorded only) or
 -- {"stale"}, each followed by the woken requests.
 local id, attempt, now, outcome = ARG.id, tonumber(ARG.attempt), tonumber(ARG.now_ms), ARG.outcome
-local fields = redis.call('HMGET', KEY.request, 'status', 'attempts', 'attempt_limit')
+local fields = redis.call('HMGET', KEY.request, 'status', 'attempts', 'attempt_limit', 'flow', 'dest')
 local status, attempts = fields[1], tonumber(fields[2])
 if attempts ~= attempt or (status ~= 'running' and status ~= 'canceled') then
   return {'stale'}
@@ -47,9 +47,8 @@ else
   count_minute(KEY.deliveries, now, ARG.minutes_kept)
 end
 local woken = {'', ''}
-breaker_record(KEY.request, id, ARG.breaker_result, now, tonumber(ARG.breaker_failures),
-               tonumber(ARG.breaker_cooldown_ms), woken)
-leave_gates(KEY.request, id, now, false, woken)
+settle_gates(id, ARG.breaker_result, now, tonumber(ARG.breaker_failures), tonumber(ARG.breaker_cooldown_ms),
+             fields[4], fields[5], woken)
 if status == 'canceled' then woken[1] = 'canceled'; return woken end
 if outcome == 'retry' then
   local next_due = tonumber(ARG.next_due_ms)

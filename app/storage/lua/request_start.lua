@@ -16,7 +16,7 @@
 -- again now with that eta, or left to the relay), {"parked", gate} or {"skip", status or ""}.
 local id, attempt, now = ARG.id, tonumber(ARG.attempt), tonumber(ARG.now_ms)
 local fields = redis.call('HMGET', KEY.request, 'status', 'attempts', 'spec', 'timeout_ms', 'next_attempt_ms',
-                          'holder', 'parked')
+                          'holder', 'parked', 'flow', 'flow_limits', 'dest')
 local status = fields[1]
 local handed = status == 'queued' or (status == 'retrying' and redis.call('ZSCORE', KEY.inflight, id))
 if not handed or fields[7] or tonumber(fields[2]) + 1 ~= attempt then
@@ -28,7 +28,8 @@ if not handed or fields[7] or tonumber(fields[2]) + 1 ~= attempt then
   return {'skip', status or ''}
 end
 local due = tonumber(fields[5]) or now
-local gate = admit(KEY.request, id, attempt, now, math.max(now, due), tonumber(fields[4]))
+local gate = admit(KEY.request, id, attempt, now, math.max(now, due), tonumber(fields[4]), fields[8], fields[9],
+                   fields[10])
 if gate[1] ~= 'go' then
   redis.call('SREM', KEY.held, id)
   redis.call('HDEL', KEY.request, 'holder', 'held_ms')
