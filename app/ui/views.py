@@ -325,7 +325,8 @@ def run_schedule(name: str):
 
 @blp.get("/workers")
 def workers_page():
-    return render_template("ui/workers.html", workers=services().workers.live())
+    return render_template("ui/workers.html", workers=services().workers.live(),
+                           destinations=services().gates.destinations())
 
 
 @blp.route("/<path:unknown>", methods=["GET", "POST"])

@@ -69,3 +69,11 @@ def test_destinations_list_the_breakers_with_news(client, store):
         {"destination": "old.example.net", "state": "half_open", "consecutive_failures": 10,
          "open_until": "1970-01-01T00:00:01.000Z"},
     ]
+
+
+def test_the_dashboard_lists_the_breakers_with_news(client, store):
+    assert "no breaker is counting failures" in client.get("/ui/workers").text
+    store.redis.hset(keys.destination("hooks.example.com"), mapping={"failures": 12, "open_until": 4_102_444_800_000})
+    store.redis.zadd(keys.destinations(), {"hooks.example.com": 0})
+    page = client.get("/ui/workers").text
+    assert "<code>hooks.example.com</code>" in page and ">open<" in page and "2100-01-01 00:00:00" in page
