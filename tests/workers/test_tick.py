@@ -46,3 +46,24 @@ def test_an_idle_tick_logs_nothing_and_a_notable_one_logs_one_line(worker_runtim
     [line] = caplog.records
     assert line.getMessage() == "tick: queues=3 queues_returned=2"
     assert line.fields == {"queues": 3, "queues_returned": 2}
+
+
+def test_a_store_refusing_ticks_is_told_once_a_minute_and_when_it_is_over(caplog):
+    from workers.tasks.beat import StoreTrouble
+
+    now = [0.0]
+    trouble = StoreTrouble(clock_s=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="workers.tasks.beat"):
+        for _ in range(60):  # one a second: the first is told
+            trouble.failure(redis.exceptions.OutOfMemoryError("OOM command not allowed"))
+            now[0] += 1.0
+        trouble.failure(redis.exceptions.OutOfMemoryError("OOM command not allowed"))  # a minute on: told
+        trouble.success()
+        trouble.success()
+    assert [r.getMessage() for r in caplog.records] == [
+        "tick: the store refused it (OutOfMemoryError: OOM command not allowed); 1 ticks failed so far, "
+        "saying so once a minute",
+        "tick: the store refused it (OutOfMemoryError: OOM command not allowed); 61 ticks failed so far, "
+        "saying so once a minute",
+        "tick: works again after 61 failed ticks",
+    ]

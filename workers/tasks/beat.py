@@ -9,7 +9,9 @@ returned or dropped, dead batches); what it publishes shows up as the deliveries
 from __future__ import annotations
 
 import logging
+import time
 
+import redis
 from celery import shared_task
 
 from app.core import clock
@@ -54,11 +56,45 @@ def run_tick(rt: runtime.Runtime) -> dict[str, dict[str, int]]:
     return counts
 
 
+class StoreTrouble:
+    """What a tick says while Redis refuses it (full, or away): one warning a minute with how many
+    ticks failed since, and a line when ticks work again; not a traceback every second."""
+
+    EVERY_S = 60.0
+
+    def __init__(self, clock_s=time.monotonic):
+        self.clock_s = clock_s
+        self.failed = 0
+        self.warned_at: float | None = None
+
+    def failure(self, exc: redis.RedisError) -> None:
+        self.failed += 1
+        now = self.clock_s()
+        if self.warned_at is None or now - self.warned_at >= self.EVERY_S:
+            log.warning("tick: the store refused it (%s: %s); %d ticks failed so far, saying so once a minute",
+                        type(exc).__name__, exc, self.failed)
+            self.warned_at = now
+
+    def success(self) -> None:
+        if self.failed:
+            log.warning("tick: works again after %d failed ticks", self.failed)
+        self.failed, self.warned_at = 0, None
+
+
+_trouble = StoreTrouble()
+
+
 @shared_task(name=TICK, ignore_result=True, send_events=False)
 def tick() -> dict:
     """Beat, every second: publish due requests and recover lost ones, sweep queues, flush batches,
     run the due schedules (each schedule tick once however many beats send this, app/core/schedules.py)."""
-    return run_tick(runtime.current())
+    try:
+        counts = run_tick(runtime.current())
+    except redis.RedisError as exc:
+        _trouble.failure(exc)
+        return {}
+    _trouble.success()
+    return counts
 
 
 @shared_task(name=EXPIRE_REQUESTS, ignore_result=True, send_events=False)
