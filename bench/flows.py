@@ -32,7 +32,7 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from bench.requests import Bench, Sizes, _raise_exit  # noqa: E402
+from bench.requests import Bench, Sizes, _raise_exit, run_and_clean  # noqa: E402
 from config.settings import load_settings  # noqa: E402
 
 UNBINDING = {"rate": 10_000, "parallelism": 10_000}
@@ -123,22 +123,7 @@ def main(argv: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="htq-bench-flows-"))
     sizes = Sizes(api_warmup_s=0, api_duration_s=0, e2e=args.e2e or (500 if args.quick else 2000),
                   warm=500, late=0, late_spread_s=0, late_lead_s=0, pending=0)
-    bench = FlowBench(args, sizes, workdir)
-    failed = True
-    try:
-        bench.run()
-        failed = False
-    finally:
-        if hasattr(bench, "procs"):
-            bench.procs.stop_all()
-        bench.redis_server.stop()
-        if args.keep or failed:
-            print(f"logs kept in {workdir}", file=sys.stderr)
-        else:
-            import shutil
-
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return run_and_clean(FlowBench(args, sizes, workdir), workdir, args.keep)
 
 
 if __name__ == "__main__":

@@ -764,7 +764,11 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_exit)
     workdir = Path(tempfile.mkdtemp(prefix="htq-bench-"))
-    bench = Bench(args, sizes_for(args), workdir)
+    return run_and_clean(Bench(args, sizes_for(args), workdir), workdir, args.keep)
+
+
+def run_and_clean(bench: Bench, workdir: Path, keep: bool) -> int:
+    """Run `bench`, then stop everything it started; its logs are kept on failure or on request."""
     failed = True
     try:
         bench.run()
@@ -773,7 +777,7 @@ def main(argv: list[str]) -> int:
         if hasattr(bench, "procs"):
             bench.procs.stop_all()
         bench.redis_server.stop()
-        if args.keep or failed:
+        if keep or failed:
             print(f"logs kept in {workdir}", file=sys.stderr)
         else:
             import shutil
