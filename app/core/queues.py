@@ -2,7 +2,8 @@
 
 Semantics (SQS-like): a received message stays invisible until it is acknowledged or its
 visibility timeout ends; then it is visible again at its original place, unless it has been
-received `max_receives` times, when it moves to the dead letters. Messages older than the
+received `max_receives` times, when it moves to the dead letters, or to the queue's
+`dead_letter_queue` as a new visible message there. Messages older than the
 queue's retention are dropped by the sweep (counted from the time they first became available).
 Names are checked here: a bad name is 422 where it would create a queue (PUT, push) and 404
 where a queue is looked up, since no such queue can exist.
@@ -107,9 +108,35 @@ class QueueService:
         """Create the queue or replace its config: a field left out takes its default, whatever it
         was before (PUT replaces, for queues as for batches); (queue, created)."""
         self._creatable(name)
+        target = fields.get("dead_letter_queue")
+        if target is not None:
+            self._check_dead_letter_queue(name, target, fields.get("max_receives", 0))
         created = store_queues.put(self.store, name, now_ms=self.now_ms(), defaults=STORED_DEFAULTS,
-                                   updates={**STORED_DEFAULTS, **_stored_config(fields)})
+                                   updates={**STORED_DEFAULTS, **_stored_config(fields),
+                                            "dead_letter_queue": target or ""})
         return self.get(name), created
+
+    def _check_dead_letter_queue(self, name: str, target: str, max_receives: int) -> None:
+        """A target must be another existing queue, reached after max_receives receives, and must
+        not lead back here through its own dead_letter_queue (a message would circle for ever).
+        Checked when named: a target deleted later makes the queue use its own dead letters."""
+        def refuse(message: str) -> Invalid:
+            return Invalid("Bad dead_letter_queue", {"dead_letter_queue": [message]})
+
+        if not is_name(target):
+            raise refuse(NAME_RULE)
+        if target == name:
+            raise refuse("A queue cannot be its own dead_letter_queue.")
+        if not max_receives:
+            raise refuse("Needs max_receives of 1 or more: the receives after which a message moves.")
+        if not store_queues.exists(self.store, target):
+            raise refuse(f"No queue {target}: create it first.")
+        seen, hop = {target}, store_queues.dead_letter_queue(self.store, target)
+        while hop is not None and hop not in seen:
+            if hop == name:
+                raise refuse(f"{target} leads back to {name} through dead_letter_queue: no cycles.")
+            seen.add(hop)
+            hop = store_queues.dead_letter_queue(self.store, hop)
 
     def ensure(self, name: str) -> bool:
         """Create the queue with the defaults unless it exists; an existing queue keeps its config.
@@ -310,6 +337,7 @@ def to_queue(name: str, stats: store_queues.Stats) -> dict:
         "max_receives": int(config["max_receives"]),
         "retention": seconds(int(config["retention_ms"])),
         "delay": seconds(int(config["delay_ms"])),
+        "dead_letter_queue": config.get("dead_letter_queue") or None,
         "created_at": clock.to_rfc3339(int(config["created_ms"])),
         "updated_at": clock.to_rfc3339(int(config["updated_ms"])),
         "visible": stats.visible,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from app.storage import keys
 from app.storage.client import Store
@@ -68,6 +68,46 @@ class StoredMessage:
     available_ms: int
     receipt: str
     dead_ms: int | None = None
+
+
+# The dead_letter_queue each queue's config names, as this process last saw it. The scripts that
+# dead-letter need the target's keys (lua/_queue_dead_letter.lua) but only the config names it:
+# they answer the name it holds when this guess is wrong, before writing anything, and run again.
+# A stale guess costs a round trip, never a wrong move.
+_dead_letter_queues: dict[str, str] = {}
+_REDIRECTS_MAX = 5
+
+
+def _dead_letter_inputs(name: str) -> tuple[dict[str, str], dict[str, str]]:
+    target = _dead_letter_queues.get(name, "")
+    own = keys.queue_keys(target or name)
+    return ({"dlq_config": own["config"], "dlq_ready": own["ready"], "dlq_bodies": own["bodies"],
+             "dlq_meta": own["meta"], "dlq_ages": own["ages"]},
+            {"dead_letter_queue": target, "dlq_channel": channel(target or name)})
+
+
+def _redirect(reply) -> str | None:
+    """The target a dead-lettering script says the config names, when it refused the caller's."""
+    if isinstance(reply, list) and len(reply) == 2 and reply[0] == "dead_letter_queue":
+        return reply[1]
+    return None
+
+
+def _run_dead_lettering(store: Store, script: Script, name: str, args: dict) -> Any:
+    """Run a script that may dead-letter, with the keys of the queue's dead_letter_queue."""
+    for _ in range(_REDIRECTS_MAX):
+        target_keys, target_args = _dead_letter_inputs(name)
+        reply = store.run(script, keys={**keys.queue_keys(name), **target_keys}, args={**args, **target_args})
+        target = _redirect(reply)
+        if target is None:
+            return reply
+        _dead_letter_queues[name] = target
+    raise RuntimeError(f"The dead_letter_queue of queue {name} keeps changing")
+
+
+def dead_letter_queue(store: Store, name: str) -> str | None:
+    """The queue's dead_letter_queue as its config names it (None: none, or no such queue)."""
+    return store.redis.hget(keys.queue(name), "dead_letter_queue") or None
 
 
 def channel(name: str) -> str:
@@ -131,7 +171,7 @@ def receive(store: Store, name: str, *, now_ms: int, max_messages: int, visibili
     next_ms is, when nothing was received, the earliest time something may become visible
     (NO_NEXT when nothing is waiting or locked).
     """
-    flat = store.run(_RECEIVE, keys=keys.queue_keys(name), args={
+    flat = _run_dead_lettering(store, _RECEIVE, name, {
         "now_ms": now_ms, "max": max_messages, "token": token,
         "visibility_timeout_ms": "" if visibility_timeout_ms is None else visibility_timeout_ms})
     if flat[0] == "missing":
@@ -167,7 +207,7 @@ def lock(store: Store, name: str, message_id: str) -> Lock | None:
 
 def change_visibility(store: Store, name: str, message_id: str, receipt: str, *, now_ms: int,
                       visibility_timeout_ms: int) -> Visibility:
-    reply = store.run(_VISIBILITY, keys=keys.queue_keys(name), args={
+    reply = _run_dead_lettering(store, _VISIBILITY, name, {
         "now_ms": now_ms, "id": message_id, "receipt": receipt, "visibility_timeout_ms": visibility_timeout_ms,
         "channel": channel(name)})
     if reply[0] != "ok":
@@ -178,14 +218,30 @@ def change_visibility(store: Store, name: str, message_id: str, receipt: str, *,
 
 def stats(store: Store, name: str, *, now_ms: int) -> Stats | None:
     """The queue's config and counts (expired locks returned first), or None without such a queue."""
-    return _to_stats(store.run(_STATS, keys=keys.queue_keys(name), args={"now_ms": now_ms}))
+    return _to_stats(_run_dead_lettering(store, _STATS, name, {"now_ms": now_ms}))
 
 
 def stats_many(store: Store, names: list[str], *, now_ms: int) -> list[Stats | None]:
     pipe = store.pipeline()
     for name in names:
-        store.run(_STATS, keys=keys.queue_keys(name), args={"now_ms": now_ms}, pipeline=pipe)
-    return [_to_stats(reply) for reply in pipe.execute()]
+        _pipe_dead_lettering(store, _STATS, name, {"now_ms": now_ms}, pipe)
+    return [_to_stats(_settled(store, _STATS, name, {"now_ms": now_ms}, reply))
+            for name, reply in zip(names, pipe.execute(), strict=True)]
+
+
+def _pipe_dead_lettering(store: Store, script: Script, name: str, args: dict, pipe: Any) -> None:
+    """Queue a dead-lettering script on `pipe` with the guessed target (see _settled)."""
+    target_keys, target_args = _dead_letter_inputs(name)
+    store.run(script, keys={**keys.queue_keys(name), **target_keys}, args={**args, **target_args}, pipeline=pipe)
+
+
+def _settled(store: Store, script: Script, name: str, args: dict, reply: Any) -> Any:
+    """A pipelined reply, or the script run again alone when it refused the guessed target."""
+    target = _redirect(reply)
+    if target is None:
+        return reply
+    _dead_letter_queues[name] = target
+    return _run_dead_lettering(store, script, name, args)
 
 
 def _to_stats(reply: list) -> Stats | None:
@@ -206,6 +262,7 @@ def iter_names(store: Store, count: int = 500) -> Iterator[str]:
 
 
 def delete(store: Store, name: str) -> bool:
+    _dead_letter_queues.pop(name, None)
     return bool(store.run(_DELETE, keys={**keys.queue_keys(name), "registry": keys.queues()},
                           args={"name": name, "channel": channel(name)}))
 
@@ -213,10 +270,12 @@ def delete(store: Store, name: str) -> bool:
 def sweep_many(store: Store, names: list[str], *, now_ms: int, drop_limit: int) -> list[Swept]:
     """Sweep several queues in one round trip."""
     pipe = store.pipeline()
-    for name in names:
-        store.run(_SWEEP, keys=keys.queue_keys(name), args={"now_ms": now_ms, "channel": channel(name),
-                                                            "drop_limit": drop_limit}, pipeline=pipe)
-    return [Swept(int(returned), int(dropped)) for returned, dropped in pipe.execute()]
+    args = [{"now_ms": now_ms, "channel": channel(name), "drop_limit": drop_limit} for name in names]
+    for name, script_args in zip(names, args, strict=True):
+        _pipe_dead_lettering(store, _SWEEP, name, script_args, pipe)
+    replies = [_settled(store, _SWEEP, name, script_args, reply)
+               for name, script_args, reply in zip(names, args, pipe.execute(), strict=True)]
+    return [Swept(int(returned), int(dropped)) for returned, dropped in replies]
 
 
 def redrive(store: Store, name: str, *, now_ms: int, limit: int) -> int | None:

@@ -19,6 +19,14 @@ local function max_receives()
   return tonumber(redis.call('HGET', Q_CFG, 'max_receives')) or 0
 end
 
+-- Dead-letters a message already taken out of ready and inflight: into the queue's own dead
+-- letters. Scripts that include _queue_dead_letter.lua replace it with one that moves the message
+-- to the queue's dead_letter_queue when it names one.
+local function dead_letter(now, id, avail, enq, count)
+  redis.call('ZADD', Q_DEAD, now, id)
+  redis.call('HSET', Q_META, id, meta_text(avail, enq, count, ''))
+end
+
 -- Every expired lock goes back to ready at its original place, or to the dead letters once it
 -- has been received max_receives times. Returns how many became visible again.
 -- The locks are removed before anything is added: at maxmemory Redis refuses only a script's
@@ -34,8 +42,7 @@ local function reclaim(now, maxr)
     if raw then
       local avail, enq, count = meta_parse(raw)
       if maxr > 0 and count >= maxr then
-        redis.call('ZADD', Q_DEAD, now, id)
-        redis.call('HSET', Q_META, id, meta_text(avail, enq, count, ''))
+        dead_letter(now, id, avail, enq, count)
       else
         redis.call('ZADD', Q_READY, avail, id)
         returned = returned + 1

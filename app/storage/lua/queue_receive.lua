@@ -3,6 +3,7 @@
 -- never depends on the sweep; a visible message already received max_receives times (the
 -- limit was lowered) goes to the dead letters instead of being handed out.
 --#include _queue_common.lua
+--#include _queue_dead_letter.lua
 -- KEYS: (the queue's, see _queue_common.lua)
 -- ARGV: now_ms, max, visibility_timeout_ms ("" = the queue's), token (random, from the caller:
 --       message i of this call gets receipt "<token>.<i>")
@@ -11,7 +12,10 @@
 -- element per message parses much faster than five; ids and receipts never hold a tab);
 -- next_ms (only when nothing was received, else -1) is the earliest time a message may become
 -- visible (-1: none is waiting or locked).
+-- Or {"dead_letter_queue", name} when the caller passed another target (_queue_dead_letter.lua).
 if redis.call('EXISTS', Q_CFG) == 0 then return {'missing'} end
+local redirect = dead_letter_target_changed()
+if redirect then return redirect end
 local now, max, token = tonumber(ARG.now_ms), tonumber(ARG.max), ARG.token
 local cfg = redis.call('HMGET', Q_CFG, 'visibility_timeout_ms', 'max_receives')
 local vt = tonumber(cfg[1]) or 0
@@ -33,8 +37,7 @@ while taken < max do
     if metas[i] then
       local avail, enq, count = meta_parse(metas[i])
       if maxr > 0 and count >= maxr then
-        redis.call('ZADD', Q_DEAD, now, id)
-        redis.call('HSET', Q_META, id, meta_text(avail, enq, count, ''))
+        dead_letter(now, id, avail, enq, count)
       else
         local receipt = token .. '.' .. taken
         taken = taken + 1
