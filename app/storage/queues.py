@@ -7,6 +7,7 @@ lock expiry, a `dead` sorted set, and hashes of bodies and per-message metadata.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,6 +49,8 @@ class Received(NamedTuple):
     body: str
     receive_count: int
     enqueued_ms: int
+    first_received_ms: int = 0
+    attributes: str = ""  # message attributes as JSON text, "" for none
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def _dead_letter_inputs(name: str) -> tuple[dict[str, str], dict[str, str]]:
     target = _dead_letter_queues.get(name, "")
     own = keys.queue_keys(target or name)
     return ({"dlq_config": own["config"], "dlq_ready": own["ready"], "dlq_bodies": own["bodies"],
-             "dlq_meta": own["meta"], "dlq_ages": own["ages"]},
+             "dlq_meta": own["meta"], "dlq_ages": own["ages"], "dlq_attrs": own["attrs"]},
             {"dead_letter_queue": target, "dlq_channel": channel(target or name)})
 
 
@@ -116,9 +119,10 @@ def channel(name: str) -> str:
 
 
 def parse_meta(raw: str) -> tuple[int, int, int, str]:
-    """(available_ms, enqueued_ms, receive_count, receipt) from a meta hash value."""
-    avail, enq, count, receipt = (raw.split(" ", 3) + [""])[:4]
-    return int(avail), int(enq), int(count), receipt
+    """(available_ms, enqueued_ms, receive_count, receipt) from a meta hash value (which may
+    end with the first receive's time, see keys.py)."""
+    avail, enq, count, rest = (raw.split(" ", 3) + [""])[:4]
+    return int(avail), int(enq), int(count), rest.partition(" ")[0]
 
 
 class Lock(NamedTuple):
@@ -149,14 +153,15 @@ def put(store: Store, name: str, *, now_ms: int, defaults: dict[str, int], updat
 
 
 def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict[str, int],
-         messages: Iterable[tuple[str, int | None]]) -> list[str]:
+         messages: Iterable[tuple[str, int | None]], attributes: Iterable[str] | None = None) -> list[str]:
     """Push (stored body, delay_ms or None for the queue's) pairs; the new ids in push order.
+    `attributes`, when given, holds each message's attributes as JSON text ("" for none).
 
     Ids are the queue's counter in 12 hex digits plus id_suffix; a suffix shaped like the end of
     a UUID ("-4xxx-yxxx-xxxxxxxxxxxx") gets the UUID layout (see queue_push.lua)."""
     pairs: list = []
-    for body, delay_ms in messages:
-        pairs += ["" if delay_ms is None else delay_ms, body]
+    for (body, delay_ms), attrs in zip(messages, attributes or itertools.repeat(""), strict=False):
+        pairs += ["" if delay_ms is None else delay_ms, body, attrs]
     ids = store.run(_PUSH, keys={**keys.queue_keys(name), "registry": keys.queues()}, args={
         "now_ms": now_ms, "name": name, "channel": channel(name), "id_suffix": id_suffix,
         "visibility_timeout_ms": defaults["visibility_timeout_ms"], "max_receives": defaults["max_receives"],
@@ -178,8 +183,8 @@ def receive(store: Store, name: str, *, now_ms: int, max_messages: int, visibili
         return None
     messages = []
     for packed in flat[2:]:
-        message_id, receipt, count, enqueued_ms, body = packed.split("\t", 4)
-        messages.append(Received(message_id, receipt, body, int(count), int(enqueued_ms)))
+        message_id, receipt, count, enqueued_ms, first_ms, attributes, body = packed.split("\t", 6)
+        messages.append(Received(message_id, receipt, body, int(count), int(enqueued_ms), int(first_ms), attributes))
     return messages, int(flat[1])
 
 

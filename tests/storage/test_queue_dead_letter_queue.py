@@ -137,3 +137,16 @@ def test_an_id_already_in_the_target_keeps_the_message_in_the_own_dead_letters(s
     store.redis.hset(keys.queue_meta("dlq"), message_id, f"{T0} {T0} 0 ")
     sq.receive(store, "q", now_ms=T0 + VT, max_messages=10, visibility_timeout_ms=None, token="t2")
     assert [m.id for m in sq.dead(store, "q", limit=10)] == [message_id]
+
+
+def test_attributes_move_with_the_message(store):
+    configure(store, "dlq")
+    configure(store, "q", max_receives=1, visibility_timeout_ms=VT, dead_letter_queue="dlq")
+    attributes = '{"k":{"DataType":"String","StringValue":"v"}}'
+    [message_id] = sq.push(store, "q", now_ms=T0, id_suffix="abc", defaults=DEFAULTS, messages=[("tx", None)],
+                           attributes=[attributes])
+    sq.receive(store, "q", now_ms=T0, max_messages=1, visibility_timeout_ms=None, token="t")
+    sq.receive(store, "q", now_ms=T0 + VT, max_messages=1, visibility_timeout_ms=None, token="t")
+    assert not store.redis.hexists(keys.queue_attrs("q"), message_id)
+    [moved], _ = sq.receive(store, "dlq", now_ms=T0 + VT, max_messages=1, visibility_timeout_ms=None, token="u")
+    assert (moved.id, moved.body, moved.attributes) == (message_id, "tx", attributes)

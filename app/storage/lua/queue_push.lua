@@ -7,7 +7,8 @@
 -- KEYS: (the queue's, see _queue_common.lua), registry (set of queue names)
 -- ARGV: now_ms, name, channel (the queue's notify channel), id_suffix,
 --       visibility_timeout_ms, max_receives, retention_ms, delay_ms (the defaults of a new queue),
---       ...messages (one pair per message: delay_ms, "" for the queue's delay; stored body)
+--       ...messages (three per message: delay_ms, "" for the queue's delay; stored body;
+--       attributes JSON, "" for none)
 -- Returns the new ids in push order, joined by spaces. PUBLISHes their number on the channel (delayed ones too:
 -- a long poll then learns when they become visible).
 return push_messages(tonumber(ARG.now_ms), ARG.name, KEY.registry, ARG.channel, ARG.id_suffix,

@@ -14,7 +14,7 @@ if redirect then return redirect end
 local now, id, vt = tonumber(ARG.now_ms), ARG.id, tonumber(ARG.visibility_timeout_ms)
 local raw = redis.call('HGET', Q_META, id)
 if not raw then return {'not_found'} end
-local avail, enq, count, receipt = meta_parse(raw)
+local avail, enq, count, receipt, first = meta_parse(raw)
 if receipt == '' or receipt ~= ARG.receipt or redis.call('ZSCORE', Q_DEAD, id) then return {'stale'} end
 if vt > 0 then
   redis.call('ZREM', Q_READY, id)
@@ -25,7 +25,7 @@ redis.call('ZREM', Q_INFLIGHT, id)
 local maxr = max_receives()
 if maxr > 0 and count >= maxr then
   redis.call('ZREM', Q_READY, id)
-  dead_letter(now, id, avail, enq, count)
+  dead_letter(now, id, avail, enq, count, first)
   return {'ok', -1}
 end
 redis.call('ZADD', Q_READY, avail, id)
