@@ -15,6 +15,7 @@ from app.core.publish import Publisher
 from app.core.queues import QueueService
 from app.core.requests import RequestService
 from app.core.schedules import ScheduleService
+from app.core.sqs.service import SqsService
 from app.core.virtual_clock import VirtualClock, use_clock
 from app.core.workers import Workers
 from app.storage.client import Store
@@ -37,6 +38,7 @@ class Services:
     workers: Workers
     clock: VirtualClock
     schedules: ScheduleService
+    sqs: SqsService
 
 
 def init_services(app: Flask, settings: Settings, publisher: Publisher | None = None,
@@ -58,7 +60,8 @@ def init_services(app: Flask, settings: Settings, publisher: Publisher | None = 
         batches=BatchService(store, publisher, settings, clock_ms=timetable_ms),
         workers=Workers(store, clock_ms or clock.real_ms),
         schedules=schedules,
-        clock=VirtualClock(store, publisher, settings, queues, schedules))
+        clock=VirtualClock(store, publisher, settings, queues, schedules),
+        sqs=SqsService(queues))
 
 
 

@@ -110,13 +110,13 @@ class QueueService:
         self._creatable(name)
         target = fields.get("dead_letter_queue")
         if target is not None:
-            self._check_dead_letter_queue(name, target, fields.get("max_receives", 0))
+            self.check_dead_letter_queue(name, target, fields.get("max_receives", 0))
         created = store_queues.put(self.store, name, now_ms=self.now_ms(), defaults=STORED_DEFAULTS,
                                    updates={**STORED_DEFAULTS, **_stored_config(fields),
                                             "dead_letter_queue": target or ""})
         return self.get(name), created
 
-    def _check_dead_letter_queue(self, name: str, target: str, max_receives: int) -> None:
+    def check_dead_letter_queue(self, name: str, target: str, max_receives: int) -> None:
         """A target must be another existing queue, reached after max_receives receives, and must
         not lead back here through its own dead_letter_queue (a message would circle for ever).
         Checked when named: a target deleted later makes the queue use its own dead letters."""
@@ -167,13 +167,15 @@ class QueueService:
         self._check_message(body, delay_s)
         return self._push(name, [(body, delay_s)], uuid_ids=uuid_id)[0]
 
-    def push_many(self, name: str, messages: list[tuple[str, float | None]]) -> list[str]:
-        """Push up to 100 (stored body, delay) pairs at once: all or none."""
+    def push_many(self, name: str, messages: list[tuple[str, float | None]],
+                  attributes: list[str] | None = None) -> list[str]:
+        """Push up to 100 (stored body, delay) pairs at once: all or none. `attributes` (the SQS
+        API's) holds each message's attributes as JSON text, "" for none."""
         if not 1 <= len(messages) <= MAX_BATCH:
             raise Invalid("Bad batch", {"messages": [f"1 to {MAX_BATCH} messages."]})
         for index, (body, delay_s) in enumerate(messages):
             self._check_message(body, delay_s, index)
-        return self._push(name, messages)
+        return self._push(name, messages, attributes=attributes)
 
     def _check_message(self, body: str, delay_s: float | None, index: int | None = None) -> None:
         def nest(field: str, message: str) -> dict:
@@ -186,19 +188,23 @@ class QueueService:
         if delay_s is not None and not 0 <= delay_s <= self.settings.max_delay_s:
             raise Invalid("Bad delay", nest("delay", f"0 to {self.settings.max_delay_s} seconds"))
 
-    def _push(self, name: str, messages: list[tuple[str, float | None]], uuid_ids: bool = False) -> list[str]:
+    def _push(self, name: str, messages: list[tuple[str, float | None]], uuid_ids: bool = False,
+              attributes: list[str] | None = None) -> list[str]:
         self._creatable(name)
         suffix = uuid_suffix() if uuid_ids else secrets.token_urlsafe(6)
         return store_queues.push(
             self.store, name, now_ms=self.now_ms(), id_suffix=suffix, defaults=STORED_DEFAULTS,
-            messages=[(body, None if delay_s is None else ms(delay_s)) for body, delay_s in messages])
+            messages=[(body, None if delay_s is None else ms(delay_s)) for body, delay_s in messages],
+            attributes=attributes)
 
     def receive(self, name: str, max_messages: int = 10, visibility_timeout_s: float | None = None,
-                wait_s: float = 0.0, body: Callable[[str], Any] = decode_body) -> list[dict]:
+                wait_s: float = 0.0, body: Callable[[str], Any] = decode_body,
+                convert: Callable[[store_queues.Received], Any] | None = None) -> list:
         """Up to max_messages visible messages, oldest available first, each locked for the
         visibility timeout (the queue's unless given). With wait_s, long-polls: returns as soon as
         one arrives (woken through Redis pub/sub), or [] once wait_s has passed. `body` turns each
-        stored body into what the caller gets (embedded_body for a JSON answer)."""
+        stored body into what the caller gets (embedded_body for a JSON answer); `convert`, when
+        given, makes each whole message instead (the SQS API's, with its attributes)."""
         self._known(name)
         vt_ms = None if visibility_timeout_s is None else ms(visibility_timeout_s)
         next_ms = store_queues.NO_NEXT
@@ -210,6 +216,8 @@ class QueueService:
             if result is None:
                 raise NotFound(f"No queue {name}")
             messages, next_ms = result
+            if convert is not None:
+                return [convert(m) for m in messages] or None
             return [to_message(m, body) for m in messages] or None
 
         deadline = time.monotonic() + wait_s

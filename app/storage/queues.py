@@ -28,6 +28,7 @@ _STATS = Script("queue_stats")
 _DELETE = Script("queue_delete")
 _SWEEP = Script("queue_sweep")
 _REDRIVE = Script("queue_redrive")
+_PURGE = Script("queue_purge")
 
 
 class Acked(StrEnum):
@@ -307,6 +308,26 @@ def dead(store: Store, name: str, *, limit: int) -> list[StoredMessage]:
         avail, enq, count, receipt = parse_meta(meta)
         messages.append(StoredMessage(message_id, body, count, enq, avail, receipt, int(dead_ms)))
     return messages
+
+
+def purge(store: Store, name: str) -> bool:
+    """Delete every message of the queue, keeping its config; False without such a queue."""
+    return bool(store.run(_PURGE, keys=keys.queue_keys(name), args={}))
+
+
+def config_fields(store: Store, name: str, *fields: str) -> list[str | None] | None:
+    """Some fields of a queue's config, or None without such a queue; read-only."""
+    values = store.redis.hmget(keys.queue(name), ["created_ms", *fields])
+    return None if values[0] is None else values[1:]
+
+
+def dead_letter_sources(store: Store, target: str) -> list[str]:
+    """The queues whose config names `target` as dead_letter_queue, by name; read-only."""
+    names = sorted(store.redis.smembers(keys.queues()))
+    pipe = store.pipeline()
+    for name in names:
+        pipe.hget(keys.queue(name), "dead_letter_queue")
+    return [name for name, named in zip(names, pipe.execute(), strict=True) if named == target]
 
 
 def exists(store: Store, name: str) -> bool:
