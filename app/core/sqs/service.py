@@ -226,7 +226,9 @@ class SqsService:
         prefix = _string(params, "QueueNamePrefix") or ""
         names = [name for name in store_queues.names(self.store) if name.startswith(prefix)]
         page = _page(names, params)
-        answer: dict = {"QueueUrls": [queue_attributes.queue_url(endpoint.base_url, name) for name in page["names"]]}
+        answer: dict = {}
+        if page["names"]:  # AWS leaves the member out when no queue matches
+            answer["QueueUrls"] = [queue_attributes.queue_url(endpoint.base_url, name) for name in page["names"]]
         if page["next"]:
             answer["NextToken"] = page["next"]
         return answer
