@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -65,7 +66,8 @@ def _signed_region() -> str:
     """The caller's region (for ARNs): checked from the signature when credentials are set."""
     settings = services().settings
     if settings.sqs_credentials:
-        raw_path = request.environ.get("RAW_URI", "").partition("?")[0] or request.environ.get("PATH_INFO", PATH)
+        raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+        raw_path = raw_uri.partition("?")[0] or quote(request.environ.get("PATH_INFO", PATH))
         signed = sigv4.verify(request.method, raw_path, request.query_string.decode("latin-1"),
                               {name.lower(): value for name, value in request.headers.items()},
                               request.get_data(cache=True), dict(settings.sqs_credentials), datetime.now(UTC))

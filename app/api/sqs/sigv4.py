@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import NamedTuple
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl, quote
 
 from app.core.sqs.errors import SqsError
 
@@ -47,8 +47,9 @@ def signing_key(secret: str, date: str, region: str, service: str = SERVICE) -> 
 
 def canonical_request(method: str, raw_path: str, query: str, headers: Mapping[str, str], signed: list[str],
                       payload_hash: str) -> str:
-    """`raw_path` and `query` as they came on the request line; `headers` by lower-case name."""
-    path = quote(unquote(raw_path) or "/", safe="/~")
+    """`raw_path` and `query` as they came on the request line (percent-encoded); `headers` by
+    lower-case name. The path is encoded once more, as AWS does for every service but S3."""
+    path = quote(raw_path or "/", safe="/~")
     pairs = sorted((quote(key, safe="-_.~"), quote(value, safe="-_.~"))
                    for key, value in parse_qsl(query, keep_blank_values=True))
     header_lines = "".join(f"{name}:{_SPACES.sub(' ', headers.get(name, '')).strip()}\n" for name in signed)
