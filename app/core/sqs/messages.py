@@ -1,7 +1,8 @@
 """SQS messages over htq's stored messages: bodies, message attributes, receipt handles.
 
 A message sent through SQS is stored as text (so `/v1/queues` hands it out as a JSON string); a
-message pushed as JSON through `/v1/queues` reaches SQS clients as its JSON text. Message
+message pushed as JSON through `/v1/queues` reaches SQS clients as its JSON text (a JSON string
+as the string itself, see sqs_body). Message
 attributes are kept as compact JSON beside the message, already in the JSON protocol's form
 (a Binary value as base64)."""
 from __future__ import annotations
@@ -29,8 +30,16 @@ def check_text(text: str, what: str) -> None:
 
 
 def sqs_body(stored: str) -> str:
-    """What an SQS client receives for a stored body: text as it is, JSON as its text."""
-    return stored[1:]
+    """What an SQS client receives for a stored body: text as it is, JSON as its JSON text, but
+    a JSON string as the string. `/v1/queues` hands out a text message and a JSON string alike
+    (as a JSON string), so both are that string here too: lines pushed by `htq client write`
+    reach SQS clients as the lines."""
+    text = stored[1:]
+    if stored[:1] == "j" and text.lstrip()[:1] == '"':
+        value = jsontext.loads(text)
+        if isinstance(value, str):
+            return value
+    return text
 
 
 def check_attributes(raw: Any, what: str = "MessageAttributes") -> dict[str, dict[str, str]]:
