@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from flask import Blueprint, Response, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.api.sqs import sigv4
 from app.compat import answer_redis_outage
@@ -55,6 +55,17 @@ answer_redis_outage(blp, lambda code, text, headers: error_answer(SqsError("Serv
 @blp.errorhandler(SqsError)
 def _sqs_error(error: SqsError):
     return error_answer(error)
+
+
+@blp.errorhandler(Exception)
+def _unexpected(error: Exception):
+    """Anything else is a bug, not the caller's fault: logged, and answered in AWS's shape (a 500,
+    which SDKs retry)."""
+    if isinstance(error, HTTPException) and (error.code or 500) < 500:  # a body werkzeug could not read
+        return error_answer(SqsError("SerializationException", error.description or error.name))
+    log.exception("SQS call failed: %s", request.headers.get("X-Amz-Target", "?"))
+    return error_answer(SqsError("InternalFailure", "The request processing has failed because of an unknown "
+                                                    "error, exception or failure."))
 
 
 @blp.errorhandler(RequestEntityTooLarge)

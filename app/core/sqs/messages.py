@@ -22,6 +22,8 @@ _NOT_ALLOWED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 _DATA_TYPE = re.compile(r"(String|Number|Binary)(\.[^\s]{1,246})?")
 _RESERVED_PREFIXES = ("aws.", "amazon.")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_RECEIPT = re.compile(r"[A-Za-z0-9_-]{1,100}\.\d{1,4}")  # "<token>.<index>", see queue_receive.lua
 
 
 def check_text(text: str, what: str) -> None:
@@ -141,7 +143,7 @@ def parse_receipt_handle(queue: str, handle: Any) -> tuple[str, str]:
             parts = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4)).decode().split(" ")
         except (binascii.Error, ValueError):
             parts = []
-        if len(parts) == 3 and parts[0] == queue and parts[1] and parts[2]:
+        if len(parts) == 3 and parts[0] == queue and _ID.fullmatch(parts[1]) and _RECEIPT.fullmatch(parts[2]):
             return parts[1], parts[2]
     shown = handle if isinstance(handle, str) else jsontext.dumps(handle)
     raise SqsError("ReceiptHandleIsInvalid", f'The input receipt handle "{shown[:200]}" is not a valid receipt handle.')
