@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import boto3
 import requests
 
 from app.processes import ROOT
@@ -81,3 +82,13 @@ def test_htq_client_lines_reach_boto3_and_boto3_messages_reach_htq_client(sqs, w
     read = htq_client("read", web_url, "files", str(target), "--idle", "1")
     assert read.returncode == 0, read.stderr
     assert target.read_text(encoding="utf-8").splitlines() == lines
+
+
+def test_calls_sent_to_the_queue_url_as_some_sdks_do_are_served(sqs, web_url):
+    url = sqs.create_queue(QueueName="direct")["QueueUrl"]
+    at_queue = boto3.client("sqs", endpoint_url=url, region_name="eu-west-1", aws_access_key_id="a",
+                            aws_secret_access_key="b")  # boto3 posts to its endpoint: here the queue's URL
+    at_queue.send_message(QueueUrl=url, MessageBody="via the queue url")
+    [message] = at_queue.receive_message(QueueUrl=url)["Messages"]
+    assert message["Body"] == "via the queue url"
+    at_queue.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -91,7 +91,10 @@ def _signed_region() -> str:
 
 @blp.route(PATH, methods=["POST"])
 @blp.route(PATH + "/", methods=["POST"])
-def sqs():
+@blp.route(PATH + "/<account>/<queue>", methods=["POST"])
+def sqs(account: str | None = None, queue: str | None = None):
+    """Calls come to the endpoint; some SDKs (AWS's JavaScript v3) send them to the queue's URL
+    instead, which names the same queue as the QueueUrl member: both are served alike."""
     region = _signed_region()
     target = request.headers.get("X-Amz-Target", "")
     if not target.startswith(TARGET_PREFIX):
