@@ -168,14 +168,15 @@ class QueueService:
         return self._push(name, [(body, delay_s)], uuid_ids=uuid_id)[0]
 
     def push_many(self, name: str, messages: list[tuple[str, float | None]],
-                  attributes: list[str] | None = None) -> list[str]:
+                  attributes: list[str] | None = None, *, existing: bool = False) -> list[str]:
         """Push up to 100 (stored body, delay) pairs at once: all or none. `attributes` (the SQS
-        API's) holds each message's attributes as JSON text, "" for none."""
+        API's) holds each message's attributes as JSON text, "" for none. With `existing`, the
+        queue is not created: NotFound without it (SQS never creates a queue by sending)."""
         if not 1 <= len(messages) <= MAX_BATCH:
             raise Invalid("Bad batch", {"messages": [f"1 to {MAX_BATCH} messages."]})
         for index, (body, delay_s) in enumerate(messages):
             self._check_message(body, delay_s, index)
-        return self._push(name, messages, attributes=attributes)
+        return self._push(name, messages, attributes=attributes, existing=existing)
 
     def _check_message(self, body: str, delay_s: float | None, index: int | None = None) -> None:
         def nest(field: str, message: str) -> dict:
@@ -189,13 +190,16 @@ class QueueService:
             raise Invalid("Bad delay", nest("delay", f"0 to {self.settings.max_delay_s} seconds"))
 
     def _push(self, name: str, messages: list[tuple[str, float | None]], uuid_ids: bool = False,
-              attributes: list[str] | None = None) -> list[str]:
+              attributes: list[str] | None = None, existing: bool = False) -> list[str]:
         self._creatable(name)
         suffix = uuid_suffix() if uuid_ids else secrets.token_urlsafe(6)
-        return store_queues.push(
+        ids = store_queues.push(
             self.store, name, now_ms=self.now_ms(), id_suffix=suffix, defaults=STORED_DEFAULTS,
             messages=[(body, None if delay_s is None else ms(delay_s)) for body, delay_s in messages],
-            attributes=attributes)
+            attributes=attributes, existing=existing)
+        if ids is None:
+            raise NotFound(f"No queue {name}")
+        return ids
 
     def receive(self, name: str, max_messages: int = 10, visibility_timeout_s: float | None = None,
                 wait_s: float = 0.0, body: Callable[[str], Any] = decode_body,

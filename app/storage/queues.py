@@ -154,9 +154,11 @@ def put(store: Store, name: str, *, now_ms: int, defaults: dict[str, int], updat
 
 
 def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict[str, int],
-         messages: Iterable[tuple[str, int | None]], attributes: Iterable[str] | None = None) -> list[str]:
+         messages: Iterable[tuple[str, int | None]], attributes: Iterable[str] | None = None,
+         existing: bool = False) -> list[str] | None:
     """Push (stored body, delay_ms or None for the queue's) pairs; the new ids in push order.
-    `attributes`, when given, holds each message's attributes as JSON text ("" for none).
+    `attributes`, when given, holds each message's attributes as JSON text ("" for none). With
+    `existing`, nothing is pushed to a queue that does not exist (None), else it is created.
 
     Ids are the queue's counter in 12 hex digits plus id_suffix; a suffix shaped like the end of
     a UUID ("-4xxx-yxxx-xxxxxxxxxxxx") gets the UUID layout (see queue_push.lua)."""
@@ -166,7 +168,10 @@ def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict
     ids = store.run(_PUSH, keys={**keys.queue_keys(name), "registry": keys.queues()}, args={
         "now_ms": now_ms, "name": name, "channel": channel(name), "id_suffix": id_suffix,
         "visibility_timeout_ms": defaults["visibility_timeout_ms"], "max_receives": defaults["max_receives"],
-        "retention_ms": defaults["retention_ms"], "delay_ms": defaults["delay_ms"], "messages": pairs})
+        "retention_ms": defaults["retention_ms"], "delay_ms": defaults["delay_ms"],
+        "existing": "1" if existing else "", "messages": pairs})
+    if ids is None:
+        return None
     return ids.split(" ") if ids else []
 
 

@@ -58,8 +58,16 @@ def test_get_queue_url_and_queue_does_not_exist(sqs, web_url):
     with pytest.raises(sqs.exceptions.QueueDoesNotExist) as excinfo:
         sqs.get_queue_url(QueueName="nope")
     assert error_of(excinfo) == ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
-    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
-        sqs.send_message(QueueUrl=url_of(web_url, "nope"), MessageBody="x")  # SQS never creates on send
+    nope = url_of(web_url, "nope")
+    for send in (lambda: sqs.send_message(QueueUrl=nope, MessageBody="x"),  # SQS never creates on send
+                 lambda: sqs.send_message(QueueUrl=nope, MessageBody="x" * 5000),
+                 lambda: sqs.send_message_batch(QueueUrl=nope, Entries=[{"Id": "a", "MessageBody": "x"}]),
+                 lambda: sqs.send_message_batch(QueueUrl=nope, Entries=[{"Id": "a", "MessageBody": "x",
+                                                                         "DelaySeconds": 999}]),
+                 lambda: sqs.receive_message(QueueUrl=nope),
+                 lambda: sqs.get_queue_attributes(QueueUrl=nope, AttributeNames=["All"])):
+        with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+            send()
     assert requests.get(f"{web_url}/v1/queues/nope", timeout=10).status_code == 404
 
 

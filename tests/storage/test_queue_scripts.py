@@ -387,3 +387,12 @@ def test_meta_written_before_first_receive_times_were_kept_still_parses(store):
     [message] = receive(store, now=T0)
     assert (message.receive_count, message.first_received_ms) == (2, T0)
     assert sq.ack(store, "q", [(message_id, "oldtoken.0")]) == [sq.Acked.STALE]
+
+
+def test_a_push_to_existing_queues_only_creates_nothing(store):
+    assert sq.push(store, "q", now_ms=T0, id_suffix="abc", defaults=DEFAULTS, messages=[("j1", None)],
+                   existing=True) is None
+    assert not store.redis.exists(keys.queue("q")) and sq.names(store) == []
+    configure(store)
+    assert len(sq.push(store, "q", now_ms=T0, id_suffix="abc", defaults=DEFAULTS, messages=[("j1", None)],
+                       existing=True)) == 1

@@ -16,6 +16,7 @@ from app.core.sqs.errors import SqsError
 
 ACCOUNT = "000000000000"
 DEFAULT_MAX_MESSAGE_BYTES = 262_144
+MIN_MESSAGE_BYTES = 1024  # the smallest MaximumMessageSize a queue may have
 MAX_MESSAGE_BYTES = 1_048_576
 
 # attribute -> (config field, low, high, factor from the attribute's unit to the field's)
@@ -24,7 +25,7 @@ NUMBERS: dict[str, tuple[str, int, int, int]] = {
     "VisibilityTimeout": ("visibility_timeout_ms", 0, 43200, 1000),
     "MessageRetentionPeriod": ("retention_ms", 60, 1_209_600, 1000),
     "ReceiveMessageWaitTimeSeconds": ("receive_wait_ms", 0, 20, 1000),
-    "MaximumMessageSize": ("max_message_bytes", 1024, MAX_MESSAGE_BYTES, 1),
+    "MaximumMessageSize": ("max_message_bytes", MIN_MESSAGE_BYTES, MAX_MESSAGE_BYTES, 1),
 }
 DEFAULTS = {"delay_ms": 0, "visibility_timeout_ms": 30_000, "retention_ms": 345_600_000, "receive_wait_ms": 0,
             "max_message_bytes": DEFAULT_MAX_MESSAGE_BYTES}

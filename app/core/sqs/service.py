@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from app.core import errors as core_errors
+from app.core import jsontext
 from app.core.model import is_name
 from app.core.queues import STORED_DEFAULTS, QueueService, text_body
 from app.core.sqs import attributes as queue_attributes
@@ -104,6 +105,12 @@ def _entries(params: dict) -> list[dict]:
             raise SqsError("BatchEntryIdsNotDistinct", f"Id {entry_id} repeated.")
         seen.add(entry_id)
     return entries
+
+
+def _size_hint(params: dict) -> int:
+    """At least the size SQS counts for a message (body and attributes), before they are checked:
+    bytes of its JSON, which only overstates it (quotes, escapes, base64)."""
+    return len(jsontext.dumps({k: params.get(k) for k in ("MessageBody", "MessageAttributes")}).encode())
 
 
 def _failure(entry_id: str, error: SqsError) -> dict:
@@ -291,14 +298,20 @@ class SqsService:
                           f"Reason: Message must be shorter than {max_bytes} bytes.")
         return body, delay_s, attributes, size
 
-    def _max_bytes(self, name: str) -> int:
+    def _max_bytes(self, name: str, sizes: list[int]) -> int:
+        """The queue's MaximumMessageSize, read only when a message is larger than the smallest
+        one a queue may have (so small messages cost no extra round trip; the push itself then
+        finds out whether the queue exists)."""
+        if max(sizes, default=0) <= queue_attributes.MIN_MESSAGE_BYTES:
+            return queue_attributes.MIN_MESSAGE_BYTES
         [max_bytes] = self._config(name, "max_message_bytes")
         return int(max_bytes or queue_attributes.DEFAULT_MAX_MESSAGE_BYTES)
 
     def send_message(self, params: dict, endpoint: Endpoint) -> dict:
         name = queue_name(params)
-        body, delay_s, attributes, _ = self._message(params, self._max_bytes(name))
-        [message_id] = self.queues.push_many(name, [(text_body(body), delay_s)], [stored_attributes(attributes)])
+        body, delay_s, attributes, _ = self._message(params, self._max_bytes(name, [_size_hint(params)]))
+        [message_id] = self.queues.push_many(name, [(text_body(body), delay_s)], [stored_attributes(attributes)],
+                                             existing=True)
         answer = {"MessageId": message_id, "MD5OfMessageBody": md5_of_body(body)}
         if attributes:
             answer["MD5OfMessageAttributes"] = md5_of_attributes(attributes)
@@ -307,7 +320,7 @@ class SqsService:
     def send_message_batch(self, params: dict, endpoint: Endpoint) -> dict:
         name = queue_name(params)
         entries = _entries(params)
-        max_bytes = self._max_bytes(name)
+        max_bytes = self._max_bytes(name, [sum(_size_hint(entry) for entry in entries)])
         accepted, failed, total = [], [], 0
         for entry in entries:
             try:
@@ -321,9 +334,12 @@ class SqsService:
             raise SqsError("BatchRequestTooLong", f"Batch requests cannot be longer than {max_bytes} bytes. "
                                                   f"You have sent {total} bytes.")
         successful = []
-        if accepted:
+        if not accepted:
+            self._config(name)  # QueueDoesNotExist comes first, as on AWS
+        else:
             ids = self.queues.push_many(name, [(text_body(body), delay_s) for _, body, delay_s, _ in accepted],
-                                        [stored_attributes(attributes) for *_, attributes in accepted])
+                                        [stored_attributes(attributes) for *_, attributes in accepted],
+                                        existing=True)
             for (entry_id, body, _, attributes), message_id in zip(accepted, ids, strict=True):
                 result = {"Id": entry_id, "MessageId": message_id, "MD5OfMessageBody": md5_of_body(body)}
                 if attributes:
