@@ -207,6 +207,14 @@ def test_message_size_limits(sqs, url):
         sqs.send_message(QueueUrl=small, MessageBody="é" * 512 + "x")
     [big] = sqs.receive_message(QueueUrl=url)["Messages"]
     assert big["Body"] == "x" * limit
+    large = sqs.create_queue(QueueName="large", Attributes={"MaximumMessageSize": "1048576"})["QueueUrl"]
+    answer = sqs.send_message_batch(QueueUrl=large, Entries=[{"Id": f"m{i}", "MessageBody": "y" * 100_000}
+                                                             for i in range(3)])  # over 256 KiB together
+    assert len(answer["Successful"]) == 3
+    sqs.send_message(QueueUrl=large, MessageBody="z" * 1_048_576)
+    with pytest.raises(sqs.exceptions.BatchRequestTooLong):
+        sqs.send_message_batch(QueueUrl=large, Entries=[{"Id": f"m{i}", "MessageBody": "y" * 400_000}
+                                                        for i in range(3)])
 
 
 @pytest.mark.parametrize("attributes", [

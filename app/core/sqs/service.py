@@ -31,6 +31,7 @@ from app.core.sqs.messages import (
 from app.storage import queues as store_queues
 
 MAX_BATCH = 10
+BATCH_MAX_BYTES = 262_144  # a batch's messages together, or the queue's MaximumMessageSize when larger
 MAX_LIST = 1000
 SYSTEM_ATTRIBUTES = ("SenderId", "SentTimestamp", "ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp")
 _NAME_RULE = "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length."
@@ -320,7 +321,8 @@ class SqsService:
     def send_message_batch(self, params: dict, endpoint: Endpoint) -> dict:
         name = queue_name(params)
         entries = _entries(params)
-        max_bytes = self._max_bytes(name, [sum(_size_hint(entry) for entry in entries)])
+        max_bytes = self._max_bytes(name, [_size_hint(entry) for entry in entries])
+        batch_max_bytes = max(BATCH_MAX_BYTES, max_bytes)
         accepted, failed, total = [], [], 0
         for entry in entries:
             try:
@@ -330,8 +332,8 @@ class SqsService:
                 continue
             total += size
             accepted.append((entry["Id"], body, delay_s, attributes))
-        if total > max_bytes:
-            raise SqsError("BatchRequestTooLong", f"Batch requests cannot be longer than {max_bytes} bytes. "
+        if total > batch_max_bytes:
+            raise SqsError("BatchRequestTooLong", f"Batch requests cannot be longer than {batch_max_bytes} bytes. "
                                                   f"You have sent {total} bytes.")
         successful = []
         if not accepted:
