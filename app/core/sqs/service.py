@@ -358,9 +358,6 @@ class SqsService:
         wanted_system = SYSTEM_ATTRIBUTES if "All" in system else [a for a in SYSTEM_ATTRIBUTES if a in system]
         wanted_attributes = _strings(params, "MessageAttributeNames")
         _string(params, "ReceiveRequestAttemptId")
-        if wait_s is None:
-            [wait_ms] = self._config(name, "receive_wait_ms")
-            wait_s = int(wait_ms or 0) // 1000
 
         def convert(message: store_queues.Received) -> dict:
             body = sqs_body(message.body)
@@ -378,8 +375,17 @@ class SqsService:
                 answer["MD5OfMessageAttributes"] = md5_of_attributes(attributes)
             return answer
 
-        messages = self.queues.receive(name, max_messages, None if visibility_s is None else float(visibility_s),
-                                       float(wait_s), convert=convert)
+        visibility = None if visibility_s is None else float(visibility_s)
+        if wait_s is None:
+            # The queue's ReceiveMessageWaitTimeSeconds, read only when nothing is there at once.
+            messages = self.queues.receive(name, max_messages, visibility, 0.0, convert=convert)
+            if messages:
+                return {"Messages": messages}
+            [wait_ms] = self._config(name, "receive_wait_ms")
+            wait_s = int(wait_ms or 0) // 1000
+            if not wait_s:
+                return {}
+        messages = self.queues.receive(name, max_messages, visibility, float(wait_s), convert=convert)
         return {"Messages": messages} if messages else {}
 
     def delete_message(self, params: dict, endpoint: Endpoint) -> dict:
