@@ -11,7 +11,7 @@ import requests
 from botocore import UNSIGNED
 from botocore.exceptions import ClientError
 
-from tests.sqs.conftest import KEY_ID, SECRET, client, start_web
+from tests.support.sqs import KEY_ID, SECRET, client, start_web
 
 OTHER_ID, OTHER_SECRET = "AKIDOTHER", "other:secret"
 

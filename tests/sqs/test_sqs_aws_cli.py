@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sqs.conftest import KEY_ID, REGION, SECRET
+from tests.support.sqs import KEY_ID, REGION, SECRET
 
 AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
 

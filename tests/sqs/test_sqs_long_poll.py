@@ -10,7 +10,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.long_polls import wait_parked
-from tests.sqs.conftest import client
+from tests.support.sqs import client
 
 POLLS = 3
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from tests.sqs.conftest import REGION
+from tests.support.sqs import REGION
 
 ACCOUNT = "000000000000"
 
