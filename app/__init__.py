@@ -101,6 +101,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.api.queues.routes import blp as queues_blp
     from app.api.requests.routes import blp as requests_blp
     from app.api.schedules.routes import blp as schedules_blp
+    from app.api.sqs.routes import blp as sqs_blp
     from app.api.workers.routes import blp as workers_blp
     from app.compat.forwarder import blp as compat_forwarder_blp
     from app.compat.htq import blp as compat_htq_blp
@@ -125,6 +126,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(compat_pushpull_blp)
     app.register_blueprint(compat_forwarder_blp)
     app.register_blueprint(ui_blp)
+    app.register_blueprint(sqs_blp)
     finish_document(api)
 
 

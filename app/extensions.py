@@ -16,6 +16,7 @@ from app.core.publish import Publisher
 from app.core.queues import QueueService
 from app.core.requests import RequestService
 from app.core.schedules import ScheduleService
+from app.core.sqs.service import SqsService
 from app.core.virtual_clock import VirtualClock, use_clock
 from app.core.workers import Workers
 from app.storage.client import Store
@@ -39,6 +40,7 @@ class Services:
     gates: GateStatus
     clock: VirtualClock
     schedules: ScheduleService
+    sqs: SqsService
 
 
 def init_services(app: Flask, settings: Settings, publisher: Publisher | None = None,
@@ -61,7 +63,8 @@ def init_services(app: Flask, settings: Settings, publisher: Publisher | None = 
         workers=Workers(store, clock_ms or clock.real_ms),
         gates=GateStatus(store, timetable_ms),
         schedules=schedules,
-        clock=VirtualClock(store, publisher, settings, queues, schedules))
+        clock=VirtualClock(store, publisher, settings, queues, schedules),
+        sqs=SqsService(queues))
 
 
 

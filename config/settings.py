@@ -95,6 +95,17 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
+def _credentials(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """`AKID:SECRET,...`: access key ids and their secrets (a secret may hold ':', an id may not)."""
+    pairs = []
+    for entry in _list(env, name):
+        key_id, sep, secret = entry.partition(":")
+        if not sep or not key_id.strip() or not secret:
+            raise ConfigError(f"{name} must be AKID:SECRET pairs separated by commas")
+        pairs.append((key_id.strip(), secret))
+    return tuple(pairs)
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -115,6 +126,7 @@ class Settings:
     http_port: int = 8080
     concurrency: int = 10
     api_tokens: tuple[str, ...] = ()
+    sqs_credentials: tuple[tuple[str, str], ...] = ()  # (access key id, secret) pairs for /sqs
     allow_private_targets: bool = False
     allowed_hosts: tuple[str, ...] = ()
     signing_secret: str = ""
@@ -222,6 +234,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_port=_int({"PORT": port_raw}, "PORT", 8080, 1, 65535),
         concurrency=_int(env, "HTQ_CONCURRENCY", 10, 1, 1000),
         api_tokens=_list(env, "HTQ_API_TOKENS"),
+        sqs_credentials=_credentials(env, "HTQ_SQS_CREDENTIALS"),
         allow_private_targets=_flag(env, "HTQ_ALLOW_PRIVATE_TARGETS"),
         allowed_hosts=_list(env, "HTQ_ALLOWED_HOSTS"),
         signing_secret=secret,

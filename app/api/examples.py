@@ -42,7 +42,7 @@ BULK_CANCELED = {"canceled": 42}
 # -- /v1/queues ---------------------------------------------------------------------------------
 
 QUEUE_CONFIG = {"visibility_timeout": 30, "max_receives": 5, "retention": 345600, "delay": 0}
-QUEUE = {"name": "orders", **QUEUE_CONFIG, "created_at": AT, "updated_at": AT,
+QUEUE = {"name": "orders", **QUEUE_CONFIG, "dead_letter_queue": None, "created_at": AT, "updated_at": AT,
          "visible": 12, "in_flight": 3, "delayed": 0, "dead": 1}
 QUEUE_LIST = {"items": [QUEUE]}
 MESSAGE_ID = "00000000002aJjSj8IlP"

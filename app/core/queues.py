@@ -2,7 +2,8 @@
 
 Semantics (SQS-like): a received message stays invisible until it is acknowledged or its
 visibility timeout ends; then it is visible again at its original place, unless it has been
-received `max_receives` times, when it moves to the dead letters. Messages older than the
+received `max_receives` times, when it moves to the dead letters, or to the queue's
+`dead_letter_queue` as a new visible message there. Messages older than the
 queue's retention are dropped by the sweep (counted from the time they first became available).
 Names are checked here: a bad name is 422 where it would create a queue (PUT, push) and 404
 where a queue is looked up, since no such queue can exist.
@@ -107,9 +108,35 @@ class QueueService:
         """Create the queue or replace its config: a field left out takes its default, whatever it
         was before (PUT replaces, for queues as for batches); (queue, created)."""
         self._creatable(name)
+        target = fields.get("dead_letter_queue")
+        if target is not None:
+            self.check_dead_letter_queue(name, target, fields.get("max_receives", 0))
         created = store_queues.put(self.store, name, now_ms=self.now_ms(), defaults=STORED_DEFAULTS,
-                                   updates={**STORED_DEFAULTS, **_stored_config(fields)})
+                                   updates={**STORED_DEFAULTS, **_stored_config(fields),
+                                            "dead_letter_queue": target or ""})
         return self.get(name), created
+
+    def check_dead_letter_queue(self, name: str, target: str, max_receives: int) -> None:
+        """A target must be another existing queue, reached after max_receives receives, and must
+        not lead back here through its own dead_letter_queue (a message would circle for ever).
+        Checked when named: a target deleted later makes the queue use its own dead letters."""
+        def refuse(message: str) -> Invalid:
+            return Invalid("Bad dead_letter_queue", {"dead_letter_queue": [message]})
+
+        if not is_name(target):
+            raise refuse(NAME_RULE)
+        if target == name:
+            raise refuse("A queue cannot be its own dead_letter_queue.")
+        if not max_receives:
+            raise refuse("Needs max_receives of 1 or more: the receives after which a message moves.")
+        if not store_queues.exists(self.store, target):
+            raise refuse(f"No queue {target}: create it first.")
+        seen, hop = {target}, store_queues.dead_letter_queue(self.store, target)
+        while hop is not None and hop not in seen:
+            if hop == name:
+                raise refuse(f"{target} leads back to {name} through dead_letter_queue: no cycles.")
+            seen.add(hop)
+            hop = store_queues.dead_letter_queue(self.store, hop)
 
     def ensure(self, name: str) -> bool:
         """Create the queue with the defaults unless it exists; an existing queue keeps its config.
@@ -140,13 +167,16 @@ class QueueService:
         self._check_message(body, delay_s)
         return self._push(name, [(body, delay_s)], uuid_ids=uuid_id)[0]
 
-    def push_many(self, name: str, messages: list[tuple[str, float | None]]) -> list[str]:
-        """Push up to 100 (stored body, delay) pairs at once: all or none."""
+    def push_many(self, name: str, messages: list[tuple[str, float | None]],
+                  attributes: list[str] | None = None, *, existing: bool = False) -> list[str]:
+        """Push up to 100 (stored body, delay) pairs at once: all or none. `attributes` (the SQS
+        API's) holds each message's attributes as JSON text, "" for none. With `existing`, the
+        queue is not created: NotFound without it (SQS never creates a queue by sending)."""
         if not 1 <= len(messages) <= MAX_BATCH:
             raise Invalid("Bad batch", {"messages": [f"1 to {MAX_BATCH} messages."]})
         for index, (body, delay_s) in enumerate(messages):
             self._check_message(body, delay_s, index)
-        return self._push(name, messages)
+        return self._push(name, messages, attributes=attributes, existing=existing)
 
     def _check_message(self, body: str, delay_s: float | None, index: int | None = None) -> None:
         def nest(field: str, message: str) -> dict:
@@ -159,19 +189,26 @@ class QueueService:
         if delay_s is not None and not 0 <= delay_s <= self.settings.max_delay_s:
             raise Invalid("Bad delay", nest("delay", f"0 to {self.settings.max_delay_s} seconds"))
 
-    def _push(self, name: str, messages: list[tuple[str, float | None]], uuid_ids: bool = False) -> list[str]:
+    def _push(self, name: str, messages: list[tuple[str, float | None]], uuid_ids: bool = False,
+              attributes: list[str] | None = None, existing: bool = False) -> list[str]:
         self._creatable(name)
         suffix = uuid_suffix() if uuid_ids else secrets.token_urlsafe(6)
-        return store_queues.push(
+        ids = store_queues.push(
             self.store, name, now_ms=self.now_ms(), id_suffix=suffix, defaults=STORED_DEFAULTS,
-            messages=[(body, None if delay_s is None else ms(delay_s)) for body, delay_s in messages])
+            messages=[(body, None if delay_s is None else ms(delay_s)) for body, delay_s in messages],
+            attributes=attributes, existing=existing)
+        if ids is None:
+            raise NotFound(f"No queue {name}")
+        return ids
 
     def receive(self, name: str, max_messages: int = 10, visibility_timeout_s: float | None = None,
-                wait_s: float = 0.0, body: Callable[[str], Any] = decode_body) -> list[dict]:
+                wait_s: float = 0.0, body: Callable[[str], Any] = decode_body,
+                convert: Callable[[store_queues.Received], Any] | None = None) -> list:
         """Up to max_messages visible messages, oldest available first, each locked for the
         visibility timeout (the queue's unless given). With wait_s, long-polls: returns as soon as
         one arrives (woken through Redis pub/sub), or [] once wait_s has passed. `body` turns each
-        stored body into what the caller gets (embedded_body for a JSON answer)."""
+        stored body into what the caller gets (embedded_body for a JSON answer); `convert`, when
+        given, makes each whole message instead (the SQS API's, with its attributes)."""
         self._known(name)
         vt_ms = None if visibility_timeout_s is None else ms(visibility_timeout_s)
         next_ms = store_queues.NO_NEXT
@@ -183,6 +220,8 @@ class QueueService:
             if result is None:
                 raise NotFound(f"No queue {name}")
             messages, next_ms = result
+            if convert is not None:
+                return [convert(m) for m in messages] or None
             return [to_message(m, body) for m in messages] or None
 
         deadline = time.monotonic() + wait_s
@@ -310,6 +349,7 @@ def to_queue(name: str, stats: store_queues.Stats) -> dict:
         "max_receives": int(config["max_receives"]),
         "retention": seconds(int(config["retention_ms"])),
         "delay": seconds(int(config["delay_ms"])),
+        "dead_letter_queue": config.get("dead_letter_queue") or None,
         "created_at": clock.to_rfc3339(int(config["created_ms"])),
         "updated_at": clock.to_rfc3339(int(config["updated_ms"])),
         "visible": stats.visible,

@@ -51,9 +51,12 @@ Message queues (``Q`` is a queue name, ``[A-Za-z0-9_-]{1,80}``, so it never cont
   P:queue:{Q}:dead         zset    id -> time (ms) it was dead-lettered
   P:queue:{Q}:bodies       hash    id -> ``j<JSON text>`` or ``t<text>``
   P:queue:{Q}:meta         hash    id -> ``<available_ms> <enqueued_ms> <receive_count> <receipt>``
-                                   (available_ms is the score it returns to ``ready`` with)
+                                   then `` <first_received_ms>`` once received (available_ms is
+                                   the score it returns to ``ready`` with)
   P:queue:{Q}:ages         zset    id -> time (ms) it first became available; the sweep drops
                                    messages older than the queue's retention from it
+  P:queue:{Q}:attrs        hash    id -> message attributes (SQS ``MessageAttributes``) as JSON
+                                   text, only for messages sent with some
   Every message is in exactly one of ready, inflight, dead; bodies, meta and ages hold all three.
 
 Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
@@ -261,11 +264,15 @@ def queue_ages(name: str) -> str:
     return f"{PREFIX}:queue:{name}:ages"
 
 
+def queue_attrs(name: str) -> str:
+    return f"{PREFIX}:queue:{name}:attrs"
+
+
 def queue_keys(name: str) -> dict[str, str]:
     """A queue's keys, named as the queue scripts take them (see lua/_queue_common.lua)."""
     return {"config": queue(name), "ready": queue_ready(name), "inflight": queue_inflight(name),
             "dead": queue_dead(name), "bodies": queue_bodies(name), "meta": queue_meta(name),
-            "ages": queue_ages(name)}
+            "ages": queue_ages(name), "attrs": queue_attrs(name)}
 
 
 def clock_offset() -> str:

@@ -7,10 +7,11 @@ lock expiry, a `dead` sorted set, and hashes of bodies and per-message metadata.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from app.storage import keys
 from app.storage.client import Store
@@ -27,6 +28,7 @@ _STATS = Script("queue_stats")
 _DELETE = Script("queue_delete")
 _SWEEP = Script("queue_sweep")
 _REDRIVE = Script("queue_redrive")
+_PURGE = Script("queue_purge")
 
 
 class Acked(StrEnum):
@@ -48,6 +50,8 @@ class Received(NamedTuple):
     body: str
     receive_count: int
     enqueued_ms: int
+    first_received_ms: int = 0
+    attributes: str = ""  # message attributes as JSON text, "" for none
 
 
 @dataclass(frozen=True)
@@ -70,15 +74,56 @@ class StoredMessage:
     dead_ms: int | None = None
 
 
+# The dead_letter_queue each queue's config names, as this process last saw it. The scripts that
+# dead-letter need the target's keys (lua/_queue_dead_letter.lua) but only the config names it:
+# they answer the name it holds when this guess is wrong, before writing anything, and run again.
+# A stale guess costs a round trip, never a wrong move.
+_dead_letter_queues: dict[str, str] = {}
+_REDIRECTS_MAX = 5
+
+
+def _dead_letter_inputs(name: str) -> tuple[dict[str, str], dict[str, str]]:
+    target = _dead_letter_queues.get(name, "")
+    own = keys.queue_keys(target or name)
+    return ({"dlq_config": own["config"], "dlq_ready": own["ready"], "dlq_bodies": own["bodies"],
+             "dlq_meta": own["meta"], "dlq_ages": own["ages"], "dlq_attrs": own["attrs"]},
+            {"dead_letter_queue": target, "dlq_channel": channel(target or name)})
+
+
+def _redirect(reply) -> str | None:
+    """The target a dead-lettering script says the config names, when it refused the caller's."""
+    if isinstance(reply, list) and len(reply) == 2 and reply[0] == "dead_letter_queue":
+        return reply[1]
+    return None
+
+
+def _run_dead_lettering(store: Store, script: Script, name: str, args: dict) -> Any:
+    """Run a script that may dead-letter, with the keys of the queue's dead_letter_queue."""
+    for _ in range(_REDIRECTS_MAX):
+        target_keys, target_args = _dead_letter_inputs(name)
+        reply = store.run(script, keys={**keys.queue_keys(name), **target_keys}, args={**args, **target_args})
+        target = _redirect(reply)
+        if target is None:
+            return reply
+        _dead_letter_queues[name] = target
+    raise RuntimeError(f"The dead_letter_queue of queue {name} keeps changing")
+
+
+def dead_letter_queue(store: Store, name: str) -> str | None:
+    """The queue's dead_letter_queue as its config names it (None: none, or no such queue)."""
+    return store.redis.hget(keys.queue(name), "dead_letter_queue") or None
+
+
 def channel(name: str) -> str:
     """The pub/sub channel that wakes the long polls of a queue."""
     return keys.notify_channel("queue", name)
 
 
 def parse_meta(raw: str) -> tuple[int, int, int, str]:
-    """(available_ms, enqueued_ms, receive_count, receipt) from a meta hash value."""
-    avail, enq, count, receipt = (raw.split(" ", 3) + [""])[:4]
-    return int(avail), int(enq), int(count), receipt
+    """(available_ms, enqueued_ms, receive_count, receipt) from a meta hash value (which may
+    end with the first receive's time, see keys.py)."""
+    avail, enq, count, rest = (raw.split(" ", 3) + [""])[:4]
+    return int(avail), int(enq), int(count), rest.partition(" ")[0]
 
 
 class Lock(NamedTuple):
@@ -109,18 +154,24 @@ def put(store: Store, name: str, *, now_ms: int, defaults: dict[str, int], updat
 
 
 def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict[str, int],
-         messages: Iterable[tuple[str, int | None]]) -> list[str]:
+         messages: Iterable[tuple[str, int | None]], attributes: Iterable[str] | None = None,
+         existing: bool = False) -> list[str] | None:
     """Push (stored body, delay_ms or None for the queue's) pairs; the new ids in push order.
+    `attributes`, when given, holds each message's attributes as JSON text ("" for none). With
+    `existing`, nothing is pushed to a queue that does not exist (None), else it is created.
 
     Ids are the queue's counter in 12 hex digits plus id_suffix; a suffix shaped like the end of
     a UUID ("-4xxx-yxxx-xxxxxxxxxxxx") gets the UUID layout (see queue_push.lua)."""
     pairs: list = []
-    for body, delay_ms in messages:
-        pairs += ["" if delay_ms is None else delay_ms, body]
+    for (body, delay_ms), attrs in zip(messages, attributes or itertools.repeat(""), strict=False):
+        pairs += ["" if delay_ms is None else delay_ms, body, attrs]
     ids = store.run(_PUSH, keys={**keys.queue_keys(name), "registry": keys.queues()}, args={
         "now_ms": now_ms, "name": name, "channel": channel(name), "id_suffix": id_suffix,
         "visibility_timeout_ms": defaults["visibility_timeout_ms"], "max_receives": defaults["max_receives"],
-        "retention_ms": defaults["retention_ms"], "delay_ms": defaults["delay_ms"], "messages": pairs})
+        "retention_ms": defaults["retention_ms"], "delay_ms": defaults["delay_ms"],
+        "existing": "1" if existing else "", "messages": pairs})
+    if ids is None:
+        return None
     return ids.split(" ") if ids else []
 
 
@@ -131,15 +182,15 @@ def receive(store: Store, name: str, *, now_ms: int, max_messages: int, visibili
     next_ms is, when nothing was received, the earliest time something may become visible
     (NO_NEXT when nothing is waiting or locked).
     """
-    flat = store.run(_RECEIVE, keys=keys.queue_keys(name), args={
+    flat = _run_dead_lettering(store, _RECEIVE, name, {
         "now_ms": now_ms, "max": max_messages, "token": token,
         "visibility_timeout_ms": "" if visibility_timeout_ms is None else visibility_timeout_ms})
     if flat[0] == "missing":
         return None
     messages = []
     for packed in flat[2:]:
-        message_id, receipt, count, enqueued_ms, body = packed.split("\t", 4)
-        messages.append(Received(message_id, receipt, body, int(count), int(enqueued_ms)))
+        message_id, receipt, count, enqueued_ms, first_ms, attributes, body = packed.split("\t", 6)
+        messages.append(Received(message_id, receipt, body, int(count), int(enqueued_ms), int(first_ms), attributes))
     return messages, int(flat[1])
 
 
@@ -167,7 +218,7 @@ def lock(store: Store, name: str, message_id: str) -> Lock | None:
 
 def change_visibility(store: Store, name: str, message_id: str, receipt: str, *, now_ms: int,
                       visibility_timeout_ms: int) -> Visibility:
-    reply = store.run(_VISIBILITY, keys=keys.queue_keys(name), args={
+    reply = _run_dead_lettering(store, _VISIBILITY, name, {
         "now_ms": now_ms, "id": message_id, "receipt": receipt, "visibility_timeout_ms": visibility_timeout_ms,
         "channel": channel(name)})
     if reply[0] != "ok":
@@ -178,14 +229,30 @@ def change_visibility(store: Store, name: str, message_id: str, receipt: str, *,
 
 def stats(store: Store, name: str, *, now_ms: int) -> Stats | None:
     """The queue's config and counts (expired locks returned first), or None without such a queue."""
-    return _to_stats(store.run(_STATS, keys=keys.queue_keys(name), args={"now_ms": now_ms}))
+    return _to_stats(_run_dead_lettering(store, _STATS, name, {"now_ms": now_ms}))
 
 
 def stats_many(store: Store, names: list[str], *, now_ms: int) -> list[Stats | None]:
     pipe = store.pipeline()
     for name in names:
-        store.run(_STATS, keys=keys.queue_keys(name), args={"now_ms": now_ms}, pipeline=pipe)
-    return [_to_stats(reply) for reply in pipe.execute()]
+        _pipe_dead_lettering(store, _STATS, name, {"now_ms": now_ms}, pipe)
+    return [_to_stats(_settled(store, _STATS, name, {"now_ms": now_ms}, reply))
+            for name, reply in zip(names, pipe.execute(), strict=True)]
+
+
+def _pipe_dead_lettering(store: Store, script: Script, name: str, args: dict, pipe: Any) -> None:
+    """Queue a dead-lettering script on `pipe` with the guessed target (see _settled)."""
+    target_keys, target_args = _dead_letter_inputs(name)
+    store.run(script, keys={**keys.queue_keys(name), **target_keys}, args={**args, **target_args}, pipeline=pipe)
+
+
+def _settled(store: Store, script: Script, name: str, args: dict, reply: Any) -> Any:
+    """A pipelined reply, or the script run again alone when it refused the guessed target."""
+    target = _redirect(reply)
+    if target is None:
+        return reply
+    _dead_letter_queues[name] = target
+    return _run_dead_lettering(store, script, name, args)
 
 
 def _to_stats(reply: list) -> Stats | None:
@@ -206,6 +273,7 @@ def iter_names(store: Store, count: int = 500) -> Iterator[str]:
 
 
 def delete(store: Store, name: str) -> bool:
+    _dead_letter_queues.pop(name, None)
     return bool(store.run(_DELETE, keys={**keys.queue_keys(name), "registry": keys.queues()},
                           args={"name": name, "channel": channel(name)}))
 
@@ -213,10 +281,12 @@ def delete(store: Store, name: str) -> bool:
 def sweep_many(store: Store, names: list[str], *, now_ms: int, drop_limit: int) -> list[Swept]:
     """Sweep several queues in one round trip."""
     pipe = store.pipeline()
-    for name in names:
-        store.run(_SWEEP, keys=keys.queue_keys(name), args={"now_ms": now_ms, "channel": channel(name),
-                                                            "drop_limit": drop_limit}, pipeline=pipe)
-    return [Swept(int(returned), int(dropped)) for returned, dropped in pipe.execute()]
+    args = [{"now_ms": now_ms, "channel": channel(name), "drop_limit": drop_limit} for name in names]
+    for name, script_args in zip(names, args, strict=True):
+        _pipe_dead_lettering(store, _SWEEP, name, script_args, pipe)
+    replies = [_settled(store, _SWEEP, name, script_args, reply)
+               for name, script_args, reply in zip(names, args, pipe.execute(), strict=True)]
+    return [Swept(int(returned), int(dropped)) for returned, dropped in replies]
 
 
 def redrive(store: Store, name: str, *, now_ms: int, limit: int) -> int | None:
@@ -243,6 +313,26 @@ def dead(store: Store, name: str, *, limit: int) -> list[StoredMessage]:
         avail, enq, count, receipt = parse_meta(meta)
         messages.append(StoredMessage(message_id, body, count, enq, avail, receipt, int(dead_ms)))
     return messages
+
+
+def purge(store: Store, name: str) -> bool:
+    """Delete every message of the queue, keeping its config; False without such a queue."""
+    return bool(store.run(_PURGE, keys=keys.queue_keys(name), args={}))
+
+
+def config_fields(store: Store, name: str, *fields: str) -> list[str | None] | None:
+    """Some fields of a queue's config, or None without such a queue; read-only."""
+    values = store.redis.hmget(keys.queue(name), ["created_ms", *fields])
+    return None if values[0] is None else values[1:]
+
+
+def dead_letter_sources(store: Store, target: str) -> list[str]:
+    """The queues whose config names `target` as dead_letter_queue, by name; read-only."""
+    names = sorted(store.redis.smembers(keys.queues()))
+    pipe = store.pipeline()
+    for name in names:
+        pipe.hget(keys.queue(name), "dead_letter_queue")
+    return [name for name, named in zip(names, pipe.execute(), strict=True) if named == target]
 
 
 def exists(store: Store, name: str) -> bool:

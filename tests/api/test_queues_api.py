@@ -52,7 +52,8 @@ def test_put_creates_then_replaces_omitted_fields_taking_their_defaults(client):
     assert created.status_code == 201
     assert created.get_json() | {"created_at": None, "updated_at": None} == {
         "name": "orders", "visibility_timeout": 45, "max_receives": 3, "retention": 3600, "delay": 1.5,
-        "created_at": None, "updated_at": None, "visible": 0, "in_flight": 0, "delayed": 0, "dead": 0}
+        "dead_letter_queue": None, "created_at": None, "updated_at": None,
+        "visible": 0, "in_flight": 0, "delayed": 0, "dead": 0}
     updated = client.put("/v1/queues/orders", json={"delay": 0, "retention": 7200})
     assert updated.status_code == 200
     body = client.get("/v1/queues/orders").get_json()
@@ -395,6 +396,77 @@ def test_dead_letters_of_unknown_queue_and_bad_limit(client):
     assert_error(client.post("/v1/queues/nope/dead/redrive"), 404)
     client.put("/v1/queues/q", json={})
     assert_error(client.get("/v1/queues/q/dead", query_string={"limit": 0}), 422, "limit")
+
+
+def test_dead_letter_queue_receives_the_message_with_its_id_and_body(client):
+    client.put("/v1/queues/failed", json={})
+    put = client.put("/v1/queues/q", json={"max_receives": 1, "dead_letter_queue": "failed"})
+    assert put.status_code == 201 and put.get_json()["dead_letter_queue"] == "failed"
+    assert client.get("/v1/queues/q").get_json()["dead_letter_queue"] == "failed"
+    assert [q["dead_letter_queue"] for q in client.get("/v1/queues").get_json()["items"]] == [None, "failed"]
+    message_id = push(client, body={"poison": [1, 2]}).get_json()["id"]
+    [first] = receive(client, visibility_timeout=0)
+    assert receive(client) == []  # received once already: it moves instead
+    assert client.get("/v1/queues/q/dead").get_json()["items"] == []
+    counts = client.get("/v1/queues/q").get_json()
+    assert (counts["visible"], counts["in_flight"], counts["dead"]) == (0, 0, 0)
+    assert client.get("/v1/queues/failed").get_json()["visible"] == 1
+    [moved] = receive(client, "failed")
+    assert (moved["id"], moved["body"], moved["receive_count"]) == (message_id, {"poison": [1, 2]}, 1)
+    assert moved["enqueued_at"] == first["enqueued_at"]
+    acked = client.delete(f"/v1/queues/failed/messages/{message_id}", query_string={"receipt": moved["receipt"]})
+    assert acked.status_code == 204
+
+
+def test_put_replaces_the_dead_letter_queue_too(client):
+    client.put("/v1/queues/failed", json={})
+    client.put("/v1/queues/q", json={"max_receives": 1, "dead_letter_queue": "failed"})
+    assert client.put("/v1/queues/q", json={"max_receives": 1}).get_json()["dead_letter_queue"] is None
+    client.put("/v1/queues/q", json={"max_receives": 1, "dead_letter_queue": "failed"})
+    cleared = client.put("/v1/queues/q", json={"max_receives": 1, "dead_letter_queue": None})
+    assert cleared.get_json()["dead_letter_queue"] is None
+
+
+def test_a_deleted_dead_letter_queue_leaves_messages_in_the_own_dead_letters(client):
+    client.put("/v1/queues/failed", json={})
+    client.put("/v1/queues/q", json={"max_receives": 1, "dead_letter_queue": "failed"})
+    message_id = push(client).get_json()["id"]
+    receive(client, visibility_timeout=0)
+    assert client.delete("/v1/queues/failed").status_code == 204
+    assert receive(client) == []
+    assert [m["id"] for m in client.get("/v1/queues/q/dead").get_json()["items"]] == [message_id]
+    assert client.get("/v1/queues/q").get_json()["dead_letter_queue"] == "failed"  # as configured
+    assert client.get("/v1/queues/failed").status_code == 404
+
+
+@pytest.mark.parametrize("config,words", [
+    ({"max_receives": 1, "dead_letter_queue": "nope"}, "No queue nope"),
+    ({"max_receives": 1, "dead_letter_queue": "q"}, "its own"),
+    ({"max_receives": 0, "dead_letter_queue": "failed"}, "max_receives"),
+    ({"dead_letter_queue": "failed"}, "max_receives"),
+    ({"max_receives": 1, "dead_letter_queue": "a:b"}, "A-Za-z0-9"),
+    ({"max_receives": 1, "dead_letter_queue": ""}, "A-Za-z0-9"),
+    ({"max_receives": 1, "dead_letter_queue": 7}, "string"),
+])
+def test_put_rejects_a_bad_dead_letter_queue_naming_the_field(client, config, words):
+    client.put("/v1/queues/failed", json={})
+    body = assert_error(client.put("/v1/queues/q", json=config), 422, "dead_letter_queue")
+    assert words in json.dumps(body["errors"]["dead_letter_queue"]), body
+    assert client.get("/v1/queues/q").status_code == 404  # nothing was created
+
+
+def test_put_refuses_a_dead_letter_queue_cycle(client):
+    for name in ("a", "b", "c"):
+        client.put(f"/v1/queues/{name}", json={})
+    assert client.put("/v1/queues/b", json={"max_receives": 2, "dead_letter_queue": "c"}).status_code == 200
+    assert client.put("/v1/queues/c", json={"max_receives": 2, "dead_letter_queue": "a"}).status_code == 200
+    body = assert_error(client.put("/v1/queues/a", json={"max_receives": 2, "dead_letter_queue": "b"}), 422,
+                        "dead_letter_queue")
+    assert "cycle" in body["errors"]["dead_letter_queue"][0]
+    assert client.get("/v1/queues/a").get_json()["dead_letter_queue"] is None  # unchanged
+    assert client.put("/v1/queues/a", json={"max_receives": 2, "dead_letter_queue": "c"}).status_code == 422
+    client.put("/v1/queues/c", json={})  # c no longer leads anywhere: a -> b -> c is a chain, not a cycle
+    assert client.put("/v1/queues/a", json={"max_receives": 2, "dead_letter_queue": "b"}).status_code == 200
 
 
 # -- the rest -----------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ def test_put_creates_with_defaults_and_a_later_put_replaces_the_whole_config(ser
     queue, created = service.put("orders", {"max_receives": 5})
     assert created is True
     assert queue == {"name": "orders", "visibility_timeout": 30, "max_receives": 5, "retention": 345600,
-                     "delay": 0, "created_at": "2023-11-14T22:13:20.000Z", "updated_at": "2023-11-14T22:13:20.000Z",
+                     "delay": 0, "dead_letter_queue": None,
+                     "created_at": "2023-11-14T22:13:20.000Z", "updated_at": "2023-11-14T22:13:20.000Z",
                      "visible": 0, "in_flight": 0, "delayed": 0, "dead": 0}
     clock.advance(1)
     queue, created = service.put("orders", {"visibility_timeout": 2.5})

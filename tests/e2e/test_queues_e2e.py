@@ -140,3 +140,38 @@ def test_gunicorn_closes_an_idle_keep_alive_connection_after_keepalive_seconds(w
         idle_since = time.monotonic()
         assert sock.recv(65536) == b""  # closed by the server
         assert 4 < time.monotonic() - idle_since < 10
+
+
+def test_beat_sweep_moves_a_poison_message_to_the_dead_letter_queue_waking_its_long_poll(services_factory):
+    """Through real HTTP: nobody receives from the source again, so only beat's sweep can move the
+    message; a long poll already waiting on the target gets it, with its id and body, and
+    /metrics counts it as visible there, not as dead in the source."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    services = services_factory(LOG_LEVEL="WARNING")
+    port = free_port()
+    services.start_web(port)
+    services.start_worker(concurrency=1)
+    services.start_beat()
+    web = Web(port)
+    assert web.request("PUT", "/v1/queues/failed", {})[0] == 201
+    assert web.request("PUT", "/v1/queues/orders", {"visibility_timeout": 1, "max_receives": 1,
+                                                    "dead_letter_queue": "failed"})[0] == 201
+    assert web.request("GET", "/v1/queues/orders")[1]["dead_letter_queue"] == "failed"
+    status, created = web.request("POST", "/v1/queues/orders/messages", {"order": 7})
+    assert status == 201
+    status, received = web.request("POST", "/v1/queues/orders/messages/receive", {})
+    assert [m["id"] for m in received["messages"]] == [created["id"]]
+    with ThreadPoolExecutor(1) as pool:
+        poll = pool.submit(web.request, "POST", "/v1/queues/failed/messages/receive", {"wait": 20})
+        status, answer = poll.result(timeout=30)
+    assert status == 200
+    assert [(m["id"], m["body"], m["receive_count"]) for m in answer["messages"]] == [(created["id"], {"order": 7}, 1)]
+    status, text = web.request("GET", "/metrics")
+    gauges = {(s.labels["queue"], s.labels["state"]): s.value
+              for family in text_string_to_metric_families(text) if family.name == "htq_queue_messages"
+              for s in family.samples}
+    assert gauges[("failed", "in_flight")] == 1 and gauges[("orders", "dead")] == 0
+    assert gauges[("orders", "in_flight")] == gauges[("orders", "visible")] == 0

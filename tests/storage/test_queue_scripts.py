@@ -364,3 +364,35 @@ def _next_message(pubsub, timeout_s: float = 2.0):
         if message is not None:
             return message
     return None
+
+
+def test_attributes_and_the_first_receive_time_come_with_each_receive(store):
+    ids = sq.push(store, "q", now_ms=T0, id_suffix="abc", defaults=DEFAULTS,
+                  messages=[("tplain", None), ("twith", None)], attributes=["", '{"a":1}'])
+    first = receive(store, now=T0 + 5, vt_ms=0)
+    assert [(m.body, m.attributes, m.first_received_ms) for m in first] == [("tplain", "", T0 + 5),
+                                                                          ("twith", '{"a":1}', T0 + 5)]
+    again = receive(store, now=T0 + 9)
+    assert [(m.receive_count, m.first_received_ms) for m in again] == [(2, T0 + 5), (2, T0 + 5)]
+    assert sq.parse_meta(store.redis.hget(keys.queue_meta("q"), ids[1])) == (T0, T0, 2, again[1].receipt)
+    assert sq.ack(store, "q", [(ids[1], again[1].receipt)]) == [sq.Acked.ACKED]
+    assert not store.redis.exists(keys.queue_attrs("q"))  # acknowledging drops the attributes too
+
+
+def test_meta_written_before_first_receive_times_were_kept_still_parses(store):
+    [message_id] = push(store, "j1")
+    store.redis.zrem(keys.queue_ready("q"), message_id)
+    store.redis.zadd(keys.queue_inflight("q"), {message_id: T0 - 1})
+    store.redis.hset(keys.queue_meta("q"), message_id, f"{T0} {T0} 1 oldtoken.0")  # the former layout
+    [message] = receive(store, now=T0)
+    assert (message.receive_count, message.first_received_ms) == (2, T0)
+    assert sq.ack(store, "q", [(message_id, "oldtoken.0")]) == [sq.Acked.STALE]
+
+
+def test_a_push_to_existing_queues_only_creates_nothing(store):
+    assert sq.push(store, "q", now_ms=T0, id_suffix="abc", defaults=DEFAULTS, messages=[("j1", None)],
+                   existing=True) is None
+    assert not store.redis.exists(keys.queue("q")) and sq.names(store) == []
+    configure(store)
+    assert len(sq.push(store, "q", now_ms=T0, id_suffix="abc", defaults=DEFAULTS, messages=[("j1", None)],
+                       existing=True)) == 1

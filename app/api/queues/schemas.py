@@ -6,7 +6,7 @@ from collections.abc import Callable
 from marshmallow import RAISE, Schema, fields, validate
 
 from app.api.openapi import MAXIMUM_SETTING
-from app.api.validators import JsonNumber, check_text
+from app.api.validators import JsonNumber, check_text, name_field
 from config.settings import MAX_DELAY_LIMIT_S
 
 MAX_BATCH = 100
@@ -75,6 +75,11 @@ class QueueConfigSchema(StrictSchema):
                              metadata={"description": "seconds a message is kept; default 345600 (4 days)"})
     delay = JsonNumber(validate=validate.Range(0, 900),
                          metadata={"description": "seconds before a new message becomes visible; default 0"})
+    dead_letter_queue = name_field(
+        allow_none=True,
+        metadata={"description": "another existing queue: a message received more than `max_receives` times "
+                                 "moves there as a new visible message (same id and body) instead of into this "
+                                 "queue's dead letters; needs `max_receives` of 1 or more; none by default"})
 
 
 def seconds() -> fields.Raw:
@@ -86,6 +91,7 @@ class QueueSchema(Schema):
     name = fields.String()
     visibility_timeout = seconds()
     max_receives = fields.Integer()
+    dead_letter_queue = fields.String(allow_none=True, metadata={"description": "where dead letters move, or null"})
     retention = seconds()
     delay = seconds()
     created_at = fields.String()

@@ -1,22 +1,34 @@
 -- Shared helpers of the queue_*.lua scripts (included with --#include, never run alone).
 -- KEYS: config (hash), ready (zset: id -> available ms), inflight (zset: id -> lock expiry ms),
---       dead (zset: id -> dead-lettered ms), bodies (hash), meta (hash), ages (zset)
--- meta[id] = "<available_ms> <enqueued_ms> <receive_count> <receipt>" (receipt may be empty);
+--       dead (zset: id -> dead-lettered ms), bodies (hash), meta (hash), ages (zset),
+--       attrs (hash: id -> message attributes as JSON text, only for messages sent with some)
+-- meta[id] = "<available_ms> <enqueued_ms> <receive_count> <receipt>[ <first_received_ms>]"
+-- (receipt may be empty; the first receive's time is there once it was received);
 -- available_ms is the message's place in the queue, kept when its lock expires or is released.
 local Q_CFG, Q_READY, Q_INFLIGHT, Q_DEAD = KEY.config, KEY.ready, KEY.inflight, KEY.dead
-local Q_BODIES, Q_META, Q_AGES = KEY.bodies, KEY.meta, KEY.ages
+local Q_BODIES, Q_META, Q_AGES, Q_ATTRS = KEY.bodies, KEY.meta, KEY.ages, KEY.attrs
 
+-- avail, enq, count, receipt, first (nil before the first receive).
 local function meta_parse(raw)
-  local avail, enq, count, receipt = string.match(raw, '^(%d+) (%d+) (%d+) ?(.*)$')
-  return tonumber(avail), tonumber(enq), tonumber(count), receipt
+  local avail, enq, count, receipt, first = string.match(raw, '^(%d+) (%d+) (%d+) ?(%S*) ?(%d*)$')
+  return tonumber(avail), tonumber(enq), tonumber(count), receipt, tonumber(first)
 end
 
-local function meta_text(avail, enq, count, receipt)
+local function meta_text(avail, enq, count, receipt, first)
+  if first then return string.format('%d %d %d %s %d', avail, enq, count, receipt, first) end
   return string.format('%d %d %d %s', avail, enq, count, receipt)
 end
 
 local function max_receives()
   return tonumber(redis.call('HGET', Q_CFG, 'max_receives')) or 0
+end
+
+-- Dead-letters a message already taken out of ready and inflight: into the queue's own dead
+-- letters. Scripts that include _queue_dead_letter.lua replace it with one that moves the message
+-- to the queue's dead_letter_queue when it names one.
+local function dead_letter(now, id, avail, enq, count, first)
+  redis.call('ZADD', Q_DEAD, now, id)
+  redis.call('HSET', Q_META, id, meta_text(avail, enq, count, '', first))
 end
 
 -- Every expired lock goes back to ready at its original place, or to the dead letters once it
@@ -32,10 +44,9 @@ local function reclaim(now, maxr)
   for _, id in ipairs(expired) do
     local raw = redis.call('HGET', Q_META, id)
     if raw then
-      local avail, enq, count = meta_parse(raw)
+      local avail, enq, count, _, first = meta_parse(raw)
       if maxr > 0 and count >= maxr then
-        redis.call('ZADD', Q_DEAD, now, id)
-        redis.call('HSET', Q_META, id, meta_text(avail, enq, count, ''))
+        dead_letter(now, id, avail, enq, count, first)
       else
         redis.call('ZADD', Q_READY, avail, id)
         returned = returned + 1
@@ -55,5 +66,6 @@ local function forget(ids)
     redis.call('ZREM', Q_AGES, unpack(chunk))
     redis.call('HDEL', Q_BODIES, unpack(chunk))
     redis.call('HDEL', Q_META, unpack(chunk))
+    redis.call('HDEL', Q_ATTRS, unpack(chunk))
   end
 end

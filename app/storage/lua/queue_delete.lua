@@ -5,7 +5,7 @@
 -- ARGV: name, channel (the queue's notify channel)
 -- Returns 1 if the queue existed, else 0.
 if redis.call('EXISTS', Q_CFG) == 0 then return 0 end
-redis.call('UNLINK', Q_CFG, Q_READY, Q_INFLIGHT, Q_DEAD, Q_BODIES, Q_META, Q_AGES)
+redis.call('UNLINK', Q_CFG, Q_READY, Q_INFLIGHT, Q_DEAD, Q_BODIES, Q_META, Q_AGES, Q_ATTRS)
 redis.call('SREM', KEY.registry, ARG.name)
 redis.call('PUBLISH', ARG.channel, 0)
 return 1

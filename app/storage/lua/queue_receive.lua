@@ -3,15 +3,20 @@
 -- never depends on the sweep; a visible message already received max_receives times (the
 -- limit was lowered) goes to the dead letters instead of being handed out.
 --#include _queue_common.lua
+--#include _queue_dead_letter.lua
 -- KEYS: (the queue's, see _queue_common.lua)
 -- ARGV: now_ms, max, visibility_timeout_ms ("" = the queue's), token (random, from the caller:
 --       message i of this call gets receipt "<token>.<i>")
 -- Returns {"missing"} when there is no such queue, else {"ok", next_ms, message, ...} with each
--- message one string "<id>\t<receipt>\t<receive_count>\t<enqueued_ms>\t<body>" (one reply
--- element per message parses much faster than five; ids and receipts never hold a tab);
+-- message one string "<id>\t<receipt>\t<receive_count>\t<enqueued_ms>\t<first_received_ms>\t
+-- <attributes JSON or "">\t<body>" (one reply element per message parses much faster than
+-- seven; ids, receipts and compact JSON never hold a tab);
 -- next_ms (only when nothing was received, else -1) is the earliest time a message may become
 -- visible (-1: none is waiting or locked).
+-- Or {"dead_letter_queue", name} when the caller passed another target (_queue_dead_letter.lua).
 if redis.call('EXISTS', Q_CFG) == 0 then return {'missing'} end
+local redirect = dead_letter_target_changed()
+if redirect then return redirect end
 local now, max, token = tonumber(ARG.now_ms), tonumber(ARG.max), ARG.token
 local cfg = redis.call('HMGET', Q_CFG, 'visibility_timeout_ms', 'max_receives')
 local vt = tonumber(cfg[1]) or 0
@@ -28,22 +33,23 @@ while taken < max do
   redis.call('ZREMRANGEBYRANK', Q_READY, 0, #ids - 1)  -- the lowest scores: exactly these ids
   local metas = redis.call('HMGET', Q_META, unpack(ids))
   local bodies = redis.call('HMGET', Q_BODIES, unpack(ids))
+  local attrs = redis.call('HMGET', Q_ATTRS, unpack(ids))
   local locks, new_metas = {}, {}
   for i, id in ipairs(ids) do
     if metas[i] then
-      local avail, enq, count = meta_parse(metas[i])
+      local avail, enq, count, _, first = meta_parse(metas[i])
       if maxr > 0 and count >= maxr then
-        redis.call('ZADD', Q_DEAD, now, id)
-        redis.call('HSET', Q_META, id, meta_text(avail, enq, count, ''))
+        dead_letter(now, id, avail, enq, count, first)
       else
         local receipt = token .. '.' .. taken
         taken = taken + 1
         count = count + 1
+        first = first or now
         locks[#locks + 1] = lock
         locks[#locks + 1] = id
         new_metas[#new_metas + 1] = id
-        new_metas[#new_metas + 1] = meta_text(avail, enq, count, receipt)
-        out[#out + 1] = table.concat({id, receipt, count, enq, bodies[i] or ''}, '\t')
+        new_metas[#new_metas + 1] = meta_text(avail, enq, count, receipt, first)
+        out[#out + 1] = table.concat({id, receipt, count, enq, first, attrs[i] or '', bodies[i] or ''}, '\t')
       end
     end
   end

@@ -17,6 +17,6 @@ if lead > 0 then
 end
 local id = push_messages(tonumber(ARG.now_ms), ARG.queue, KEY.registry, ARG.channel, ARG.id_suffix,
                          {visibility_timeout_ms = ARG.visibility_timeout_ms, max_receives = ARG.max_receives,
-                          retention_ms = ARG.retention_ms, delay_ms = ARG.delay_ms}, {delay, ARG.body})
+                          retention_ms = ARG.retention_ms, delay_ms = ARG.delay_ms}, {delay, ARG.body, ''})
 record_run(id)
 return {'pushed', id}
