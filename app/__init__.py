@@ -88,7 +88,7 @@ def _register_response_rules(app: Flask) -> None:
 def _register_auth(app: Flask, settings: Settings) -> None:
     from app.auth import init_auth
 
-    init_auth(app, settings.api_tokens)
+    init_auth(app)
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -101,6 +101,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.api.queues.routes import blp as queues_blp
     from app.api.requests.routes import blp as requests_blp
     from app.api.schedules.routes import blp as schedules_blp
+    from app.api.tokens.routes import blp as tokens_blp
     from app.api.workers.routes import blp as workers_blp
     from app.compat.forwarder import blp as compat_forwarder_blp
     from app.compat.htq import blp as compat_htq_blp
@@ -119,6 +120,7 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(workers_blp)
     api.register_blueprint(gates_blp)
     api.register_blueprint(clock_blp)
+    api.register_blueprint(tokens_blp)
     app.register_blueprint(compat_timers_blp)
     app.register_blueprint(compat_htq_blp)
     app.register_blueprint(compat_wq_blp)

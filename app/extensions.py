@@ -16,6 +16,7 @@ from app.core.publish import Publisher
 from app.core.queues import QueueService
 from app.core.requests import RequestService
 from app.core.schedules import ScheduleService
+from app.core.tokens import TokenService
 from app.core.virtual_clock import VirtualClock, use_clock
 from app.core.workers import Workers
 from app.storage.client import Store
@@ -39,6 +40,7 @@ class Services:
     gates: GateStatus
     clock: VirtualClock
     schedules: ScheduleService
+    tokens: TokenService
 
 
 def init_services(app: Flask, settings: Settings, publisher: Publisher | None = None,
@@ -61,6 +63,7 @@ def init_services(app: Flask, settings: Settings, publisher: Publisher | None = 
         workers=Workers(store, clock_ms or clock.real_ms),
         gates=GateStatus(store, timetable_ms),
         schedules=schedules,
+        tokens=TokenService(store, settings.api_tokens, clock_ms=timetable_ms),
         clock=VirtualClock(store, publisher, settings, queues, schedules))
 
 
