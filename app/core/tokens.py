@@ -142,6 +142,12 @@ class TokenService:
             raise NotFound(f"No token {token_id}")
         return _from_record(record)
 
+    def with_digest(self, token_id: str) -> tuple[Token, str] | None:
+        """The token and the digest stored for it (what keys its dashboard sessions), or None
+        once revoked: one HGET."""
+        record = token_storage.by_id(self._store, token_id) if is_valid_id(token_id) else None
+        return (_from_record(record), json.loads(record)["digest"]) if record is not None else None
+
     def revoke(self, token_id: str) -> None:
         if not is_valid_id(token_id) or not token_storage.revoke(self._store, token_id):
             raise NotFound(f"No token {token_id}")
