@@ -173,3 +173,52 @@ def test_without_api_tokens_every_route_stays_open(redis_url, sender):
     client = create_app(make_settings(redis_url), publisher=Publisher(sender)).test_client()
     assert client.get("/v1/queues").status_code == 200
     assert client.get("/v1/queues", headers=bearer("htq_whatever")).status_code == 200
+
+
+# -- allowed hosts at creation ------------------------------------------------------------------
+
+def test_a_token_with_allowed_hosts_creates_requests_only_to_them(client):
+    secret = make_token(client, ["publish"], ["*.example.com", "203.0.113.0/24"])["token"]
+    ok = client.post("/v1/requests", json={"url": "https://api.example.com/x", "delay": 3600}, headers=bearer(secret))
+    assert ok.status_code == 201, ok.get_json()
+    assert client.post("/v1/requests", json={"url": "http://203.0.113.7/x", "delay": 3600},
+                       headers=bearer(secret)).status_code == 201
+    refused = client.post("/v1/requests", json={"url": "https://evil.test/x"}, headers=bearer(secret))
+    assert_error(refused, 422)
+    assert "evil.test" in refused.get_json()["message"] and "url" in refused.get_json()["errors"]
+    callback = client.post("/v1/requests", json={"url": "https://api.example.com/x", "delay": 3600,
+                                                 "callback_url": "https://example.com/done"}, headers=bearer(secret))
+    assert_error(callback, 422)
+    assert set(callback.get_json()["errors"]) == {"callback_url"}  # *.example.com is not example.com
+    batch = client.post("/v1/requests/batch", json={"requests": [{"url": "https://a.example.com/1"},
+                                                                 {"url": "http://198.51.100.1/2"}]},
+                        headers=bearer(secret))
+    assert_error(batch, 422)
+    assert set(batch.get_json()["errors"]) == {"requests.1.url"}
+    listed = client.get("/v1/requests", headers=ADMIN_AUTH).get_json()["items"]
+    assert sorted(item["url"] for item in listed) == ["http://203.0.113.7/x", "https://api.example.com/x"]
+    # the same URLs, with a token without allowed hosts: any host
+    other = make_token(client, ["publish"])["token"]
+    assert client.post("/v1/requests", json={"url": "https://evil.test/x", "delay": 3600},
+                       headers=bearer(other)).status_code == 201
+
+
+def test_allowed_hosts_bind_schedules_batch_endpoints_and_the_compat_profiles(client):
+    secret = make_token(client, ["admin"], ["hooks.example.com"])["token"]
+    schedule = {"every": 60, "target": {"request": {"url": "https://evil.test/x"}}}
+    refused = client.put("/v1/schedules/s1", json=schedule, headers=bearer(secret))
+    assert_error(refused, 422)
+    assert "target.request.url" in refused.get_json()["errors"]
+    schedule["target"]["request"]["url"] = "https://hooks.example.com/x"
+    assert client.put("/v1/schedules/s1", json=schedule, headers=bearer(secret)).status_code == 201
+    assert_error(client.put("/v1/batches/b1", json={"endpoint": "https://evil.test/in"}, headers=bearer(secret)), 422)
+    assert client.put("/v1/batches/b1", json={"endpoint": "https://hooks.example.com/in"},
+                      headers=bearer(secret)).status_code == 201
+    timers = client.post("/compat/timers/timers", json={"seconds": 60, "url": "https://evil.test/t"},
+                         headers=bearer(secret))
+    assert timers.status_code == 422 and "evil.test" in timers.get_json()["error"]["details"]
+    assert client.post("/compat/timers/timers", json={"seconds": 60, "url": "https://hooks.example.com/t"},
+                       headers=bearer(secret)).status_code == 201
+    assert_error(client.post("/compat/htq/", json={"url": "https://evil.test/h"}, headers=bearer(secret)), 422)
+    assert client.post("/compat/htq/", json={"url": "https://hooks.example.com/h"},
+                       headers=bearer(secret)).status_code == 303
