@@ -12,17 +12,20 @@ from app.core.egress import refused_urls
 from app.core.errors import Invalid
 
 
-def check_targets(urls: dict[str, str | None]) -> None:
-    """Raise Invalid (422) naming each field whose URL's host the token does not admit."""
+def check_targets(urls: dict[str, str | None], at: tuple[str, ...] = ()) -> None:
+    """Raise Invalid (422) naming each field whose URL's host the token does not admit, nested
+    under `at` as the schema nests its errors (("requests", "1") for the second of a batch)."""
     token = g.get("token")
     if token is None or not token.allowed_hosts:
         return
-    refused = refused_urls(token.allowed_hosts, urls)
+    refused: dict = refused_urls(token.allowed_hosts, urls)
     if refused:
         first = next(iter(refused.values()))[0]
+        for key in reversed(at):
+            refused = {key: refused}
         raise Invalid(first.rstrip("."), refused)
 
 
-def request_targets(fields: dict, prefix: str = "") -> dict[str, str | None]:
+def request_targets(fields: dict) -> dict[str, str | None]:
     """The target URLs of a /v1/requests body: `url` and `callback_url`."""
-    return {f"{prefix}url": fields.get("url"), f"{prefix}callback_url": fields.get("callback_url")}
+    return {"url": fields.get("url"), "callback_url": fields.get("callback_url")}

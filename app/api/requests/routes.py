@@ -76,7 +76,7 @@ class Requests(MethodView):
 def create_batch(body):
     """Queue up to 100 requests at once: all are validated first; none is created if one is invalid."""
     for index, fields in enumerate(body["requests"]):
-        check_targets(request_targets(fields, f"requests.{index}."))
+        check_targets(request_targets(fields), at=("requests", str(index)))
     return jsonify({"items": services().requests.create_many(body["requests"])}), 201
 
 

@@ -45,7 +45,7 @@ class ScheduleItem(MethodView):
         the gap; a local time that occurs twice runs once, the first time. Ticks missed while htq
         was down collapse into one run of the latest of them. Runs so far are kept on replace."""
         if "request" in fields["target"]:
-            check_targets(request_targets(fields["target"]["request"], "target.request."))
+            check_targets(request_targets(fields["target"]["request"]), at=("target", "request"))
         resource, created = services().schedules.put(name, fields)
         return resource, 201 if created else 200
 
