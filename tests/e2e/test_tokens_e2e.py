@@ -1,5 +1,5 @@
 """Scoped tokens across real web processes: a token made on one gunicorn works on another at
-once, and once revoked on one it is refused by the other within a second, though that one had
+once, and once revoked on one it is refused by every process within a second, though each had
 just served it (and so remembered it)."""
 from __future__ import annotations
 
@@ -33,8 +33,11 @@ def test_a_revoked_token_is_refused_by_every_web_process_within_a_second(service
     revoked = call(first, "DELETE", f"/v1/tokens/{token_id}", ADMIN)
     revoked_at = time.monotonic()
     assert revoked.status_code == 204
-    while call(second, "GET", "/v1/queues", secret).status_code == 200:
-        assert time.monotonic() - revoked_at < 1.0, "the other web process still takes the revoked token"
+    # Each process has two gunicorn workers, each with its own memory: a second after the
+    # revocation, none of the four takes the token any more.
+    while time.monotonic() - revoked_at < 1.0:
+        for base in (first, second):
+            assert call(base, "GET", "/v1/queues", secret).status_code in (200, 401)
     for base in (first, second):
-        for _ in range(4):
+        for _ in range(8):
             assert call(base, "GET", "/v1/queues", secret).status_code == 401
