@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
     _register_extensions(app, settings, publisher, clock_ms)
     _register_errors(app)
     _register_response_rules(app)
-    _register_auth(app, settings)
+    _register_auth(app)
     _register_blueprints(app)
     _register_env_batch(app)
     _check_redis_policy(app)
@@ -85,7 +85,7 @@ def _register_response_rules(app: Flask) -> None:
     register_response_rules(app)
 
 
-def _register_auth(app: Flask, settings: Settings) -> None:
+def _register_auth(app: Flask) -> None:
     from app.auth import init_auth
 
     init_auth(app)
