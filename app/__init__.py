@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
     _register_extensions(app, settings, publisher, clock_ms)
     _register_errors(app)
     _register_response_rules(app)
-    _register_auth(app, settings)
+    _register_auth(app)
     _register_blueprints(app)
     _register_env_batch(app)
     _check_redis_policy(app)
@@ -85,10 +85,10 @@ def _register_response_rules(app: Flask) -> None:
     register_response_rules(app)
 
 
-def _register_auth(app: Flask, settings: Settings) -> None:
+def _register_auth(app: Flask) -> None:
     from app.auth import init_auth
 
-    init_auth(app, settings.api_tokens)
+    init_auth(app)
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -102,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.api.requests.routes import blp as requests_blp
     from app.api.schedules.routes import blp as schedules_blp
     from app.api.sqs.routes import blp as sqs_blp
+    from app.api.tokens.routes import blp as tokens_blp
     from app.api.workers.routes import blp as workers_blp
     from app.compat.forwarder import blp as compat_forwarder_blp
     from app.compat.htq import blp as compat_htq_blp
@@ -120,6 +121,7 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(workers_blp)
     api.register_blueprint(gates_blp)
     api.register_blueprint(clock_blp)
+    api.register_blueprint(tokens_blp)
     app.register_blueprint(compat_timers_blp)
     app.register_blueprint(compat_htq_blp)
     app.register_blueprint(compat_wq_blp)

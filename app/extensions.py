@@ -17,6 +17,7 @@ from app.core.queues import QueueService
 from app.core.requests import RequestService
 from app.core.schedules import ScheduleService
 from app.core.sqs.service import SqsService
+from app.core.tokens import TokenService
 from app.core.virtual_clock import VirtualClock, use_clock
 from app.core.workers import Workers
 from app.storage.client import Store
@@ -41,6 +42,7 @@ class Services:
     clock: VirtualClock
     schedules: ScheduleService
     sqs: SqsService
+    tokens: TokenService
 
 
 def init_services(app: Flask, settings: Settings, publisher: Publisher | None = None,
@@ -63,6 +65,7 @@ def init_services(app: Flask, settings: Settings, publisher: Publisher | None = 
         workers=Workers(store, clock_ms or clock.real_ms),
         gates=GateStatus(store, timetable_ms),
         schedules=schedules,
+        tokens=TokenService(store, settings.api_tokens, clock_ms=timetable_ms),
         clock=VirtualClock(store, publisher, settings, queues, schedules),
         sqs=SqsService(queues))
 

@@ -12,6 +12,7 @@ from flask import Blueprint, jsonify, request, url_for
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from app.api.common import abort_malformed
+from app.api.egress import check_targets
 from app.api.requests.schemas import METHODS
 from app.api.validators import HeaderMap, TargetUrl
 from app.compat import is_public_id, new_public_id
@@ -70,7 +71,9 @@ def send():
     except ValueError as exc:
         abort_malformed(exc)
     public_id = new_public_id()
-    services().requests.create(native_fields(payload), alias=(NAMESPACE, public_id))
+    fields = native_fields(payload)
+    check_targets({"url": fields["url"]})
+    services().requests.create(fields, alias=(NAMESPACE, public_id))
     return "", 303, {"Location": links(public_id)["self"]}
 
 

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from app.api.egress import check_targets
 from app.api.validators import check_target_url
 from app.compat import answer_redis_outage, is_public_id, new_public_id
 from app.core import clock, jsontext
@@ -74,6 +75,7 @@ def set_timer():
     """Schedule a webhook: `{"hours", "minutes", "seconds", "url"}` (integers, missing = 0) → 201
     `{"id"}`; `POST <url path>/<id>` follows once the total delay has passed."""
     url, delay_s = timer_fields(request.get_data())
+    check_targets({"url": url})
     timer_id = new_public_id()
     services().requests.create({"url": webhook_url(url, timer_id), "method": "POST", "headers": {},
                                 "delay": delay_s}, alias=(NAMESPACE, timer_id))

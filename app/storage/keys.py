@@ -156,6 +156,12 @@ lua/_stats.lua). A histogram hash has one field per bucket, named by its upper b
   A batch's POSTs are counted in its own hash (P:batch:{B} ``posts_succeeded``, ``posts_retry``,
   ``posts_failed``), so they go with it.
 
+API tokens made through /v1/tokens (storage/tokens.py; ``T`` a token id, ``D`` the hex
+HMAC-SHA256 digest of its secret, core/tokens.py; the secret is never stored)
+  P:tokens                 hash    T -> JSON ``{id, name, scopes, allowed_hosts, created_ms, digest}``
+  P:tokens:digests         hash    D -> the same JSON: what a request's bearer token is looked up
+                                   by (one HGET); written and deleted with P:tokens by one script
+
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
 hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
 channel P:notify:queue:{Q} hears when messages may have become visible.
@@ -222,6 +228,14 @@ def request_alias(namespace: str, alias: str) -> str:
 
 def request_aliases(namespace: str) -> str:
     return f"{PREFIX}:compat:{namespace}:requests"
+
+
+def tokens() -> str:
+    return f"{PREFIX}:tokens"
+
+
+def token_digests() -> str:
+    return f"{PREFIX}:tokens:digests"
 
 
 def notify_channel(topic: str, name: str) -> str:

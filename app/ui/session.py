@@ -7,6 +7,10 @@ passed. The token itself never goes into the cookie, so a cookie read off a brow
 dashboard for a few hours but not the API, and removing a token from HTQ_API_TOKENS ends its
 sessions. No state is kept on the server: every web process checks any session.
 
+A token made through /v1/tokens logs in too; its cookie is `<expiry>.<token id>.<HMAC keyed
+with the digest htq stores of the token>` (the token's secret is not kept, its digest is), so
+revoking the token ends its sessions, and each page checks the token's scopes (app/scopes.py).
+
 Cross-site posts: every form carries the value of the `htq_ui_csrf` cookie (random, set on the
 first page) in a hidden field, and a POST whose field does not equal the cookie is refused (403):
 the "double submit" pattern. It needs no secret shared between web processes (htq has none),
@@ -22,9 +26,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import Request, Response
+
+T = TypeVar("T")
 
 SESSION_COOKIE = "htq_ui_session"
 CSRF_COOKIE = "htq_ui_csrf"
@@ -45,6 +53,25 @@ def valid_session(value: str | None, tokens: tuple[str, ...], now_s: float) -> b
     if not expires.isdigit() or int(expires) <= now_s:
         return False
     return any(hmac.compare_digest(session_value(token, int(expires)), value) for token in tokens)
+
+
+def scoped_session_value(token_digest: str, token_id: str, expires_s: int) -> str:
+    message = _SESSION_CONTEXT + f"{expires_s}.{token_id}".encode()
+    mac = hmac.new(token_digest.encode(), message, hashlib.sha256).hexdigest()
+    return f"{expires_s}.{token_id}.{mac}"
+
+
+def scoped_session_token(value: str | None, lookup: Callable[[str], tuple[T, str] | None], now_s: float) -> T | None:
+    """The scoped token that made this session cookie, if the cookie has not expired and the
+    token still exists: `lookup(id)` gives the token and its stored digest, None once revoked."""
+    expires, token_id, _mac = ((value or "").split(".", 2) + ["", ""])[:3]
+    if not expires.isdigit() or int(expires) <= now_s or not token_id:
+        return None
+    found = lookup(token_id)
+    if found is None:
+        return None
+    token, token_digest = found
+    return token if hmac.compare_digest(scoped_session_value(token_digest, token_id, int(expires)), value) else None
 
 
 def known_token(given: str, tokens: tuple[str, ...]) -> str | None:

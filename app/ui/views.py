@@ -10,9 +10,12 @@ import redis
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from app import scopes
 from app.core import clock, overview
 from app.core.errors import HTQError
 from app.core.model import FINAL_STATUSES, REQUEST_STATUSES
+from app.core.tokens import ENV_TOKEN, Token
+from app.core.tokens import digest as token_digest
 from app.errors import OUT_OF_MEMORY_MESSAGE, REDIS_RETRY_AFTER_S, STATUS_BY_ERROR
 from app.extensions import services
 from app.storage.client import OUT_OF_MEMORY, UNAVAILABLE
@@ -62,14 +65,25 @@ def _check_session_and_form():
     if request.method == "POST" and not session.csrf_ok(request):
         abort(403, description="This form came without its security value, or from another site. "
                                "Reload the page and try again.")
-    if tokens and request.endpoint not in OPEN_ENDPOINTS and not _logged_in(tokens):
+    if not tokens or request.endpoint in OPEN_ENDPOINTS:
+        return None
+    token = _logged_in(tokens)
+    if token is None:
         back_to = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("ui.login", next=back_to), 303)
+    needed = scopes.scope_for(request.endpoint, request.method) if request.endpoint else None
+    if needed and not token.allows(needed):
+        abort(403, description=f"The token you logged in with lacks the '{needed}' scope this needs.")
+    g.token = token
     return None
 
 
-def _logged_in(tokens: tuple[str, ...]) -> bool:
-    return session.valid_session(request.cookies.get(session.SESSION_COOKIE), tokens, time.time())
+def _logged_in(tokens: tuple[str, ...]) -> Token | None:
+    """The token of this browser's session: one of HTQ_API_TOKENS, or a scoped token (looked up)."""
+    value = request.cookies.get(session.SESSION_COOKIE)
+    if session.valid_session(value, tokens, time.time()):
+        return ENV_TOKEN
+    return session.scoped_session_token(value, services().tokens.with_digest, time.time())
 
 
 @blp.after_request
@@ -140,13 +154,18 @@ def login():
         return redirect(next_path, 303)
     if request.method == "GET":
         return render_template("ui/login.html", next_path=next_path, failed=False)
-    token = session.known_token(request.form.get("token", "").strip(), tokens)
-    if token is None:
-        return render_template("ui/login.html", next_path=next_path, failed=True), 401
-    response = redirect(next_path, 303)
+    given = request.form.get("token", "").strip()
+    env_token = session.known_token(given, tokens)
     expires_s = int(time.time()) + session.SESSION_S
-    session.set_cookie(response, request, session.SESSION_COOKIE, session.session_value(token, expires_s),
-                       max_age_s=session.SESSION_S)
+    if env_token is not None:
+        value = session.session_value(env_token, expires_s)
+    else:
+        scoped = services().tokens.authenticate(given) if given else None
+        if scoped is None or scoped.id is None:
+            return render_template("ui/login.html", next_path=next_path, failed=True), 401
+        value = session.scoped_session_value(token_digest(given), scoped.id, expires_s)
+    response = redirect(next_path, 303)
+    session.set_cookie(response, request, session.SESSION_COOKIE, value, max_age_s=session.SESSION_S)
     return response
 
 

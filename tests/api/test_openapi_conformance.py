@@ -18,9 +18,10 @@ EXAMPLES_PER_OPERATION = 10
 # eta at most HTQ_MAX_DELAY from now (a bound relative to the time of the request), and an
 # Idempotency-Key sent again with another body; a schedule's cron expression and IANA zone, its
 # `cron` exclusive with `every`, and the batch its target names being configured; a queue's
-# `dead_letter_queue` existing, not being the queue, leading no cycle, with `max_receives` ≥ 1.
+# `dead_letter_queue` existing, not being the queue, leading no cycle, with `max_receives` ≥ 1; a
+# token's allowed host being a host name, *.suffix, IP address or CIDR network.
 CANNOT_STATE_EVERY_RULE = ["POST /v1/requests", "POST /v1/requests/batch", "PUT /v1/batches/{name}",
-                           "PUT /v1/schedules/{name}", "PUT /v1/queues/{name}"]
+                           "PUT /v1/schedules/{name}", "PUT /v1/queues/{name}", "POST /v1/tokens"]
 
 CONFIG = schemathesis.Config.from_dict({
     "seed": 20261203,

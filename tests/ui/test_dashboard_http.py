@@ -284,3 +284,20 @@ def test_over_https_the_cookies_are_secure(locked_url):
     answer = requests.post(locked_url + "/ui/login", data={"csrf": csrf, "token": TOKEN},
                            headers={**https, "Cookie": f"htq_ui_csrf={csrf}"}, allow_redirects=False, timeout=10)
     assert answer.status_code == 303 and "Secure" in answer.headers["Set-Cookie"]
+
+
+def test_a_read_token_shows_the_pages_but_not_their_actions_and_its_revocation_ends_the_session(locked_url, target):
+    made = api(locked_url, "POST", "/v1/tokens", token=TOKEN, json={"name": "viewer", "scopes": ["read"]}).json()
+    response = api(locked_url, "POST", "/v1/requests", token=TOKEN, json={"url": target.url + "/x", "delay": 3600})
+    request_id = response.json()["id"]
+    visitor = Visitor(locked_url)
+    visitor.submit(visitor.open("/ui/login").form("Log in"), token=made["token"])
+    assert made["token"] not in visitor.session.cookies["htq_ui_session"]
+    form = visitor.open(f"/ui/requests/{request_id}").form("Cancel")
+    refused = visitor.session.post(form.action, data=form.fields, timeout=10)
+    assert refused.status_code == 403 and "lacks the" in refused.text and "admin" in refused.text
+    assert api(locked_url, "GET", f"/v1/requests/{request_id}/status", token=TOKEN).json()["status"] == "scheduled"
+
+    assert api(locked_url, "DELETE", f"/v1/tokens/{made['id']}", token=TOKEN).status_code == 204
+    answer = visitor.session.get(locked_url + "/ui", allow_redirects=False, timeout=10)
+    assert answer.status_code == 303 and answer.headers["Location"].startswith("/ui/login")

@@ -56,3 +56,15 @@ def test_cookies_are_strict_http_only_and_secure_over_https():
             parts = {part.strip() for part in response.headers["Set-Cookie"].split(";")}
             assert {"HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=60"} <= parts
             assert ("Secure" in parts) is secure
+
+
+def test_a_scoped_session_needs_its_token_to_exist_and_its_stored_digest_to_match():
+    stored = {"01JEAKQ7M3F4W2Z8V6T5R9N1PB": ("the token", "digest-1")}
+    value = session.scoped_session_value("digest-1", "01JEAKQ7M3F4W2Z8V6T5R9N1PB", 2000)
+    assert session.scoped_session_token(value, stored.get, now_s=1999) == "the token"
+    assert session.scoped_session_token(value, stored.get, now_s=2000) is None  # expired
+    flipped = value[:-1] + ("1" if value.endswith("0") else "0")
+    for forged in (session.scoped_session_value("digest-2", "01JEAKQ7M3F4W2Z8V6T5R9N1PB", 2000),
+                   value.replace("2000.", "3000.", 1), flipped, "2000..", ""):
+        assert session.scoped_session_token(forged, stored.get, now_s=1000) is None, forged
+    assert session.scoped_session_token(value, {}.get, now_s=1000) is None  # revoked

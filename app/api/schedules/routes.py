@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from app.api.common import Blueprint, require_json_body
+from app.api.egress import check_targets, request_targets
 from app.api.schedules.schemas import (
     EXAMPLE,
     RESOURCE_EXAMPLE,
@@ -43,6 +44,8 @@ class ScheduleItem(MethodView):
         Each tick runs exactly once. A local time inside a DST gap runs at the first instant after
         the gap; a local time that occurs twice runs once, the first time. Ticks missed while htq
         was down collapse into one run of the latest of them. Runs so far are kept on replace."""
+        if "request" in fields["target"]:
+            check_targets(request_targets(fields["target"]["request"]), at=("target", "request"))
         resource, created = services().schedules.put(name, fields)
         return resource, 201 if created else 200
 
