@@ -22,6 +22,15 @@ local function load_meta(id)
   return cjson.decode(raw)
 end
 
+-- An attempt's outcome came back: the worker settling it (ARG.worker) no longer holds the batch.
+-- For the scripts that settle an attempt (their KEYS name `held_batches`, their ARGV `worker`).
+local function drop_hold(meta, name, id)
+  if meta.holder == ARG.worker then
+    meta.holder = nil
+    redis.call('SREM', KEY.held_batches, name .. '\t' .. id)
+  end
+end
+
 local function save_meta(id, meta)
   redis.call('HSET', B_META, id, cjson.encode(meta))
 end

@@ -17,10 +17,7 @@ local name, id, attempt, now = ARG.name, ARG.id, tonumber(ARG.attempt), tonumber
 local verdict, status, err, grace = ARG.verdict, ARG.status_code, ARG.error, tonumber(ARG.grace_ms)
 local meta = load_meta(id)
 if not meta then return {'gone'} end
-if meta.holder == ARG.worker then
-  meta.holder = nil
-  redis.call('SREM', KEY.held_batches, name .. '\t' .. id)
-end
+drop_hold(meta, name, id)
 redis.call('HSET', B_CFG, 'last_sent_ms', now, 'last_status_code', status, 'last_error', err)
 if verdict == 'succeeded' then
   local released = release_next(meta, now, grace)

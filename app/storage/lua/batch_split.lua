@@ -21,10 +21,7 @@ local name, id, attempt, now, grace = ARG.name, ARG.id, tonumber(ARG.attempt), t
 local at, first_records = tonumber(ARG.at), tonumber(ARG.first_records)
 local meta = load_meta(id)
 if not meta then return {'gone'} end
-if meta.holder == ARG.worker then
-  meta.holder = nil
-  redis.call('SREM', KEY.held_batches, name .. '\t' .. id)
-end
+drop_hold(meta, name, id)
 redis.call('HSET', B_CFG, 'last_sent_ms', now, 'last_status_code', 413, 'last_error', 'HTTP 413')
 if meta.state ~= 'sending' or meta.attempts ~= attempt then return {'stale', meta.state} end
 local body = redis.call('HGET', B_BODIES, id)
