@@ -38,6 +38,7 @@ from config import Settings  # noqa: E402
 
 CHUNK = 100  # items per call, as the batch routes take them
 DAY_S = 86400
+WORKER = "bench@memory"  # the node name attempts are started under (a worker holds what it starts)
 RESPONSE = Outcome(SUCCEEDED, status_code=200, reason="OK", body=b'{"ok": true}', elapsed_ms=35,
                    headers={"Content-Type": "application/json", "Content-Length": "12",
                             "Date": "Thu, 03 Dec 2026 10:00:00 GMT"})
@@ -109,8 +110,8 @@ class Bench:
         def run() -> None:
             for n in self.chunks():
                 created = service.create_many([fields] * n)
-                started = attempts.start([(r["id"], 1, 0) for r in created])
-                attempts.finish([(attempt, RESPONSE) for attempt in started])
+                started = attempts.start([(r["id"], 1, 0) for r in created], worker=WORKER)
+                attempts.finish([(attempt, RESPONSE) for attempt in started], worker=WORKER)
 
         self.measure(f"finished request ({len(RESPONSE.body)}-byte response)", None, run)
 
