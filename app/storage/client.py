@@ -222,12 +222,20 @@ class Store:
         key_values, arg_values = script.inputs(keys, args)
         if not durable or not self.min_replicas or pipeline is not None:
             return loaded(keys=key_values, args=arg_values, client=pipeline)
-        pipe = self.redis.pipeline(transaction=False)
-        loaded(keys=key_values, args=arg_values, client=pipe)
-        pipe.execute_command("WAIT", self.min_replicas, self.wait_timeout_ms)
-        reply, acked = pipe.execute()
-        self._check_replicas(acked)
-        return reply
+        # EVALSHA and WAIT in one round trip. (Through a pipeline, redis-py's Script would first
+        # ask SCRIPT EXISTS, one more round trip per write.)
+        for _ in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.evalsha(loaded.sha, len(key_values), *key_values, *arg_values)
+            pipe.execute_command("WAIT", self.min_replicas, self.wait_timeout_ms)
+            try:
+                reply, acked = pipe.execute()
+            except redis.exceptions.NoScriptError:  # a new master (failover) or a restarted one
+                self.redis.script_load(script.source)
+                continue
+            self._check_replicas(acked)
+            return reply
+        raise redis.exceptions.NoScriptError(f"script {loaded.sha} keeps being unknown")
 
     def execute_durable(self, pipeline: Pipeline) -> list:
         """pipeline.execute() for writes that accept work: with min_replicas, a WAIT goes last

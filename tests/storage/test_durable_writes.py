@@ -66,6 +66,11 @@ def test_with_a_replica_writes_return_once_it_holds_them(replicated):
     pushed = client.post("/v1/queues/q/messages", json={"n": 1})
     assert pushed.status_code == 201
     assert client.post("/v1/requests", json=REQUEST, headers={"Idempotency-Key": "k2"}).status_code == 200
+    # A master that lost its scripts (a restart, a replica promoted) gets them again.
+    on_master = redis.Redis.from_url(master.url)
+    on_master.script_flush()
+    on_master.close()
+    assert client.post("/v1/queues/q/messages", json={"n": 2}).status_code == 201
     # WAIT returned: the replica holds both already, no waiting for it here.
     on_replica = redis.Redis.from_url(replica.url, decode_responses=True)
     try:
