@@ -63,10 +63,32 @@ class SentinelDeployment:
         for port in self.sentinel_ports:
             client = self.sentinel(port)
             try:
-                wait_until(lambda c=client: len(c.sentinel_slaves(MASTER_NAME)) == len(self.replicas)
-                           and len(c.sentinel_sentinels(MASTER_NAME)) == len(self.sentinel_ports) - 1, 20, 0.05)
+                wait_until(lambda c=client: self._knows_all(c), 20, 0.05)
             finally:
                 client.close()
+
+    def _knows_all(self, client: redis.Redis) -> bool:
+        replicas = client.sentinel_slaves(MASTER_NAME)
+        return (len(replicas) == len(self.replicas) and len(client.sentinel_sentinels(MASTER_NAME)) ==
+                len(self.sentinel_ports) - 1 and all(r.get("master-link-status") == "ok" for r in replicas))
+
+    def failover(self) -> None:
+        """SENTINEL FAILOVER: a replica is promoted and the master, still up, demoted to replica.
+        Asked again while the Sentinel has no replica it would promote yet (NOGOODSLAVE)."""
+        client = self.sentinel()
+
+        def asked() -> bool:
+            try:
+                return client.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+            except redis.ResponseError as exc:
+                if "NOGOODSLAVE" not in str(exc):
+                    raise
+                return False
+
+        try:
+            wait_until(asked, 20, 0.1)
+        finally:
+            client.close()
 
     def sentinel(self, port: int | None = None) -> redis.Redis:
         return redis.Redis(port=port or self.sentinel_ports[0], decode_responses=True, socket_timeout=5)
