@@ -18,7 +18,7 @@ from app.embedded import RedisServer, die_with_parent
 from app.processes import celery_argv, web_argv
 from app.readiness import NotReady, wait_ready
 from app.storage.client import Store
-from config.settings import ConfigError, load_settings
+from config.settings import ConfigError, Settings, load_settings
 
 STOP_TIMEOUT_S = 40  # above gunicorn's graceful_timeout
 READY_TIMEOUT_S = 60  # web, worker and beat up (a first start on a slow machine takes ~5 s)
@@ -81,7 +81,7 @@ def run(host: str, port: int | None, concurrency: int | None, virtual_clock: boo
     ready = False
     data_dir = Path(settings.data_dir).resolve()
     try:
-        if not env.get("REDIS_URL"):
+        if not env.get("REDIS_URL") and not settings.redis_sentinels:
             redis_server = RedisServer(data_dir, detached=True)
             redis_server.start()
             env["REDIS_URL"] = redis_server.url
@@ -93,7 +93,7 @@ def run(host: str, port: int | None, concurrency: int | None, virtual_clock: boo
             celery_argv("worker", "-l", "INFO", "-c", env.get("HTQ_CONCURRENCY", "10")), env)
         children["beat"] = _start_child(celery_argv("beat", "-l", "INFO"), env)
         base = f"http://{host}:{port}"
-        ready = _wait_ready(base, env["REDIS_URL"], children, started_ms, received)
+        ready = _wait_ready(base, load_settings(env), children, started_ms, received)
         if ready:
             click.echo(f"htq listening on {base} (API docs at /docs). Ctrl-C stops.\n"
                        f"  REDIS_URL={env['REDIS_URL']} (celery -A workers inspect|control|events|flower "
@@ -113,7 +113,7 @@ def run(host: str, port: int | None, concurrency: int | None, virtual_clock: boo
     sys.exit(1 if (failed or not ready) and not received else 0)
 
 
-def _wait_ready(base: str, redis_url: str, children: dict[str, subprocess.Popen], since_ms: int,
+def _wait_ready(base: str, settings: Settings, children: dict[str, subprocess.Popen], since_ms: int,
                 received: list[int]) -> bool:
     """Until web, worker and beat are up (app/readiness.py); False, with why on stderr, if one
     exits, a signal comes or READY_TIMEOUT_S passes."""
@@ -123,7 +123,7 @@ def _wait_ready(base: str, redis_url: str, children: dict[str, subprocess.Popen]
         exited = [name for name, child in children.items() if child.poll() is not None]
         return f"{', '.join(exited)} exited while starting" if exited else None
 
-    store = Store.from_url(redis_url)
+    store = Store.from_settings(settings)  # REDIS_URL, or the master its Sentinels name
     try:
         wait_ready(base, store, children["worker"].pid, since_ms, READY_TIMEOUT_S, stopped)
         return True

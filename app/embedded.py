@@ -69,8 +69,10 @@ class RedisServer:
     gets SIGTERM should its parent die first (`die_with_parent`; callers without threads only).
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None, unix_socket: bool = False, detached: bool = False):
+    def __init__(self, data_dir: Path, port: int | None = None, unix_socket: bool = False, detached: bool = False,
+                 options: tuple[str, ...] = ()):
         self.dir = Path(data_dir)
+        self.options = options  # more redis-server options (`--replicaof host port` ...)
         self.port = port or free_port()
         self.socket_path = self.dir / "redis.sock" if unix_socket else None
         self.detached = detached
@@ -89,6 +91,7 @@ class RedisServer:
                 "--zset-max-ziplist-entries", str(ZSET_MAX_COMPACT_ENTRIES),
                 "--hash-max-ziplist-entries", str(HASH_MAX_COMPACT_ENTRIES),
                 "--loglevel", "warning", "--logfile", str(self.dir / "redis.log")]
+        argv += self.options
         if self.socket_path:
             argv += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         self.process = process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

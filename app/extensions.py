@@ -20,7 +20,7 @@ from app.core.sqs.service import SqsService
 from app.core.tokens import TokenService
 from app.core.virtual_clock import VirtualClock, use_clock
 from app.core.workers import Workers
-from app.storage.client import Store
+from app.storage.client import Store, connect_to
 from app.storage.notify import Notifier
 from config import Settings
 
@@ -50,9 +50,9 @@ def init_services(app: Flask, settings: Settings, publisher: Publisher | None = 
     """Connections are opened lazily, so building the app never needs Redis to be up. `publisher`
     and `clock_ms` replace the broker and the clock (tests pass a recorder and a fake clock);
     otherwise the process's clock follows HTQ_CLOCK."""
-    store = Store.from_url(settings.redis_url)
+    store = Store.from_settings(settings)
     publisher = publisher or broker.publisher(settings)
-    notifier = Notifier(settings.redis_url)
+    notifier = Notifier(settings.redis_url, connector=lambda **options: connect_to(settings, **options))
     use_clock(settings, store)
     timetable_ms = clock_ms or clock.now_ms
     queues = QueueService(store, settings, notifier, clock_ms=timetable_ms)

@@ -106,6 +106,18 @@ def _credentials(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ..
     return tuple(pairs)
 
 
+def _sentinels(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """`host:port,...`: the Sentinels to ask where the Redis master is."""
+    addresses = []
+    for entry in _list(env, name):
+        host, sep, port = entry.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"{name} must be host:port pairs separated by commas, got {entry!r}")
+        addresses.append((host, int(port)))
+    return tuple(addresses)
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -115,6 +127,20 @@ def broker_url_for(redis_url: str) -> str:
     if redis_url.startswith("unix://"):
         return "redis+socket://" + redis_url[len("unix://"):]
     return redis_url
+
+
+def sentinel_broker_url(redis_url: str, sentinels: tuple[tuple[str, int], ...]) -> str:
+    """kombu's Sentinel transport URL: one `sentinel://` per Sentinel, separated by `;`, with the
+    database and the master's credentials of `redis_url` on each."""
+    parts = urlsplit(redis_url)
+    auth = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    db = parts.path.strip("/") if parts.scheme.startswith("redis") else ""
+    suffix = f"/{db}" if db else ""
+    return ";".join(f"sentinel://{auth + '@' if auth else ''}{_netloc(host, port)}{suffix}" for host, port in sentinels)
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -153,6 +179,14 @@ class Settings:
     # The circuit breaker per destination (app/core/gates.py).
     breaker_failures: int = 10
     breaker_cooldown_s: float = 30.0
+    # Redis Sentinel: where the store's and the broker's master is found, and followed after a
+    # failover. REDIS_URL then gives only the database and the master's credentials.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = ""
+    redis_sentinel_password: str = ""
+    # Writes that accept work return once this many replicas hold them (WAIT), within this time.
+    redis_min_replicas: int = 0
+    redis_wait_timeout_s: float = 1.0
 
     # The durations scripts and scores use, in milliseconds (app.core.model.ms is the same rule
     # for API fields; config imports nothing of app).
@@ -177,13 +211,34 @@ class Settings:
         """Cap on a whole HTTP request to the API: a batch of 100 bodies, with room for JSON."""
         return 16 * self.max_body_bytes + 64 * 1024
 
+    @property
+    def redis_wait_timeout_ms(self) -> int:
+        return max(1, _ms(self.redis_wait_timeout_s))
+
+    def broker_transport_options(self) -> dict:
+        # The broker's visibility timeout must stay far above the scheduling horizon: workers
+        # hold ETA tasks for at most `horizon_s`, and anything later waits in the store.
+        options = {"visibility_timeout": 900, "socket_connect_timeout": 5}
+        if self.redis_sentinels and not self.broker_url:
+            options["master_name"] = self.redis_sentinel_master
+            # Without a socket timeout, a consumer waiting on a master killed without a word would
+            # wait for TCP to give up; with it, it asks the Sentinels again within seconds.
+            options["socket_timeout"] = 5
+            sentinel_kwargs = {"socket_timeout": 2, "socket_connect_timeout": 2}
+            if self.redis_sentinel_password:
+                sentinel_kwargs["password"] = self.redis_sentinel_password
+            options["sentinel_kwargs"] = sentinel_kwargs
+        return options
+
     def celery_config(self) -> dict:
         """The Celery configuration shared by the web side (publishing) and the workers."""
+        if self.broker_url or not self.redis_sentinels:
+            broker = broker_url_for(self.broker_url or self.redis_url)
+        else:
+            broker = sentinel_broker_url(self.redis_url, self.redis_sentinels)
         return {
-            "broker_url": broker_url_for(self.broker_url or self.redis_url),
-            # The broker's visibility timeout must stay far above the scheduling horizon: workers
-            # hold ETA tasks for at most `horizon_s`, and anything later waits in the store.
-            "broker_transport_options": {"visibility_timeout": 900, "socket_connect_timeout": 5},
+            "broker_url": broker,
+            "broker_transport_options": self.broker_transport_options(),
             "broker_connection_retry_on_startup": True,
             # An error answer from the broker (a Redis out of memory refuses even a worker's
             # start-up reads, which kombu sends in MULTI) restarts the consumer, as a lost
@@ -228,8 +283,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if secret and not secret.startswith("whsec_"):
         raise ConfigError("HTQ_SIGNING_SECRET must look like whsec_<base64>")
     port_raw = env.get("PORT") or env.get("HTTP_PORT") or "8080"
+    sentinels = _sentinels(env, "REDIS_SENTINELS")
+    sentinel_master = env.get("REDIS_SENTINEL_MASTER", "").strip()
+    if sentinels and not sentinel_master:
+        raise ConfigError("REDIS_SENTINEL_MASTER must name the master's service when REDIS_SENTINELS is set")
+    if sentinel_master and not sentinels:
+        raise ConfigError("REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is not (host:port,...)")
+    redis_url = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    # Under the store's 5 s socket timeout, so that a WAIT is answered before the read gives up.
+    wait_timeout_s = _duration(env, "HTQ_REDIS_WAIT_TIMEOUT", 1.0, 4.0)
+    if wait_timeout_s <= 0:
+        raise ConfigError("HTQ_REDIS_WAIT_TIMEOUT must be more than 0 (WAIT 0 would wait forever)")
+    if sentinels and not redis_url.startswith(("redis://", "rediss://")):
+        raise ConfigError(f"with REDIS_SENTINELS, REDIS_URL must be a redis:// or rediss:// URL, got {redis_url!r}")
     return Settings(
-        redis_url=env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+        redis_url=redis_url,
         broker_url=env.get("CELERY_BROKER_URL", ""),
         http_port=_int({"PORT": port_raw}, "PORT", 8080, 1, 65535),
         concurrency=_int(env, "HTQ_CONCURRENCY", 10, 1, 1000),
@@ -258,4 +326,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         clock=clock,
         breaker_failures=_int(env, "HTQ_BREAKER_FAILURES", 10, 1, 100_000),
         breaker_cooldown_s=_duration(env, "HTQ_BREAKER_COOLDOWN", 30.0, DAY_S),
+        redis_sentinels=sentinels,
+        redis_sentinel_master=sentinel_master,
+        redis_sentinel_password=env.get("REDIS_SENTINEL_PASSWORD", ""),
+        redis_min_replicas=_int(env, "HTQ_REDIS_MIN_REPLICAS", 0, 0, 100),
+        redis_wait_timeout_s=wait_timeout_s,
     )

@@ -23,10 +23,14 @@ class Liveness:
     def __init__(self, settings: Settings, name: str):
         self.settings = settings
         self.name = name
-        self.store = Store.from_url(settings.redis_url)
+        self.store = Store.from_settings(settings)
         self.workers = Workers(self.store)
         self.started_ms = clock.now_ms()
         self._stopping = threading.Event()
+        # Set while what was held when the broker connection dropped is not released yet: with the
+        # broker on the store's Redis (a failover, a restart), that Redis is down too just then.
+        self._release_pending = False
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._beat, name="htq-heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -35,6 +39,7 @@ class Liveness:
 
     def received(self, task_name: str, args: list) -> None:
         """A task message reached this worker: what it carries is now held here."""
+        self._release_if_pending()  # first, or the holds recorded now would be released with the old
         try:
             if task_name == DELIVER_REQUESTS:
                 self.workers.hold(self.name, [(str(item[0]), int(item[1])) for item in args[0]])
@@ -47,14 +52,27 @@ class Liveness:
         """The broker connection dropped: Celery forgets the task messages it held (they come back
         only after the broker's visibility timeout), so what was not started is released, for the
         relay to publish again after the publish grace (batches: at beat's next flush) instead of 15
-        minutes later."""
+        minutes later. When Redis does not answer, tried again at each heartbeat and before the next
+        task message is recorded, whichever comes first."""
+        with self._lock:
+            self._release_pending = True
+            self._release()
+
+    def _release_if_pending(self) -> None:
+        if self._release_pending:
+            with self._lock:
+                if self._release_pending:
+                    self._release()
+
+    def _release(self) -> None:
         try:
             requests, batches = self.workers.release_held(self.name)
+            self._release_pending = False
             if requests or batches:
                 log.warning("worker %s lost its broker connection: %d requests and %d batches it held released",
                             self.name, requests, batches)
         except redis.RedisError as exc:
-            log.warning("worker %s: could not release what it held (%s); it goes back once its hold is stale",
+            log.warning("worker %s: could not release what it held (%s); trying again at the next heartbeat",
                         self.name, exc)
 
     def stop(self) -> None:
@@ -78,6 +96,7 @@ class Liveness:
             self._heartbeat()
 
     def _heartbeat(self) -> None:
+        self._release_if_pending()
         try:
             self.workers.heartbeat(self.name, socket.gethostname(), os.getpid(), self.started_ms)
         except redis.RedisError as exc:

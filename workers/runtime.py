@@ -45,7 +45,7 @@ _current: Runtime | None = None
 
 
 def build(settings: Settings, sender: Sender) -> Runtime:
-    store = Store.from_url(settings.redis_url)
+    store = Store.from_settings(settings)
     use_clock(settings, store)
     publisher = broker.publisher(settings, sender)
     attempts = Attempts(store, publisher, settings)

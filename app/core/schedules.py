@@ -206,7 +206,8 @@ class ScheduleService:
         request_ids: list[str | None] = []
         for run, target in runs:
             request_ids.append(self._queue_fire(pipe, run, target, now))
-        results = [store.fired(reply, request_id) for reply, request_id in zip(pipe.execute(), request_ids)]
+        replies = self.store.execute_durable(pipe)  # runs accept work: replicas hold them first
+        results = [store.fired(reply, request_id) for reply, request_id in zip(replies, request_ids)]
         deliver = []
         for (run, target), fired in zip(runs, results, strict=True):
             if fired.outcome == "created" and fired.status == "queued":

@@ -124,7 +124,8 @@ def configure(store: Store, name: str, config: BatchConfig, *, now_ms: int, grac
               mode: str = "replace") -> Configured:
     """Create or update a batch's configuration; mode "env" keeps the fields WEBHOOK_* does not set."""
     reply = store.run(_CONFIGURE, keys={**keys.batch_keys(name), "names": keys.batches()}, args={
-        "name": name, "now_ms": now_ms, "grace_ms": grace_ms, "mode": mode, "epoch": epoch, **config.args()})
+        "name": name, "now_ms": now_ms, "grace_ms": grace_ms, "mode": mode, "epoch": epoch, **config.args()},
+        durable=True)
     return Configured(bool(reply[0]), list(reply[1:]))
 
 
@@ -132,7 +133,8 @@ def add(store: Store, name: str, records: list[str], *, now_ms: int, grace_ms: i
     """Append records (non-empty JSON texts, which never contain NUL) to the pending list; None
     when the batch is not configured. Record ids are `<epoch>.<number>`."""
     reply = store.run(_ADD, keys=keys.batch_keys(name),
-                      args={"name": name, "now_ms": now_ms, "grace_ms": grace_ms, "records": "\0".join(records)})
+                      args={"name": name, "now_ms": now_ms, "grace_ms": grace_ms, "records": "\0".join(records)},
+                      durable=True)
     if reply[0] == "missing":
         return None
     if reply[0] == "too_large":
@@ -244,7 +246,7 @@ def _int_or_none(value) -> int | None:
 def redrive(store: Store, name: str, *, now_ms: int, grace_ms: int, limit: int) -> list[str]:
     """Move up to `limit` dead batches back to taken with a fresh budget; the ids moved."""
     return store.run(_REDRIVE, keys=keys.batch_keys(name),
-                     args={"name": name, "now_ms": now_ms, "grace_ms": grace_ms, "limit": limit})
+                     args={"name": name, "now_ms": now_ms, "grace_ms": grace_ms, "limit": limit}, durable=True)
 
 
 def dead(store: Store, name: str, *, limit: int) -> list[DeadBatch]:

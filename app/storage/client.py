@@ -11,6 +11,7 @@ from redis.client import Pipeline
 from redis.commands.core import Script as RedisScript
 from redis.connection import parse_url
 from redis.maint_notifications import MaintNotificationsConfig
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection, SentinelManagedSSLConnection
 
 from app.storage.scripts import Script
 
@@ -22,13 +23,28 @@ CONNECT_TIMEOUT_S = 2.0
 # of failing: hundreds of long polls in one gevent web worker may wake and query at the same moment
 # (redis-py's default pool raises "Too many connections" past 100).
 MAX_CONNECTIONS = 64
-# What redis-py raises when Redis is unreachable or not ready: answered 503 with Retry-After.
-UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError)
+# What redis-py raises when Redis is unreachable or not ready: answered 503 with Retry-After. A
+# write sent to a master demoted to replica (a failover under way) is refused with ReadOnlyError;
+# the Sentinels not knowing a master raise MasterNotFoundError, a ConnectionError.
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError,
+               redis.exceptions.ReadOnlyError)
 # What a write refused at `maxmemory` raises (under the `noeviction` policy htq requires): answered
 # 503 with Retry-After too. Reads and deletes still work then.
 OUT_OF_MEMORY = redis.exceptions.OutOfMemoryError
-# How Redis before 7 reports, inside a script's error, a write it refused at maxmemory.
+# How Redis before 7 reports, inside a script's error, a write it refused at maxmemory, and a
+# write refused by a replica (the master this connection reached has been demoted).
 _SCRIPT_OUT_OF_MEMORY = "-OOM command not allowed"
+_SCRIPT_READ_ONLY = "-READONLY "
+
+
+# What a replication barrier publishes on: nobody subscribes; PUBLISH is only a replicated write.
+BARRIER_CHANNEL = "htq:barrier"
+
+
+class NotReplicated(redis.ConnectionError):
+    """A write was made on the master but fewer replicas than HTQ_REDIS_MIN_REPLICAS confirmed it
+    within HTQ_REDIS_WAIT_TIMEOUT: it may be lost in a failover, so it is not acknowledged (503;
+    the client retries, with its Idempotency-Key where it has one)."""
 
 
 class CheapReadinessCheck:
@@ -74,7 +90,23 @@ class OutOfMemoryReplies:
         except redis.ResponseError as exc:
             if type(exc) is redis.ResponseError and _SCRIPT_OUT_OF_MEMORY in str(exc):
                 raise OUT_OF_MEMORY(str(exc)) from None
+            if type(exc) is redis.ResponseError and _SCRIPT_READ_ONLY in str(exc):
+                raise redis.exceptions.ReadOnlyError(str(exc)) from None  # Redis 6: nothing was written
             raise
+
+
+class FollowsFailover:
+    """A connection to the master the Sentinels name. A write refused as read-only (the master was
+    demoted to replica) closes it, so that the next command asks the Sentinels again; the caller
+    gets a ConnectionError, answered 503. redis-py's SentinelManagedConnection does the same for a
+    plain command's ReadOnlyError, but not for a script's (raised above it, by OutOfMemoryReplies)."""
+
+    def read_response(self, *args, **kwargs):
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.exceptions.ReadOnlyError as exc:
+            self.disconnect()
+            raise redis.ConnectionError(f"the master was demoted to replica ({exc})") from None
 
 
 class TcpConnection(CheapReadinessCheck, OutOfMemoryReplies, redis.Connection):
@@ -89,8 +121,21 @@ class TlsConnection(OutOfMemoryReplies, redis.SSLConnection):
     pass  # no CheapReadinessCheck: TLS buffers what it decrypted, a peek at the socket cannot see it
 
 
+class SentinelTcpConnection(FollowsFailover, CheapReadinessCheck, OutOfMemoryReplies, SentinelManagedConnection):
+    pass
+
+
+class SentinelTlsConnection(FollowsFailover, OutOfMemoryReplies, SentinelManagedSSLConnection):
+    pass
+
+
 CONNECTION_CLASSES = {redis.Connection: TcpConnection, redis.UnixDomainSocketConnection: UnixConnection,
                       redis.SSLConnection: TlsConnection}
+
+
+class SentinelBlockingConnectionPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """redis-py's pool of connections to the master its Sentinels name, which waits for a free
+    connection as BlockingConnectionPool does instead of raising past max_connections."""
 
 
 def evicting_policy(client: redis.Redis) -> str | None:
@@ -100,8 +145,12 @@ def evicting_policy(client: redis.Redis) -> str | None:
     return None if policy == "noeviction" else policy
 
 
-def connect(redis_url: str, **options) -> redis.Redis:
-    """A client whose replies are str; every value htq stores is text (JSON or base64)."""
+def connect(redis_url: str, sentinels: tuple[tuple[str, int], ...] = (), master: str = "",
+            sentinel_password: str = "", **options) -> redis.Redis:
+    """A client whose replies are str; every value htq stores is text (JSON or base64).
+
+    With `sentinels`, the client talks to the master the Sentinels name `master` and follows it
+    through failovers; `redis_url` then gives only the database, credentials and TLS."""
     options.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
     options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
     options.setdefault("health_check_interval", 30)
@@ -111,10 +160,34 @@ def connect(redis_url: str, **options) -> redis.Redis:
     # connection asks for them (a command OSS Redis refuses) and the pool skips its check for
     # unread replies.
     options.setdefault("maint_notifications_config", MaintNotificationsConfig(enabled=False))
-    url_class = parse_url(redis_url).get("connection_class", redis.Connection)
+    url_options = parse_url(redis_url)
+    url_class = url_options.get("connection_class", redis.Connection)
+    if sentinels:
+        return _sentinel_master(url_options, sentinels, master, sentinel_password, url_class, options)
     options.setdefault("connection_class", CONNECTION_CLASSES.get(url_class, url_class))
     return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
         redis_url, decode_responses=True, **options))
+
+
+def connect_to(settings, **options) -> redis.Redis:
+    """connect() to the Redis of `settings` (a config.Settings): REDIS_URL, or its Sentinels."""
+    return connect(settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master,
+                   settings.redis_sentinel_password, **options)
+
+
+def _sentinel_master(url_options: dict, sentinels, master: str, sentinel_password: str, url_class,
+                     options: dict) -> redis.Redis:
+    tls = issubclass(url_class, redis.SSLConnection)
+    kwargs = {k: v for k, v in url_options.items() if k not in ("host", "port", "path", "connection_class")}
+    kwargs.update(options)
+    kwargs["connection_class"] = SentinelTlsConnection if tls else SentinelTcpConnection
+    sentinel_kwargs = {"socket_timeout": CONNECT_TIMEOUT_S, "socket_connect_timeout": CONNECT_TIMEOUT_S}
+    if sentinel_password:
+        sentinel_kwargs["password"] = sentinel_password
+    # The Sentinels' own connections; the master's take the pool options passed to master_for.
+    manager = Sentinel(list(sentinels), sentinel_kwargs=sentinel_kwargs)
+    return manager.master_for(master, connection_pool_class=SentinelBlockingConnectionPool,
+                              decode_responses=True, **kwargs)
 
 
 class Store:
@@ -122,21 +195,73 @@ class Store:
 
     Scripts run with EVALSHA; redis-py loads a script again when Redis has lost it (a restart)."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, min_replicas: int = 0, wait_timeout_ms: int = 1000):
         self.redis = client
+        self.min_replicas = min_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._loaded: dict[Script, RedisScript] = {}
 
     @classmethod
     def from_url(cls, redis_url: str) -> Store:
         return cls(connect(redis_url))
 
-    def run(self, script: Script, keys: Mapping[str, Any], args: Mapping[str, Any], pipeline: Pipeline | None = None):
-        """Run `script` with its KEYS and ARGV by name; with `pipeline`, queue it there instead."""
+    @classmethod
+    def from_settings(cls, settings) -> Store:
+        """The store of `settings` (a config.Settings): its Redis or Sentinels, and its WAIT rule."""
+        return cls(connect_to(settings), settings.redis_min_replicas, settings.redis_wait_timeout_ms)
+
+    def run(self, script: Script, keys: Mapping[str, Any], args: Mapping[str, Any], pipeline: Pipeline | None = None,
+            durable: bool = False):
+        """Run `script` with its KEYS and ARGV by name; with `pipeline`, queue it there instead.
+
+        `durable`: the script accepts work, so with min_replicas it returns only once that many
+        replicas hold what it wrote (WAIT on the same connection), else raises NotReplicated."""
         loaded = self._loaded.get(script)
         if loaded is None:
             loaded = self._loaded[script] = self.redis.register_script(script.source)
         key_values, arg_values = script.inputs(keys, args)
-        return loaded(keys=key_values, args=arg_values, client=pipeline)
+        if not durable or not self.min_replicas or pipeline is not None:
+            return loaded(keys=key_values, args=arg_values, client=pipeline)
+        # EVALSHA and WAIT in one round trip. (Through a pipeline, redis-py's Script would first
+        # ask SCRIPT EXISTS, one more round trip per write.)
+        for _ in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.evalsha(loaded.sha, len(key_values), *key_values, *arg_values)
+            pipe.execute_command("WAIT", self.min_replicas, self.wait_timeout_ms)
+            try:
+                reply, acked = pipe.execute()
+            except redis.exceptions.NoScriptError:  # a new master (failover) or a restarted one
+                self.redis.script_load(script.source)
+                continue
+            self._check_replicas(acked)
+            return reply
+        raise redis.exceptions.NoScriptError(f"script {loaded.sha} keeps being unknown")
+
+    def execute_durable(self, pipeline: Pipeline) -> list:
+        """pipeline.execute() for writes that accept work: with min_replicas, a WAIT goes last
+        and NotReplicated is raised unless enough replicas confirmed them."""
+        if not self.min_replicas:
+            return pipeline.execute()
+        pipeline.execute_command("WAIT", self.min_replicas, self.wait_timeout_ms)
+        *replies, acked = pipeline.execute()
+        self._check_replicas(acked)
+        return replies
+
+    def barrier(self) -> None:
+        """With min_replicas, return once that many replicas hold everything the master holds now:
+        an idempotent replay answers only what a failover cannot lose. A PUBLISH is replicated, so
+        WAITing for this connection's PUBLISH waits for every write before it, whoever made it."""
+        if not self.min_replicas:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.publish(BARRIER_CHANNEL, "")
+        pipe.execute_command("WAIT", self.min_replicas, self.wait_timeout_ms)
+        self._check_replicas(pipe.execute()[1])
+
+    def _check_replicas(self, acked) -> None:
+        if int(acked) < self.min_replicas:
+            raise NotReplicated(f"{acked} of the {self.min_replicas} replicas required confirmed the write "
+                                f"within {self.wait_timeout_ms} ms")
 
     def pipeline(self, transaction: bool = False) -> Pipeline:
         return self.redis.pipeline(transaction=transaction)

@@ -43,8 +43,10 @@ POLL_S = 1.0  # how long the subscriber waits for a message before it looks at i
 
 class Notifier:
     def __init__(self, redis_url: str, ping_every_s: float = PING_EVERY_S,
-                 answer_within_s: float = ANSWER_WITHIN_S):
-        self._redis_url = redis_url
+                 answer_within_s: float = ANSWER_WITHIN_S, connector: Callable[..., redis.Redis] | None = None):
+        """`connector` makes the subscriber's client (connect_to(settings) behind Sentinels);
+        connect(redis_url) unless given."""
+        self._connect = connector or (lambda **options: connect(redis_url, **options))
         self._ping_every_s = ping_every_s
         self._answer_within_s = answer_within_s
         self._lock = threading.Lock()
@@ -112,7 +114,7 @@ class Notifier:
             try:
                 # Its own connection, whose health check pings Redis once it has been quiet for
                 # ping_every_s (get_message sends it; see _relay).
-                client = connect(self._redis_url, health_check_interval=self._ping_every_s, max_connections=1)
+                client = self._connect(health_check_interval=self._ping_every_s, max_connections=1)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(keys.notify_pattern())
                 self._subscribed.set()

@@ -150,7 +150,8 @@ def put(store: Store, name: str, *, now_ms: int, defaults: dict[str, int], updat
     for field, value in [*defaults.items(), *updates.items()]:
         fields += [field, value]
     return bool(store.run(_PUT, keys={"config": keys.queue(name), "registry": keys.queues()},
-                          args={"now_ms": now_ms, "name": name, "defaults": len(defaults), "fields": fields}))
+                          args={"now_ms": now_ms, "name": name, "defaults": len(defaults), "fields": fields},
+                          durable=True))
 
 
 def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict[str, int],
@@ -169,7 +170,7 @@ def push(store: Store, name: str, *, now_ms: int, id_suffix: str, defaults: dict
         "now_ms": now_ms, "name": name, "channel": channel(name), "id_suffix": id_suffix,
         "visibility_timeout_ms": defaults["visibility_timeout_ms"], "max_receives": defaults["max_receives"],
         "retention_ms": defaults["retention_ms"], "delay_ms": defaults["delay_ms"],
-        "existing": "1" if existing else "", "messages": pairs})
+        "existing": "1" if existing else "", "messages": pairs}, durable=True)
     if ids is None:
         return None
     return ids.split(" ") if ids else []
@@ -292,7 +293,7 @@ def sweep_many(store: Store, names: list[str], *, now_ms: int, drop_limit: int) 
 def redrive(store: Store, name: str, *, now_ms: int, limit: int) -> int | None:
     """Move up to `limit` dead letters back to the queue; None without such a queue."""
     moved = int(store.run(_REDRIVE, keys=keys.queue_keys(name),
-                          args={"now_ms": now_ms, "limit": limit, "channel": channel(name)}))
+                          args={"now_ms": now_ms, "limit": limit, "channel": channel(name)}, durable=True))
     return None if moved < 0 else moved
 
 

@@ -191,10 +191,14 @@ def create(store: Store, new: NewRequest, *, now_ms: int, horizon_end_ms: int, g
         "idempotency_value": f"{new.request_id} {fingerprint}" if idempotency_key else "",
         "idempotency_ttl_s": IDEMPOTENCY_TTL_S, "alias": ":".join(alias) if alias else "",
         "request_gates": gates.new_request_arg(new.spec), "gates": keys.gates_prefix(),
-    })
+    }, durable=True)
     if reply[0] == "alias_taken":
+        store.barrier()
         return Stored(None, alias_taken=True)
     if reply[0] == "exists":
+        # The original may have been written by another connection whose WAIT has not returned:
+        # a replay is answered only once a replica holds it too.
+        store.barrier()
         original_id, original_fingerprint = reply[1].split(" ", 1)
         return Stored(None, replay_of=original_id, replay_fingerprint=original_fingerprint)
     return Stored(reply[1])
@@ -211,7 +215,7 @@ def create_many(store: Store, items: list[NewRequest], *, now_ms: int, horizon_e
         **_STATUS_INDEXES, "due": keys.requests_due(), "inflight": keys.requests_inflight(),
         "all": keys.requests_all(), "requests": [keys.request(new.request_id) for new in items],
     }, args={"now_ms": now_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms, "items": args,
-             "gates": keys.gates_prefix()})
+             "gates": keys.gates_prefix()}, durable=True)
 
 
 def _attempt_limit(spec: dict) -> int:
@@ -506,7 +510,7 @@ def retry(store: Store, request_id: str, *, now_ms: int, grace_ms: int, max_atte
     """Queue a failed or canceled request again, now, with `max_attempts` more attempts."""
     reply = store.run(_RETRY, keys={
         **_request_keys(request_id), "inflight": keys.requests_inflight(), "ended": keys.requests_ended(),
-    }, args={"id": request_id, "now_ms": now_ms, "grace_ms": grace_ms, "max_attempts": max_attempts})
+    }, args={"id": request_id, "now_ms": now_ms, "grace_ms": grace_ms, "max_attempts": max_attempts}, durable=True)
     if reply[0] == "missing":
         return Retried(None, missing=True)
     if reply[0] == "conflict":

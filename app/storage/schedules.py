@@ -58,7 +58,7 @@ def put(store: Store, name: str, *, spec: str, now_ms: int, anchor_ms: int, next
     """Create or replace; True if created."""
     return store.run(_PUT, keys={**_schedule_keys(name), "schedules": keys.schedules()}, args={
         "name": name, "now_ms": now_ms, "spec": spec, "anchor_ms": anchor_ms, "next_ms": next_ms,
-        "paused": "1" if paused else "0"}) == 1
+        "paused": "1" if paused else "0"}, durable=True) == 1
 
 
 def load(store: Store, name: str) -> dict:
@@ -85,7 +85,7 @@ def delete(store: Store, name: str) -> bool:
 def set_paused(store: Store, name: str, *, paused: bool, next_ms: int, version: str) -> str:
     """"ok", "missing" or "stale" (replaced since `version` was read)."""
     return store.run(_PAUSE, keys=_schedule_keys(name), args={
-        "name": name, "paused": "1" if paused else "0", "next_ms": next_ms, "version": version})
+        "name": name, "paused": "1" if paused else "0", "next_ms": next_ms, "version": version}, durable=True)
 
 
 def due(store: Store, *, until_ms: int, limit: int) -> list[tuple[str, int]]:

@@ -16,12 +16,13 @@ def _keys() -> dict[str, str]:
 
 def create(store: Store, token_id: str, digest: str, record: str) -> bool:
     """Store `record` (JSON holding `digest`); False if the id or digest exists (nothing written)."""
-    return bool(store.run(_CREATE, keys=_keys(), args={"id": token_id, "digest": digest, "record": record}))
+    return bool(store.run(_CREATE, keys=_keys(), args={"id": token_id, "digest": digest, "record": record},
+                          durable=True))
 
 
 def revoke(store: Store, token_id: str) -> bool:
     """Delete the token; False if there was none."""
-    return bool(store.run(_REVOKE, keys=_keys(), args={"id": token_id}))
+    return bool(store.run(_REVOKE, keys=_keys(), args={"id": token_id}, durable=True))
 
 
 def by_digest(store: Store, digest: str) -> str | None:

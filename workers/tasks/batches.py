@@ -71,7 +71,7 @@ def run_send(rt: runtime.Runtime, name: str, batch_id: str, attempt: int, worker
 def configure_env_batch(settings: Settings, sender: Sender) -> bool:
     """Configure the `log` batch from WEBHOOK_* at worker start (idempotent). Redis being down is
     not fatal: the API configures it too, at start-up and when the first record arrives."""
-    store = Store.from_url(settings.redis_url)
+    store = Store.from_settings(settings)
     try:
         return BatchService(store, broker.publisher(settings, sender), settings).ensure_env_batch()
     except redis.RedisError as exc:

