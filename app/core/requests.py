@@ -11,6 +11,7 @@ from app.core.errors import Conflict, Gone, HTQError, Invalid, NotFound, TooLarg
 from app.core.model import FINAL_STATUSES, NOT_TEXT, is_text, ms
 from app.core.publish import Publisher
 from app.core.task_names import NOTIFY_CANCEL
+from app.core.tokens import NO_ORIGIN, Origin
 from app.storage import keys
 from app.storage import requests as store_requests
 from app.storage.client import Store
@@ -45,12 +46,13 @@ class RequestService:
     # -- creating ---------------------------------------------------------------------------
 
     def create(self, fields: dict, idempotency_key: str | None = None,
-               alias: tuple[str, str] | None = None) -> Created:
+               alias: tuple[str, str] | None = None, origin: Origin = NO_ORIGIN) -> Created:
         """Store and schedule one request (validated by the API schema) in one script. A compat
         profile passes `alias` (its namespace, its own id for the request): stored in the same
-        script, so the request is never there without it; `find` resolves it."""
+        script, so the request is never there without it; `find` resolves it. `origin` (the
+        token that made it) is copied onto the request."""
         now = self.now_ms()
-        new = self._new(fields, now)
+        new = self._new(fields, now, origin)
         fingerprint = ""
         if idempotency_key:
             fingerprint = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
@@ -69,13 +71,13 @@ class RequestService:
             self.publisher.deliver([(new.request_id, 1, new.due_ms)], now)
         return Created(new_resource(new.spec, stored.status, now, new.due_ms))
 
-    def create_many(self, items: list[dict]) -> list[dict]:
+    def create_many(self, items: list[dict], origin: Origin = NO_ORIGIN) -> list[dict]:
         """Store all requests in one script (all or none), then publish those due soon."""
         now = self.now_ms()
         created = []
         for index, fields in enumerate(items):
             try:
-                created.append(self._new(fields, now))
+                created.append(self._new(fields, now, origin))
             except HTQError as exc:  # which request of the batch, as the schema's errors say
                 exc.errors = {"requests": {str(index): exc.errors}}
                 raise
@@ -86,15 +88,17 @@ class RequestService:
                                 if status == "queued"], now)
         return [new_resource(new.spec, status, now, new.due_ms) for new, status in zip(created, statuses)]
 
-    def prepare(self, fields: dict, now: int, schedule: str | None = None) -> NewRequest:
+    def prepare(self, fields: dict, now: int, schedule: str | None = None,
+                origin: Origin = NO_ORIGIN) -> NewRequest:
         """The request that `fields` (validated by the API schema) would create at `now`, checked
-        as `create` checks it (Invalid, TooLarge); a schedule's run carries the schedule's name."""
-        new = self._new(fields, now)
+        as `create` checks it (Invalid, TooLarge); a schedule's run carries the schedule's name
+        and the schedule's origin (the token that made the schedule)."""
+        new = self._new(fields, now, origin)
         if schedule is not None:
             new.spec["schedule"] = schedule
         return new
 
-    def _new(self, fields: dict, now: int) -> NewRequest:
+    def _new(self, fields: dict, now: int, origin: Origin = NO_ORIGIN) -> NewRequest:
         """The request to store from fields the API schema validated; its id, due time and spec."""
         self._check_body_size(fields)
         spec = {key: fields[key] for key in ("url", "method", "headers", "body", "json", "callback_url")
@@ -111,6 +115,7 @@ class RequestService:
             # Any complete HTTP answer ends the request as succeeded (policy.judge): the htq
             # 2014 profile's rule. Not offered by /v1/requests.
             spec["success_on_any_status"] = True
+        origin.stamp(spec)
         if fields.get("eta_ms") is not None:
             due_ms = max(now, int(fields["eta_ms"]))
         else:
@@ -342,4 +347,5 @@ def resource_from(spec: dict, record: dict) -> dict:
         resource["flow"] = spec["flow"]
     if "schedule" in spec:
         resource["schedule"] = spec["schedule"]
+    resource["token_id"] = spec.get("token_id")
     return resource

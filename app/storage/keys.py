@@ -9,7 +9,8 @@ Deferred requests
                                    ``attempt_limit``, ``timeout_ms``, ``started_ms`` (of the latest
                                    attempt), ``ended_ms``, ``last_error``, ``alias`` (compat),
                                    ``response_deleted``, ``schedule`` (of a request a schedule
-                                   made), ``holder`` (the worker holding its next
+                                   made), ``token`` (the id of the token that made it, ``env``
+                                   for HTQ_API_TOKENS; absent with auth off), ``holder`` (the worker holding its next
                                    or running attempt); the lease of a running attempt is its score
                                    in P:requests:inflight. Deleted by the expiry sweep
                                    ``retention`` after it ended
@@ -161,6 +162,10 @@ HMAC-SHA256 digest of its secret, core/tokens.py; the secret is never stored)
   P:tokens                 hash    T -> JSON ``{id, name, scopes, allowed_hosts, created_ms, digest}``
   P:tokens:digests         hash    D -> the same JSON: what a request's bearer token is looked up
                                    by (one HGET); written and deleted with P:tokens by one script
+  P:token:{T}:requests     zset    the ids of the live requests token ``T`` made (``env`` for
+                                   HTQ_API_TOKENS), scores 0, sorted by creation time like
+                                   P:requests:all; written by the script that creates the request,
+                                   left by the expiry sweep's; kept after the token is revoked
 
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
 hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
@@ -236,6 +241,10 @@ def tokens() -> str:
 
 def token_digests() -> str:
     return f"{PREFIX}:tokens:digests"
+
+
+def token_requests(token_id: str) -> str:
+    return f"{PREFIX}:token:{token_id}:requests"
 
 
 def notify_channel(topic: str, name: str) -> str:

@@ -174,6 +174,8 @@ class RequestSchema(Schema):
     last_error = fields.String(allow_none=True)
     links = fields.Nested(LinksSchema)
     schedule = fields.String(metadata={"description": "the schedule that made it (only then)"})
+    token_id = fields.String(allow_none=True, metadata={
+        "description": "the id of the token that made it (`env`: one of HTQ_API_TOKENS; null with auth off)"})
 
 
 class RequestListSchema(Schema):

@@ -88,6 +88,9 @@ class ScheduleSchema(Schema):
     runs = fields.Integer()
     last_error = fields.String(allow_none=True, metadata={"description": "why the latest tick made nothing"})
     created_at = fields.String()
+    token_id = fields.String(allow_none=True, metadata={
+        "description": "the id of the token that put it, which its runs carry (`env`: one of HTQ_API_TOKENS; "
+                       "null with auth off)"})
 
 
 class ScheduleListSchema(Schema):
