@@ -11,7 +11,7 @@ from app.core.errors import Conflict, Gone, HTQError, Invalid, NotFound, TooLarg
 from app.core.model import FINAL_STATUSES, NOT_TEXT, is_text, ms
 from app.core.publish import Publisher
 from app.core.task_names import NOTIFY_CANCEL
-from app.core.tokens import NO_ORIGIN, Origin
+from app.core.tokens import NO_ORIGIN, Origin, is_token_id
 from app.storage import keys
 from app.storage import requests as store_requests
 from app.storage.client import Store
@@ -159,15 +159,22 @@ class RequestService:
         return store_requests.load_attempts(self.store, request_id)
 
     def list(self, status: str | None, limit: int, cursor: str | None,
-             schedule: str | None = None) -> tuple[list[dict], str | None]:
-        """A page of requests, newest first; of one status, of one schedule's runs, or both (the
-        schedule's index filtered by status, so such a page may hold fewer than `limit`)."""
+             schedule: str | None = None, token: str | None = None) -> tuple[list[dict], str | None]:
+        """A page of requests, newest first; of one status, of one schedule's runs, of one token's
+        (its id, `env` for HTQ_API_TOKENS), or several of these at once. One index is read (the
+        schedule's, else the token's, else the status's) and filtered by the others, so such a page
+        may hold fewer than `limit`; `next_cursor` goes on along the same index."""
         if cursor is not None and not ids.is_valid_id(cursor):
             raise Invalid("Bad cursor", {"cursor": ["not a cursor returned by this listing"]})
-        page = store_requests.list_ids(self.store, status=status, after=cursor, limit=limit + 1, schedule=schedule)
+        if token is not None and not is_token_id(token):
+            raise Invalid("Bad token", {"token": ["a token id, or env"]})
+        page = store_requests.list_ids(self.store, status=status, after=cursor, limit=limit + 1, schedule=schedule,
+                                       token=token)
         records = [r for r in store_requests.load_many(self.store, page[:limit]) if r]
-        if schedule is not None and status is not None:
+        if status is not None and (schedule is not None or token is not None):
             records = [r for r in records if r.get("status") == status]
+        if schedule is not None and token is not None:
+            records = [r for r in records if r.get("token") == token]
         next_cursor = page[limit - 1] if len(page) > limit else None
         return [to_resource(r) for r in records], next_cursor
 

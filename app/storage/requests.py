@@ -257,11 +257,14 @@ def load_many(store: Store, request_ids: Iterable[str]) -> list[dict]:
 
 
 def list_ids(store: Store, *, status: str | None, after: str | None, limit: int,
-             schedule: str | None = None) -> list[str]:
+             schedule: str | None = None, token: str | None = None) -> list[str]:
     """Ids newest first, strictly older than `after` (the previous page's last id); of one
-    schedule's requests when `schedule` is given (the caller filters those by status)."""
+    schedule's requests when `schedule` is given, else of one token's when `token` is (the
+    caller filters those by the rest)."""
     if schedule is not None:
         index = keys.schedule_requests(schedule)
+    elif token is not None:
+        index = keys.token_requests(token)
     else:
         index = keys.requests_by_status(status) if status else keys.requests_all()
     upper = f"({after}" if after else "+"

@@ -11,6 +11,7 @@ from app.core.publish import Publisher
 from app.storage import batches as store_batches
 from app.storage import keys
 from app.storage import requests as store_requests
+from tests.support.html import Page
 from tests.support.settings import make_settings
 
 ADMIN_SECRET = "env-admin-secret"
@@ -119,3 +120,86 @@ def test_a_batch_keeps_its_token_and_a_claim_hands_its_allowed_hosts_to_the_work
     again = store_batches.claim(store, "b1", second, 1, worker="w@test", now_ms=store.redis.time()[0] * 1000,
                                 lease_margin_ms=5000)
     assert tuple(again.allowed_hosts) == ()
+
+
+# -- GET /v1/requests?token= -------------------------------------------------------------------
+
+def listed(client, query: str) -> tuple[list[str], str | None]:
+    response = client.get(f"/v1/requests?{query}", headers=ADMIN_AUTH)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    return [item["id"] for item in body["items"]], body["next_cursor"]
+
+
+def test_requests_filter_by_token_newest_first_with_status_and_pages(client):
+    token_a, auth_a = make_token(client, ["publish", "admin"])
+    _, auth_b = make_token(client, ["publish"])
+    made_a = [client.post("/v1/requests", json={"url": "https://x.test/a", "delay": LATER}, headers=auth_a)
+              .get_json()["id"] for _ in range(5)]
+    made_b = client.post("/v1/requests", json={"url": "https://x.test/b", "delay": LATER}, headers=auth_b).get_json()
+    env = client.post("/v1/requests", json={"url": "https://x.test/e", "delay": LATER}, headers=ADMIN_AUTH).get_json()
+    newest_first = sorted(made_a, reverse=True)
+    assert listed(client, f"token={token_a}") == (newest_first, None)
+    assert listed(client, "token=env") == ([env["id"]], None)
+    page, cursor = listed(client, f"token={token_a}&limit=2")
+    assert (page, cursor) == (newest_first[:2], newest_first[1])
+    assert listed(client, f"token={token_a}&limit=2&cursor={cursor}")[0] == newest_first[2:4]
+    assert client.delete(f"/v1/requests/{made_a[0]}", headers=auth_a).status_code == 204
+    assert listed(client, f"token={token_a}&status=canceled") == ([made_a[0]], None)
+    assert listed(client, f"token={token_a}&status=scheduled")[0] == newest_first[:4]
+    assert made_b["id"] not in listed(client, f"token={token_a}")[0]
+    assert listed(client, "token=01JEAKQ7M3F4W2Z8V6T5R9N1PB") == ([], None)  # unknown or revoked: none
+
+
+def test_requests_filter_by_token_and_schedule_together(client):
+    token_id, auth = make_token(client, ["admin"])
+    schedule = {"every": 3600, "target": {"request": {"url": "https://x.test/s", "delay": LATER}}}
+    assert client.put("/v1/schedules/s1", json=schedule, headers=auth).status_code == 201
+    assert client.put("/v1/schedules/s2", json=schedule, headers=ADMIN_AUTH).status_code == 201
+    client.post("/v1/schedules/s1/run", headers=ADMIN_AUTH)
+    client.post("/v1/schedules/s2/run", headers=ADMIN_AUTH)
+    direct = client.post("/v1/requests", json={"url": "https://x.test/d", "delay": LATER}, headers=auth).get_json()
+    run_1 = client.get("/v1/schedules/s1", headers=ADMIN_AUTH).get_json()["last_run_id"]
+    run_2 = client.get("/v1/schedules/s2", headers=ADMIN_AUTH).get_json()["last_run_id"]
+    assert listed(client, f"token={token_id}")[0] == [direct["id"], run_1]
+    assert listed(client, f"token={token_id}&schedule=s1")[0] == [run_1]
+    assert listed(client, f"token={token_id}&schedule=s2")[0] == []
+    assert listed(client, "token=env&schedule=s2")[0] == [run_2]
+
+
+@pytest.mark.parametrize("value", ["", "nope", "01jeakq7m3f4w2z8v6t5r9n1pb", "ENV", "01JEAKQ7M3F4W2Z8V6T5R9N1P*",
+                                   "env:x", "x" * 300])
+def test_a_bad_token_filter_is_422_naming_it(client, value):
+    response = client.get("/v1/requests", query_string={"token": value}, headers=ADMIN_AUTH)
+    assert response.status_code == 422, response.get_json()
+    assert "token" in response.get_json()["errors"]
+
+
+def test_the_api_document_describes_the_token_filter_and_fields(client):
+    document = client.get("/openapi.json", headers=ADMIN_AUTH).get_json()
+    parameters = {p["name"]: p for p in document["paths"]["/v1/requests"]["get"]["parameters"]}
+    assert parameters["token"]["schema"]["pattern"].startswith("^(env|")
+    schemas = document["components"]["schemas"]
+    for name in ("Request", "Schedule", "Batch"):
+        assert schemas[name]["properties"]["token_id"]["type"] == ["string", "null"] or \
+            schemas[name]["properties"]["token_id"].get("nullable"), name
+
+
+# -- the dashboard -------------------------------------------------------------------------------
+
+def test_the_dashboard_shows_a_requests_token_and_links_to_that_tokens_requests(client, redis_url, sender):
+    token_id, auth = make_token(client, ["publish"])
+    made = client.post("/v1/requests", json={"url": "https://x.test/ui", "delay": LATER}, headers=auth).get_json()
+    other = client.post("/v1/requests", json={"url": "https://x.test/o", "delay": LATER},
+                        headers=ADMIN_AUTH).get_json()
+    dashboard = create_app(make_settings(redis_url), publisher=Publisher(sender)).test_client()  # tokens off
+    page = Page(dashboard.get(f"/ui/requests/{made['id']}").get_data(as_text=True), "http://localhost/")
+    link = page.link(token_id)
+    assert link.href == f"http://localhost/ui/requests?token={token_id}"
+    listing = dashboard.get(link.href)
+    assert listing.status_code == 200
+    text = listing.get_data(as_text=True)
+    assert made["id"] in text and other["id"] not in text and f"made by token <code>{token_id}</code>" in text
+    everything = dashboard.get("/ui/requests").get_data(as_text=True)
+    assert f"/ui/requests?token={token_id}" in everything and "/ui/requests?token=env" in everything
+    assert dashboard.get("/ui/requests?token=nope").status_code == 422

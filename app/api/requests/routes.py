@@ -46,10 +46,10 @@ class Requests(MethodView):
     @blp.arguments(ListArgsSchema, location="query")
     @blp.response(200, RequestListSchema, example=examples.REQUEST_LIST)
     def get(self, args):
-        """List requests, newest first, optionally of one status or made by one schedule; page
-        with `cursor`."""
+        """List requests, newest first, optionally of one status, made by one schedule or by one
+        token (any of these together); page with `cursor`."""
         items, next_cursor = services().requests.list(args.get("status"), args["limit"], args.get("cursor"),
-                                                      args.get("schedule"))
+                                                      args.get("schedule"), args.get("token"))
         return {"items": items, "next_cursor": next_cursor}
 
     @blp.arguments(RequestCreateSchema, example=examples.REQUEST_CREATE)

@@ -190,6 +190,9 @@ class RequestItemsSchema(Schema):
 class ListArgsSchema(Schema):
     status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
     schedule = name_field(metadata={"description": "only the requests this schedule made"})
+    token = fields.String(validate=validate.Regexp(f"^(env|{REQUEST_ID_PATTERN})$"),
+                          metadata={"description": "only the requests this token made: its id, or `env` for the "
+                                                   "tokens of HTQ_API_TOKENS", "example": "01JEAKQ7M3F4W2Z8V6T5R9N1PB"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String(metadata={"pattern": f"^{REQUEST_ID_PATTERN}$",
                                      "description": "next_cursor of the previous page"})

@@ -71,7 +71,7 @@ class SchedulePutSchema(Schema):
 
 RESOURCE_EXAMPLE = {**EXAMPLE, "name": "daily-report", "paused": False, "next_run_at": "2026-11-24T01:30:00.000Z",
                     "last_run_at": "2026-11-23T01:30:00.000Z", "last_run_id": "0mh2k3x9a1b2c3d4", "runs": 12,
-                    "last_error": None, "created_at": "2026-11-11T10:00:00.000Z"}
+                    "last_error": None, "created_at": "2026-11-11T10:00:00.000Z", "token_id": "env"}
 RUN_EXAMPLE = {"id": "0mh2k3x9a1b2c3d4"}
 
 
