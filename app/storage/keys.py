@@ -66,7 +66,9 @@ Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
                                    record reaches ``interval``, or a taken batch's deadline passes
   P:batch:{B}              hash    config (``endpoint``, ``max_records``, ``max_bytes``,
                                    ``interval_ms``, ``headers``, ``max_attempts``,
-                                   ``backoff_base_ms``, ``timeout_ms``, ``epoch``, ``created_ms``),
+                                   ``backoff_base_ms``, ``timeout_ms``, ``epoch``, ``created_ms``,
+                                   ``token_id`` and ``allowed_hosts`` (JSON) of the token that
+                                   configured it: the claim hands the hosts to the worker),
                                    pending state (``pending_bytes``: sum of the pending records'
                                    sizes, ``oldest_ms``: arrival of the oldest pending record),
                                    counters (``batch_seq``, ``record_seq``, ``taken_seq``: records
@@ -99,9 +101,10 @@ Recurring schedules (``S`` is a schedule name, ``[A-Za-z0-9_-]{1,80}``)
   P:schedules:due          zset    S -> time (ms) of its next tick, for schedules not paused; beat
                                    reads only what is due, so idle schedules cost nothing
   P:schedule:{S}           hash    ``spec`` (JSON: ``cron`` or ``every``, ``timezone``,
-                                   ``target``), ``version`` (up by one on each PUT: the claim of a
-                                   tick compares it), ``anchor_ms`` (``every`` ticks are anchor +
-                                   k * every), ``next_ms``, ``paused`` (1/0), ``runs``,
+                                   ``target``, ``token_id`` and ``allowed_hosts`` of the token that
+                                   put it, which its runs' requests carry), ``version`` (up by one
+                                   on each PUT: the claim of a tick compares it), ``anchor_ms``
+                                   (``every`` ticks are anchor + k * every), ``next_ms``, ``paused`` (1/0), ``runs``,
                                    ``last_run_ms``, ``last_run_id``, ``last_error``,
                                    ``created_ms``, ``updated_ms``
   P:schedule:{S}:requests  zset    ids of the requests the schedule made, scores 0 (sorted by

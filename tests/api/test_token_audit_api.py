@@ -203,3 +203,14 @@ def test_the_dashboard_shows_a_requests_token_and_links_to_that_tokens_requests(
     everything = dashboard.get("/ui/requests").get_data(as_text=True)
     assert f"/ui/requests?token={token_id}" in everything and "/ui/requests?token=env" in everything
     assert dashboard.get("/ui/requests?token=nope").status_code == 422
+
+
+def test_the_dashboard_shows_the_token_of_a_schedule_and_of_a_batch(client, redis_url, sender):
+    token_id, auth = make_token(client, ["admin"])
+    client.put("/v1/schedules/s1", json={"every": 3600, "target": {"request": {"url": "https://x.test/s"}}},
+               headers=auth)
+    client.put("/v1/batches/b1", json={"endpoint": "https://x.test/in"}, headers=auth)
+    dashboard = create_app(make_settings(redis_url), publisher=Publisher(sender)).test_client()  # tokens off
+    for path in ("/ui/schedules", "/ui/batches/b1"):
+        page = Page(dashboard.get(path).get_data(as_text=True), "http://localhost/")
+        assert page.link(token_id).href == f"http://localhost/ui/requests?token={token_id}", path
