@@ -110,7 +110,8 @@ ROUTE_SCOPES: dict[str, dict[str, str | None]] = {
     "ui.resume_schedule": {"POST": ADMIN},
     "ui.run_schedule": {"POST": PUBLISH},
     "ui.workers_page": _EVERY_GET,
-    # AWS signatures (HTQ_SQS_CREDENTIALS), checked by the route itself; a signer may do every action.
+    # AWS signatures (HTQ_SQS_CREDENTIALS), checked by the route itself, with each credential's
+    # scopes (Settings.sqs_scopes; all of them when its entry names none) against sqs_action_scope().
     "sqs.sqs": {"POST": SQS_ROUTE},
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 DAY_S = 86400
@@ -95,15 +95,26 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
-def _credentials(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
-    """`AKID:SECRET,...`: access key ids and their secrets (a secret may hold ':', an id may not)."""
-    pairs = []
+SCOPE_NAMES = ("read", "publish", "consume", "admin")  # app.core.tokens.SCOPES
+
+
+def _credentials(env: Mapping[str, str], name: str) -> tuple[tuple[tuple[str, str], ...], dict[str, frozenset[str]]]:
+    """`AKID:SECRET[:scope+scope],...`: access key ids, their secrets, and the scopes each has
+    (all, when none are given, as before scopes existed). A secret may hold ':', an id may not;
+    a last ':' part made only of scope names joined by '+' is the scopes (a secret that itself
+    ends so must then be followed by its scopes, `AKID:x:read:admin`)."""
+    pairs, scopes = [], {}
     for entry in _list(env, name):
         key_id, sep, secret = entry.partition(":")
+        granted = frozenset(SCOPE_NAMES)
+        head, colon, tail = secret.rpartition(":")
+        if colon and all(word in SCOPE_NAMES for word in tail.split("+")):
+            secret, granted = head, frozenset(tail.split("+"))
         if not sep or not key_id.strip() or not secret:
-            raise ConfigError(f"{name} must be AKID:SECRET pairs separated by commas")
+            raise ConfigError(f"{name} must be AKID:SECRET or AKID:SECRET:scope+scope entries separated by commas")
         pairs.append((key_id.strip(), secret))
-    return tuple(pairs)
+        scopes[key_id.strip()] = granted
+    return tuple(pairs), scopes
 
 
 def _sentinels(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
@@ -153,6 +164,8 @@ class Settings:
     concurrency: int = 10
     api_tokens: tuple[str, ...] = ()
     sqs_credentials: tuple[tuple[str, str], ...] = ()  # (access key id, secret) pairs for /sqs
+    # access key id -> the scopes its signed calls have (an id not here has them all)
+    sqs_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     allow_private_targets: bool = False
     allowed_hosts: tuple[str, ...] = ()
     signing_secret: str = ""
@@ -296,13 +309,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("HTQ_REDIS_WAIT_TIMEOUT must be more than 0 (WAIT 0 would wait forever)")
     if sentinels and not redis_url.startswith(("redis://", "rediss://")):
         raise ConfigError(f"with REDIS_SENTINELS, REDIS_URL must be a redis:// or rediss:// URL, got {redis_url!r}")
+    sqs_credentials, sqs_scopes = _credentials(env, "HTQ_SQS_CREDENTIALS")
     return Settings(
         redis_url=redis_url,
         broker_url=env.get("CELERY_BROKER_URL", ""),
         http_port=_int({"PORT": port_raw}, "PORT", 8080, 1, 65535),
         concurrency=_int(env, "HTQ_CONCURRENCY", 10, 1, 1000),
         api_tokens=_list(env, "HTQ_API_TOKENS"),
-        sqs_credentials=_credentials(env, "HTQ_SQS_CREDENTIALS"),
+        sqs_credentials=sqs_credentials,
+        sqs_scopes=sqs_scopes,
         allow_private_targets=_flag(env, "HTQ_ALLOW_PRIVATE_TARGETS"),
         allowed_hosts=_list(env, "HTQ_ALLOWED_HOSTS"),
         signing_secret=secret,

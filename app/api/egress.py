@@ -10,6 +10,7 @@ from flask import g
 
 from app.core.egress import refused_urls
 from app.core.errors import Invalid
+from app.core.tokens import NO_ORIGIN, Origin
 
 
 def check_targets(urls: dict[str, str | None], at: tuple[str, ...] = ()) -> None:
@@ -29,3 +30,9 @@ def check_targets(urls: dict[str, str | None], at: tuple[str, ...] = ()) -> None
 def request_targets(fields: dict) -> dict[str, str | None]:
     """The target URLs of a /v1/requests body: `url` and `callback_url`."""
     return {"url": fields.get("url"), "callback_url": fields.get("callback_url")}
+
+
+def origin() -> Origin:
+    """What the records this request makes carry of its token (its id and allowed hosts)."""
+    token = g.get("token")
+    return token.origin if token is not None else NO_ORIGIN

@@ -20,7 +20,7 @@ REQUEST = {
     "json": {"order": 42}, "status": "scheduled", "created_at": AT, "due_at": DUE, "timeout": 30.0,
     "retry": {"max_attempts": 5, "backoff_base": 1.0, "backoff_max": 3600.0},
     "callback_url": "https://example.com/hooks/done", "cancel_notify": False, "attempts": 0,
-    "next_attempt_at": DUE, "ended_at": None, "last_error": None,
+    "next_attempt_at": DUE, "ended_at": None, "last_error": None, "token_id": "01JEAK9X2D5E7G8H0J1K2M3N4P",
     "links": {"self": REQUEST_PATH, "status": f"{REQUEST_PATH}/status", "response": f"{REQUEST_PATH}/response"}}
 REQUEST_LIST = {"items": [REQUEST], "next_cursor": None}
 REQUEST_BATCH = {"requests": [{"url": "https://example.com/hooks/a", "body": "one"},
@@ -71,7 +71,7 @@ BATCH_CONFIG = {"endpoint": "https://example.com/ingest", "max_records": 500, "m
 BATCH = {"name": "events", **BATCH_CONFIG, "interval": 10.0, "timeout": 30.0,
          "retry": {"max_attempts": 3, "backoff_base": 2.0}, "created_at": AT, "pending": 120, "in_flight": 0,
          "sent_batches": 41, "sent_records": 20500, "dead_batches": 0, "last_sent_at": "2026-12-03T15:00:10.035Z",
-         "last_status_code": 200, "last_error": None}
+         "last_status_code": 200, "last_error": None, "token_id": "env"}
 BATCH_LIST = {"items": [BATCH]}
 RECORD = {"user_id": 1, "event": "login"}
 RECORD_ID = {"id": "01JEAKQ7M3F4W2Z8V6T5R9N1PB.17"}

@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify, request, url_for
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from app.api.common import abort_malformed
-from app.api.egress import check_targets
+from app.api.egress import check_targets, origin
 from app.api.requests.schemas import METHODS
 from app.api.validators import HeaderMap, TargetUrl
 from app.compat import is_public_id, new_public_id
@@ -73,7 +73,7 @@ def send():
     public_id = new_public_id()
     fields = native_fields(payload)
     check_targets({"url": fields["url"]})
-    services().requests.create(fields, alias=(NAMESPACE, public_id))
+    services().requests.create(fields, alias=(NAMESPACE, public_id), origin=origin())
     return "", 303, {"Location": links(public_id)["self"]}
 
 

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from app.api.egress import check_targets
+from app.api.egress import check_targets, origin
 from app.api.validators import check_target_url
 from app.compat import answer_redis_outage, is_public_id, new_public_id
 from app.core import clock, jsontext
@@ -78,7 +78,7 @@ def set_timer():
     check_targets({"url": url})
     timer_id = new_public_id()
     services().requests.create({"url": webhook_url(url, timer_id), "method": "POST", "headers": {},
-                                "delay": delay_s}, alias=(NAMESPACE, timer_id))
+                                "delay": delay_s}, alias=(NAMESPACE, timer_id), origin=origin())
     return jsonify(id=timer_id), 201
 
 

@@ -31,6 +31,7 @@ from app.core.errors import Invalid, NotFound, TooLarge
 from app.core.model import NAME_RULE, is_name, ms, seconds
 from app.core.outcome import FAILED, SUCCEEDED, Outcome
 from app.core.publish import Publisher
+from app.core.tokens import NO_ORIGIN, Origin
 from app.core.workers import Workers
 from app.log import fields
 from app.storage import batches as store_batches
@@ -108,8 +109,9 @@ class BatchService:
 
     # -- configuration ------------------------------------------------------------------------
 
-    def configure(self, name: str, fields: dict) -> tuple[dict, bool]:
-        """Create or replace a batch's configuration (omitted fields take their defaults).
+    def configure(self, name: str, fields: dict, origin: Origin = NO_ORIGIN) -> tuple[dict, bool]:
+        """Create or replace a batch's configuration (omitted fields take their defaults); it
+        keeps `origin` (the token configuring it), whose allowed hosts its sends are held to.
 
         Lowering the limits below what is pending sends the full batches at once."""
         if not is_name(name):
@@ -120,7 +122,7 @@ class BatchService:
             endpoint=values["endpoint"], max_records=int(values["max_records"]), max_bytes=int(values["max_bytes"]),
             interval_ms=ms(values["interval"]), headers=dict(values["headers"]),
             max_attempts=int(retry["max_attempts"]), backoff_base_ms=ms(retry["backoff_base"]),
-            timeout_ms=ms(values["timeout"]))
+            timeout_ms=ms(values["timeout"]), token_id=origin.token_id, allowed_hosts=origin.allowed_hosts)
         created = self._configure(name, config, "replace")
         return self.get(name), created
 
@@ -410,4 +412,5 @@ def to_resource(name: str, loaded: dict) -> dict:
         "last_sent_at": clock.to_rfc3339(_int_or_none(loaded.get("last_sent_ms"))),
         "last_status_code": _int_or_none(loaded.get("last_status_code")),
         "last_error": loaded.get("last_error") or None,
+        "token_id": loaded.get("token_id") or None,
     }

@@ -11,6 +11,7 @@ from app.core.errors import Conflict, Gone, HTQError, Invalid, NotFound, TooLarg
 from app.core.model import FINAL_STATUSES, NOT_TEXT, is_text, ms
 from app.core.publish import Publisher
 from app.core.task_names import NOTIFY_CANCEL
+from app.core.tokens import NO_ORIGIN, Origin, is_token_id
 from app.storage import keys
 from app.storage import requests as store_requests
 from app.storage.client import Store
@@ -45,12 +46,13 @@ class RequestService:
     # -- creating ---------------------------------------------------------------------------
 
     def create(self, fields: dict, idempotency_key: str | None = None,
-               alias: tuple[str, str] | None = None) -> Created:
+               alias: tuple[str, str] | None = None, origin: Origin = NO_ORIGIN) -> Created:
         """Store and schedule one request (validated by the API schema) in one script. A compat
         profile passes `alias` (its namespace, its own id for the request): stored in the same
-        script, so the request is never there without it; `find` resolves it."""
+        script, so the request is never there without it; `find` resolves it. `origin` (the
+        token that made it) is copied onto the request."""
         now = self.now_ms()
-        new = self._new(fields, now)
+        new = self._new(fields, now, origin)
         fingerprint = ""
         if idempotency_key:
             fingerprint = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
@@ -69,13 +71,13 @@ class RequestService:
             self.publisher.deliver([(new.request_id, 1, new.due_ms)], now)
         return Created(new_resource(new.spec, stored.status, now, new.due_ms))
 
-    def create_many(self, items: list[dict]) -> list[dict]:
+    def create_many(self, items: list[dict], origin: Origin = NO_ORIGIN) -> list[dict]:
         """Store all requests in one script (all or none), then publish those due soon."""
         now = self.now_ms()
         created = []
         for index, fields in enumerate(items):
             try:
-                created.append(self._new(fields, now))
+                created.append(self._new(fields, now, origin))
             except HTQError as exc:  # which request of the batch, as the schema's errors say
                 exc.errors = {"requests": {str(index): exc.errors}}
                 raise
@@ -86,15 +88,17 @@ class RequestService:
                                 if status == "queued"], now)
         return [new_resource(new.spec, status, now, new.due_ms) for new, status in zip(created, statuses)]
 
-    def prepare(self, fields: dict, now: int, schedule: str | None = None) -> NewRequest:
+    def prepare(self, fields: dict, now: int, schedule: str | None = None,
+                origin: Origin = NO_ORIGIN) -> NewRequest:
         """The request that `fields` (validated by the API schema) would create at `now`, checked
-        as `create` checks it (Invalid, TooLarge); a schedule's run carries the schedule's name."""
-        new = self._new(fields, now)
+        as `create` checks it (Invalid, TooLarge); a schedule's run carries the schedule's name
+        and the schedule's origin (the token that made the schedule)."""
+        new = self._new(fields, now, origin)
         if schedule is not None:
             new.spec["schedule"] = schedule
         return new
 
-    def _new(self, fields: dict, now: int) -> NewRequest:
+    def _new(self, fields: dict, now: int, origin: Origin = NO_ORIGIN) -> NewRequest:
         """The request to store from fields the API schema validated; its id, due time and spec."""
         self._check_body_size(fields)
         spec = {key: fields[key] for key in ("url", "method", "headers", "body", "json", "callback_url")
@@ -111,6 +115,7 @@ class RequestService:
             # Any complete HTTP answer ends the request as succeeded (policy.judge): the htq
             # 2014 profile's rule. Not offered by /v1/requests.
             spec["success_on_any_status"] = True
+        origin.stamp(spec)
         if fields.get("eta_ms") is not None:
             due_ms = max(now, int(fields["eta_ms"]))
         else:
@@ -154,15 +159,22 @@ class RequestService:
         return store_requests.load_attempts(self.store, request_id)
 
     def list(self, status: str | None, limit: int, cursor: str | None,
-             schedule: str | None = None) -> tuple[list[dict], str | None]:
-        """A page of requests, newest first; of one status, of one schedule's runs, or both (the
-        schedule's index filtered by status, so such a page may hold fewer than `limit`)."""
+             schedule: str | None = None, token: str | None = None) -> tuple[list[dict], str | None]:
+        """A page of requests, newest first; of one status, of one schedule's runs, of one token's
+        (its id, `env` for HTQ_API_TOKENS), or several of these at once. One index is read (the
+        schedule's, else the token's, else the status's) and filtered by the others, so such a page
+        may hold fewer than `limit`; `next_cursor` goes on along the same index."""
         if cursor is not None and not ids.is_valid_id(cursor):
             raise Invalid("Bad cursor", {"cursor": ["not a cursor returned by this listing"]})
-        page = store_requests.list_ids(self.store, status=status, after=cursor, limit=limit + 1, schedule=schedule)
+        if token is not None and not is_token_id(token):
+            raise Invalid("Bad token", {"token": ["a token id, or env"]})
+        page = store_requests.list_ids(self.store, status=status, after=cursor, limit=limit + 1, schedule=schedule,
+                                       token=token)
         records = [r for r in store_requests.load_many(self.store, page[:limit]) if r]
-        if schedule is not None and status is not None:
+        if status is not None and (schedule is not None or token is not None):
             records = [r for r in records if r.get("status") == status]
+        if schedule is not None and token is not None:
+            records = [r for r in records if r.get("token") == token]
         next_cursor = page[limit - 1] if len(page) > limit else None
         return [to_resource(r) for r in records], next_cursor
 
@@ -342,4 +354,5 @@ def resource_from(spec: dict, record: dict) -> dict:
         resource["flow"] = spec["flow"]
     if "schedule" in spec:
         resource["schedule"] = spec["schedule"]
+    resource["token_id"] = spec.get("token_id")
     return resource

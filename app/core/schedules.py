@@ -32,6 +32,7 @@ from app.core.publish import Publisher
 from app.core.queues import STORED_DEFAULTS, json_body
 from app.core.requests import RequestService
 from app.core.timetable import BadTimetable, Timetable, check_cron, zone
+from app.core.tokens import NO_ORIGIN, Origin
 from app.storage import batches as store_batches
 from app.storage import schedules as store
 from app.storage.client import Store
@@ -60,12 +61,13 @@ class ScheduleService:
 
     # -- definitions ------------------------------------------------------------------------
 
-    def put(self, name: str, fields: dict) -> tuple[dict, bool]:
-        """Create or replace a schedule (fields validated by the API schema); (resource, created)."""
+    def put(self, name: str, fields: dict, origin: Origin = NO_ORIGIN) -> tuple[dict, bool]:
+        """Create or replace a schedule (fields validated by the API schema); (resource, created).
+        The schedule keeps its `origin` (the token that put it): every request it runs carries it."""
         if not is_name(name):
             raise Invalid("Bad schedule name", {"name": [NAME_RULE]})
         now = self.now_ms()
-        spec = self._spec(fields, now)
+        spec = origin.stamp(self._spec(fields, now))
         table = timetable(spec, anchor_ms=now)
         created = store.put(self.store, name, spec=json.dumps(spec), now_ms=now, anchor_ms=now,
                             next_ms=table.next_after(now), paused=bool(fields.get("paused", False)))
@@ -162,7 +164,7 @@ class ScheduleService:
             record = self._load(name)
             now = self.now_ms()
             run = Run(name, record["version"], None, now, now)
-            fired = self._fire_all([(run, json.loads(record["spec"])["target"])], now)[0]
+            fired = self._fire_all([(run, json.loads(record["spec"]))], now)[0]
             if fired.outcome == "stale":
                 continue
             if fired.outcome in ("missing", "too_large"):
@@ -190,7 +192,7 @@ class ScheduleService:
                 run_ms = next_ms
                 if next_ms < now - CATCH_UP_MS:  # missed ticks collapse into the latest one
                     run_ms = table.latest_at_or_before(now, next_ms)
-                runs.append((Run(name, record["version"], next_ms, run_ms, table.next_after(run_ms)), spec["target"]))
+                runs.append((Run(name, record["version"], next_ms, run_ms, table.next_after(run_ms)), spec))
             if not runs:
                 break
             for fired in self._fire_all(runs, now):
@@ -201,15 +203,17 @@ class ScheduleService:
         return counts
 
     def _fire_all(self, runs: list[tuple[Run, dict]], now: int) -> list[Fired]:
-        """Write every run with its effect (one script each, one round trip), then publish."""
+        """Write every run (with its schedule's spec) and its effect (one script each, one round
+        trip), then publish."""
         pipe = self.store.pipeline()
         request_ids: list[str | None] = []
-        for run, target in runs:
-            request_ids.append(self._queue_fire(pipe, run, target, now))
+        for run, spec in runs:
+            request_ids.append(self._queue_fire(pipe, run, spec, now))
         replies = self.store.execute_durable(pipe)  # runs accept work: replicas hold them first
         results = [store.fired(reply, request_id) for reply, request_id in zip(replies, request_ids)]
         deliver = []
-        for (run, target), fired in zip(runs, results, strict=True):
+        for (run, spec), fired in zip(runs, results, strict=True):
+            target = spec["target"]
             if fired.outcome == "created" and fired.status == "queued":
                 deliver.append((fired.run_id, 1, max(run.run_ms, now) + self._delay_ms(target)))
             elif fired.outcome == "added" and fired.taken:
@@ -225,11 +229,12 @@ class ScheduleService:
     def _delay_ms(target: dict) -> int:
         return ms(target["request"].get("delay") or 0)
 
-    def _queue_fire(self, pipe, run: Run, target: dict, now: int) -> str | None:
+    def _queue_fire(self, pipe, run: Run, spec: dict, now: int) -> str | None:
         grace = self.settings.publish_grace_ms
+        target = spec["target"]
         if "request" in target:
             fields = dict(target["request"])
-            new = self.requests.prepare(fields, max(run.run_ms, now), schedule=run.name)
+            new = self.requests.prepare(fields, max(run.run_ms, now), schedule=run.name, origin=Origin.of(spec))
             store.fire_request(self.store, run, new, now_ms=now, horizon_end_ms=now + self.settings.horizon_ms,
                                grace_ms=grace, pipeline=pipe)
             return new.request_id
@@ -269,6 +274,7 @@ def to_resource(name: str, record: dict) -> dict:
         runs=int(record.get("runs") or 0),
         last_error=record.get("last_error") or None,
         created_at=clock.to_rfc3339(int(record["created_ms"])),
+        token_id=spec.get("token_id"),
     )
     return resource
 

@@ -39,7 +39,39 @@ DIGEST_KEY = b"htq api token v1"
 CACHE_S = 0.5  # how long a process trusts a token it found (revocation reaches it within this)
 CACHE_MAX = 10_000  # tokens remembered per process; past this the memory is emptied and refilled
 MAX_ALLOWED_HOSTS = 100
+ENV_TOKEN_ID = "env"  # what records name as the maker when it was a token of HTQ_API_TOKENS
 _HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who made a request, schedule or batch, copied onto it: the token's id (ENV_TOKEN_ID for a
+    token of HTQ_API_TOKENS, None with auth off; never the secret) and its allowed hosts, which
+    the worker checks again at delivery against the address it connects to."""
+
+    token_id: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+
+    def stamp(self, spec: dict) -> dict:
+        """`spec` with `token_id` and, for a token with an allowlist, `allowed_hosts`."""
+        if self.token_id is not None:
+            spec["token_id"] = self.token_id
+        if self.allowed_hosts:
+            spec["allowed_hosts"] = list(self.allowed_hosts)
+        return spec
+
+    @classmethod
+    def of(cls, spec: dict) -> Origin:
+        """The origin `stamp` wrote into `spec` (NO_ORIGIN for one made before, or without a token)."""
+        return cls(spec.get("token_id"), tuple(spec.get("allowed_hosts") or ()))
+
+
+NO_ORIGIN = Origin()
+
+
+def is_token_id(text: str) -> bool:
+    """Whether `text` can name a maker: a scoped token's id or ENV_TOKEN_ID."""
+    return text == ENV_TOKEN_ID or is_valid_id(text)
 
 
 @dataclass(frozen=True)
@@ -51,6 +83,11 @@ class Token:
     scopes: frozenset[str]
     allowed_hosts: tuple[str, ...] = ()
     created_ms: int = 0
+
+    @property
+    def origin(self) -> Origin:
+        """What the records this token makes carry of it."""
+        return Origin(self.id if self.id is not None else ENV_TOKEN_ID, self.allowed_hosts)
 
     def allows(self, scope: str) -> bool:
         return ADMIN in self.scopes or scope in self.scopes

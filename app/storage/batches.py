@@ -31,13 +31,16 @@ class BatchConfig:
     max_attempts: int
     backoff_base_ms: int
     timeout_ms: int
+    token_id: str | None = None  # the token that configured it ("env" for HTQ_API_TOKENS)
+    allowed_hosts: tuple[str, ...] = ()  # that token's, checked again when a batch is sent
 
     def args(self) -> dict:
         """The script arguments of the configuration (batch_configure.lua), by name."""
         return {"endpoint": self.endpoint, "max_records": self.max_records, "max_bytes": self.max_bytes,
                 "interval_ms": self.interval_ms, "headers": json.dumps(self.headers),
                 "max_attempts": self.max_attempts, "backoff_base_ms": self.backoff_base_ms,
-                "timeout_ms": self.timeout_ms}
+                "timeout_ms": self.timeout_ms, "token_id": self.token_id or "",
+                "allowed_hosts": json.dumps(list(self.allowed_hosts))}
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Claimed:
     max_attempts: int
     backoff_base_ms: int
     worker: str  # the worker that claimed it, which holds it until the attempt is settled
+    allowed_hosts: tuple[str, ...] = ()  # of the token that configured the batch: empty admits every host
 
 
 class Configured(NamedTuple):
@@ -186,10 +190,11 @@ def claim(store: Store, name: str, batch_id: str, attempt: int, *, worker: str, 
         "worker": worker})
     if reply[0] != "send":
         return Refused(reply[0], reply[1] if len(reply) > 1 else None)
-    _, body, endpoint, headers, timeout_ms, records, max_attempts, backoff_base_ms = reply
+    _, body, endpoint, headers, timeout_ms, records, max_attempts, backoff_base_ms, allowed_hosts = reply
     return Claimed(name=name, batch_id=batch_id, attempt=attempt, body=body.encode(), endpoint=endpoint,
                    headers=json.loads(headers), timeout_ms=int(timeout_ms), records=int(records),
-                   max_attempts=int(max_attempts), backoff_base_ms=int(backoff_base_ms), worker=worker)
+                   max_attempts=int(max_attempts), backoff_base_ms=int(backoff_base_ms), worker=worker,
+                   allowed_hosts=tuple(json.loads(allowed_hosts or "[]")))
 
 
 def finish(store: Store, name: str, batch_id: str, attempt: int, *, worker: str, now_ms: int, verdict: str,

@@ -9,7 +9,8 @@ Deferred requests
                                    ``attempt_limit``, ``timeout_ms``, ``started_ms`` (of the latest
                                    attempt), ``ended_ms``, ``last_error``, ``alias`` (compat),
                                    ``response_deleted``, ``schedule`` (of a request a schedule
-                                   made), ``holder`` (the worker holding its next
+                                   made), ``token`` (the id of the token that made it, ``env``
+                                   for HTQ_API_TOKENS; absent with auth off), ``holder`` (the worker holding its next
                                    or running attempt); the lease of a running attempt is its score
                                    in P:requests:inflight. Deleted by the expiry sweep
                                    ``retention`` after it ended
@@ -65,7 +66,9 @@ Batch forwarding (``B`` is a batch name, ``[A-Za-z0-9_-]{1,80}``)
                                    record reaches ``interval``, or a taken batch's deadline passes
   P:batch:{B}              hash    config (``endpoint``, ``max_records``, ``max_bytes``,
                                    ``interval_ms``, ``headers``, ``max_attempts``,
-                                   ``backoff_base_ms``, ``timeout_ms``, ``epoch``, ``created_ms``),
+                                   ``backoff_base_ms``, ``timeout_ms``, ``epoch``, ``created_ms``,
+                                   ``token_id`` and ``allowed_hosts`` (JSON) of the token that
+                                   configured it: the claim hands the hosts to the worker),
                                    pending state (``pending_bytes``: sum of the pending records'
                                    sizes, ``oldest_ms``: arrival of the oldest pending record),
                                    counters (``batch_seq``, ``record_seq``, ``taken_seq``: records
@@ -98,9 +101,10 @@ Recurring schedules (``S`` is a schedule name, ``[A-Za-z0-9_-]{1,80}``)
   P:schedules:due          zset    S -> time (ms) of its next tick, for schedules not paused; beat
                                    reads only what is due, so idle schedules cost nothing
   P:schedule:{S}           hash    ``spec`` (JSON: ``cron`` or ``every``, ``timezone``,
-                                   ``target``), ``version`` (up by one on each PUT: the claim of a
-                                   tick compares it), ``anchor_ms`` (``every`` ticks are anchor +
-                                   k * every), ``next_ms``, ``paused`` (1/0), ``runs``,
+                                   ``target``, ``token_id`` and ``allowed_hosts`` of the token that
+                                   put it, which its runs' requests carry), ``version`` (up by one
+                                   on each PUT: the claim of a tick compares it), ``anchor_ms``
+                                   (``every`` ticks are anchor + k * every), ``next_ms``, ``paused`` (1/0), ``runs``,
                                    ``last_run_ms``, ``last_run_id``, ``last_error``,
                                    ``created_ms``, ``updated_ms``
   P:schedule:{S}:requests  zset    ids of the requests the schedule made, scores 0 (sorted by
@@ -161,6 +165,10 @@ HMAC-SHA256 digest of its secret, core/tokens.py; the secret is never stored)
   P:tokens                 hash    T -> JSON ``{id, name, scopes, allowed_hosts, created_ms, digest}``
   P:tokens:digests         hash    D -> the same JSON: what a request's bearer token is looked up
                                    by (one HGET); written and deleted with P:tokens by one script
+  P:token:{T}:requests     zset    the ids of the live requests token ``T`` made (``env`` for
+                                   HTQ_API_TOKENS), scores 0, sorted by creation time like
+                                   P:requests:all; written by the script that creates the request,
+                                   left by the expiry sweep's; kept after the token is revoked
 
 Notification channels (pub/sub, not keys): P:notify:{topic}:{name}; a request's channel
 hears its final status when it ends (storage/notify.py wakes long polls with it); a queue's
@@ -236,6 +244,10 @@ def tokens() -> str:
 
 def token_digests() -> str:
     return f"{PREFIX}:tokens:digests"
+
+
+def token_requests(token_id: str) -> str:
+    return f"{PREFIX}:token:{token_id}:requests"
 
 
 def notify_channel(topic: str, name: str) -> str:

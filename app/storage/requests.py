@@ -180,7 +180,7 @@ def create(store: Store, new: NewRequest, *, now_ms: int, horizon_end_ms: int, g
     idempotency_key, fingerprint = idempotency or (None, "")
     reply = store.run(_CREATE, keys={
         **_request_keys(new.request_id), "due": keys.requests_due(), "inflight": keys.requests_inflight(),
-        "all": keys.requests_all(),
+        "all": keys.requests_all(), **token_index(new.spec),
         "idempotency": keys.idempotency(idempotency_key) if idempotency_key else UNUSED_KEY,
         "alias": keys.request_alias(*alias) if alias else UNUSED_KEY,
         "alias_index": keys.request_aliases(alias[0]) if alias else UNUSED_KEY,
@@ -191,6 +191,7 @@ def create(store: Store, new: NewRequest, *, now_ms: int, horizon_end_ms: int, g
         "idempotency_value": f"{new.request_id} {fingerprint}" if idempotency_key else "",
         "idempotency_ttl_s": IDEMPOTENCY_TTL_S, "alias": ":".join(alias) if alias else "",
         "request_gates": gates.new_request_arg(new.spec), "gates": keys.gates_prefix(),
+        "token": new.spec.get("token_id") or "",
     }, durable=True)
     if reply[0] == "alias_taken":
         store.barrier()
@@ -206,16 +207,24 @@ def create(store: Store, new: NewRequest, *, now_ms: int, horizon_end_ms: int, g
 
 def create_many(store: Store, items: list[NewRequest], *, now_ms: int, horizon_end_ms: int,
                 grace_ms: int) -> list[str]:
-    """Store every request in one script (all or none); the status of each, "queued" or "scheduled"."""
+    """Store every request in one script (all or none); the status of each, "queued" or "scheduled".
+    One token makes them all (the first one's is taken)."""
+    maker = items[0].spec if items else {}
     args: list = []
     for new in items:
         args += [new.request_id, new.due_ms, json.dumps(new.spec), _attempt_limit(new.spec), _timeout_ms(new.spec),
                  gates.new_request_arg(new.spec)]
     return store.run(_CREATE_MANY, keys={
         **_STATUS_INDEXES, "due": keys.requests_due(), "inflight": keys.requests_inflight(),
-        "all": keys.requests_all(), "requests": [keys.request(new.request_id) for new in items],
+        "all": keys.requests_all(), **token_index(maker), "requests": [keys.request(new.request_id) for new in items],
     }, args={"now_ms": now_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms, "items": args,
-             "gates": keys.gates_prefix()}, durable=True)
+             "gates": keys.gates_prefix(), "token": maker.get("token_id") or ""}, durable=True)
+
+
+def token_index(spec: dict) -> dict[str, str]:
+    """KEYS entry `token_requests` of the scripts that create a request with this spec."""
+    token_id = spec.get("token_id")
+    return {"token_requests": keys.token_requests(token_id) if token_id else UNUSED_KEY}
 
 
 def _attempt_limit(spec: dict) -> int:
@@ -248,11 +257,14 @@ def load_many(store: Store, request_ids: Iterable[str]) -> list[dict]:
 
 
 def list_ids(store: Store, *, status: str | None, after: str | None, limit: int,
-             schedule: str | None = None) -> list[str]:
+             schedule: str | None = None, token: str | None = None) -> list[str]:
     """Ids newest first, strictly older than `after` (the previous page's last id); of one
-    schedule's requests when `schedule` is given (the caller filters those by status)."""
+    schedule's requests when `schedule` is given, else of one token's when `token` is (the
+    caller filters those by the rest)."""
     if schedule is not None:
         index = keys.schedule_requests(schedule)
+    elif token is not None:
+        index = keys.token_requests(token)
     else:
         index = keys.requests_by_status(status) if status else keys.requests_all()
     upper = f"({after}" if after else "+"
@@ -542,14 +554,15 @@ def expire_ended(store: Store, *, cutoff_ms: int, limit: int) -> int:
         return 0
     pipe = store.pipeline()
     for i in ids:
-        pipe.hmget(keys.request(i), "alias", "schedule")
+        pipe.hmget(keys.request(i), "alias", "schedule", "token")
     per_request = []
-    for i, (alias, schedule) in zip(ids, pipe.execute()):
+    for i, (alias, schedule, token) in zip(ids, pipe.execute()):
         namespace, name = alias.split(":", 1) if alias else (None, None)
         per_request += [keys.request(i), keys.request_attempts(i), keys.request_response(i),
                         keys.request_alias(namespace, name) if alias else UNUSED_KEY,
                         keys.request_aliases(namespace) if alias else UNUSED_KEY,
-                        keys.schedule_requests(schedule) if schedule else UNUSED_KEY]
+                        keys.schedule_requests(schedule) if schedule else UNUSED_KEY,
+                        keys.token_requests(token) if token else UNUSED_KEY]
     return store.run(_EXPIRE, keys={
         **_STATUS_INDEXES, "ended": keys.requests_ended(), "all": keys.requests_all(),
         "archive": keys.requests_archive(), "outbox": keys.requests_outbox(), "requests": per_request,

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from app.storage import gates, keys
 from app.storage.client import Store
 from app.storage.queues import channel as queue_channel
-from app.storage.requests import NewRequest
+from app.storage.requests import NewRequest, token_index
 from app.storage.scripts import Script
 
 _PUT = Script("schedule_put")
@@ -100,12 +100,12 @@ def fire_request(store: Store, run: Run, new: NewRequest, *, now_ms: int, horizo
     return store.run(_FIRE_REQUEST, keys={
         **_STATUS_INDEXES, **_schedule_keys(run.name), "request": keys.request(new.request_id),
         "due": keys.requests_due(), "inflight": keys.requests_inflight(), "all": keys.requests_all(),
-        "schedule_requests": keys.schedule_requests(run.name),
+        "schedule_requests": keys.schedule_requests(run.name), **token_index(new.spec),
     }, args={
         **run.args(now_ms), "id": new.request_id, "due_ms": new.due_ms, "horizon_end_ms": horizon_end_ms,
         "grace_ms": grace_ms, "spec": json.dumps(new.spec), "attempt_limit": int(new.spec["retry"]["max_attempts"]),
         "timeout_ms": round(float(new.spec["timeout"]) * 1000), "request_gates": gates.new_request_arg(new.spec),
-        "gates": keys.gates_prefix(),
+        "gates": keys.gates_prefix(), "token": new.spec.get("token_id") or "",
     }, pipeline=pipeline)
 
 

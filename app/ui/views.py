@@ -214,14 +214,16 @@ def requests_page():
         abort(400, description=f"Unknown status; one of {', '.join(REQUEST_STATUSES)}.")
     cursor = request.args.get("cursor") or None
     schedule = request.args.get("schedule") or None
-    items, next_cursor = services().requests.list(status, PAGE_SIZE, cursor, schedule=schedule)
+    token = request.args.get("token") or None
+    items, next_cursor = services().requests.list(status, PAGE_SIZE, cursor, schedule=schedule, token=token)
     counts = overview.requests_by_status(services().store)
     next_url = None
     if next_cursor:
         next_url = url_for("ui.requests_page", **{k: v for k, v in (("status", status), ("schedule", schedule),
-                                                                    ("cursor", next_cursor)) if v})
+                                                                    ("token", token), ("cursor", next_cursor)) if v})
     return render_template("ui/requests.html", items=items, status=status, counts=counts,
-                           statuses=REQUEST_STATUSES, next_url=next_url, paged=cursor is not None, schedule=schedule)
+                           statuses=REQUEST_STATUSES, next_url=next_url, paged=cursor is not None, schedule=schedule,
+                           token=token)
 
 
 @blp.get("/requests/find")

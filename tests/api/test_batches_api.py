@@ -46,7 +46,7 @@ def test_put_creates_then_replaces_and_get_shows_config_and_counts(client):
                     "headers": {"X-Key": "k"}, "retry": {"max_attempts": 4, "backoff_base": 1.0}, "timeout": 5.0,
                     "created_at": body["created_at"], "pending": 0, "in_flight": 0, "sent_batches": 0,
                     "sent_records": 0, "dead_batches": 0, "last_sent_at": None, "last_status_code": None,
-                    "last_error": None}
+                    "last_error": None, "token_id": None}
     assert put(client).status_code == 200
     replaced = client.get("/v1/batches/events").get_json()  # PUT replaces: left out, back to the defaults
     assert (replaced["max_records"], replaced["max_bytes"], replaced["interval"], replaced["headers"],

@@ -257,3 +257,24 @@ def test_run_now_refuses_running_and_ended_requests_and_knows_missing_ones(store
     cancel(store, "B", 1300)
     assert run_now(store, "B", 1400) == RanNow(None, status="canceled")
     assert store.redis.zscore(keys.requests_inflight(), "B") is None
+
+
+def test_a_tokens_index_holds_its_live_requests_and_expiry_takes_them_out(store):
+    create(store, "01A", 0, 0)
+    for request_id in ("01B", "01C"):
+        spec = {**SPEC, "id": request_id, "token_id": "T1"}
+        sr.create(store, NewRequest(request_id, 0, spec), now_ms=0, horizon_end_ms=HORIZON_MS, grace_ms=GRACE_MS)
+    many = [NewRequest(i, 0, {**SPEC, "id": i, "token_id": "T2"}) for i in ("01D", "01E")]
+    sr.create_many(store, many, now_ms=0, horizon_end_ms=HORIZON_MS, grace_ms=GRACE_MS)
+    assert store.redis.zrange(keys.token_requests("T1"), 0, -1) == ["01B", "01C"]
+    assert store.redis.zrange(keys.token_requests("T2"), 0, -1) == ["01D", "01E"]
+    assert store.redis.hget(keys.request("01B"), "token") == "T1"
+    assert store.redis.hget(keys.request("01A"), "token") is None
+    assert sr.list_ids(store, status=None, after=None, limit=5, token="T1") == ["01C", "01B"]
+    assert sr.list_ids(store, status=None, after="01C", limit=5, token="T1") == ["01B"]
+    for request_id in ("01A", "01B", "01D"):
+        sr.start_many(store, [(request_id, 1)], worker=WORKER, now_ms=0, lease_margin_ms=0, **UNGATED)
+        finish(store, request_id, 1, 10, "succeeded")
+    assert sr.expire_ended(store, cutoff_ms=10, limit=10) == 3
+    assert store.redis.zrange(keys.token_requests("T1"), 0, -1) == ["01C"]
+    assert store.redis.zrange(keys.token_requests("T2"), 0, -1) == ["01E"]

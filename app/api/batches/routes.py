@@ -27,7 +27,7 @@ from app.api.batches.schemas import (
     record_batch,
 )
 from app.api.common import Blueprint, abort_malformed, require_json_body
-from app.api.egress import check_targets
+from app.api.egress import check_targets, origin
 from app.core import jsontext
 from app.extensions import services
 
@@ -60,7 +60,7 @@ class BatchItem(MethodView):
         Records are POSTed to `endpoint` as one JSON array as soon as `max_records` or `max_bytes`
         is reached, or when the oldest pending record is `interval` seconds old."""
         check_targets({"endpoint": fields.get("endpoint")})
-        resource, created = services().batches.configure(name, fields)
+        resource, created = services().batches.configure(name, fields, origin())
         return resource, 201 if created else 200
 
     @blp.response(200, BatchSchema, example=examples.BATCH)

@@ -59,6 +59,8 @@ class BatchSchema(Schema):
     last_sent_at = fields.String(allow_none=True, metadata={"description": "end of the latest POST"})
     last_status_code = fields.Integer(allow_none=True, metadata={"description": "of the latest POST"})
     last_error = fields.String(allow_none=True)
+    token_id = fields.String(allow_none=True, metadata={
+        "description": "the id of the token that configured it (`env`: one of HTQ_API_TOKENS; null with auth off)"})
 
 
 class BatchListSchema(Schema):

@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from app.api import examples
 from app.api.common import Blueprint, require_json_body
-from app.api.egress import check_targets, request_targets
+from app.api.egress import check_targets, origin, request_targets
 from app.api.requests.schemas import (
     AttemptListSchema,
     BulkCanceledSchema,
@@ -46,10 +46,10 @@ class Requests(MethodView):
     @blp.arguments(ListArgsSchema, location="query")
     @blp.response(200, RequestListSchema, example=examples.REQUEST_LIST)
     def get(self, args):
-        """List requests, newest first, optionally of one status or made by one schedule; page
-        with `cursor`."""
+        """List requests, newest first, optionally of one status, made by one schedule or by one
+        token (any of these together); page with `cursor`."""
         items, next_cursor = services().requests.list(args.get("status"), args["limit"], args.get("cursor"),
-                                                      args.get("schedule"))
+                                                      args.get("schedule"), args.get("token"))
         return {"items": items, "next_cursor": next_cursor}
 
     @blp.arguments(RequestCreateSchema, example=examples.REQUEST_CREATE)
@@ -62,7 +62,7 @@ class Requests(MethodView):
         With an `Idempotency-Key` header, a repeat with the same body within 24 hours returns the
         original request (200, `Idempotent-Replayed: true`)."""
         check_targets(request_targets(fields))
-        created = services().requests.create(fields, _idempotency_key())
+        created = services().requests.create(fields, _idempotency_key(), origin=origin())
         headers = {"Location": created.resource["links"]["self"]}
         if created.replayed:
             return jsonify(created.resource), 200, {**headers, "Idempotent-Replayed": "true"}
@@ -77,7 +77,7 @@ def create_batch(body):
     """Queue up to 100 requests at once: all are validated first; none is created if one is invalid."""
     for index, fields in enumerate(body["requests"]):
         check_targets(request_targets(fields), at=("requests", str(index)))
-    return jsonify({"items": services().requests.create_many(body["requests"])}), 201
+    return jsonify({"items": services().requests.create_many(body["requests"], origin())}), 201
 
 
 @blp.route("/cancel", methods=["POST"])

@@ -174,6 +174,8 @@ class RequestSchema(Schema):
     last_error = fields.String(allow_none=True)
     links = fields.Nested(LinksSchema)
     schedule = fields.String(metadata={"description": "the schedule that made it (only then)"})
+    token_id = fields.String(allow_none=True, metadata={
+        "description": "the id of the token that made it (`env`: one of HTQ_API_TOKENS; null with auth off)"})
 
 
 class RequestListSchema(Schema):
@@ -188,6 +190,9 @@ class RequestItemsSchema(Schema):
 class ListArgsSchema(Schema):
     status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
     schedule = name_field(metadata={"description": "only the requests this schedule made"})
+    token = fields.String(validate=validate.Regexp(f"^(env|{REQUEST_ID_PATTERN})$"),
+                          metadata={"description": "only the requests this token made: its id, or `env` for the "
+                                                   "tokens of HTQ_API_TOKENS", "example": "01JEAKQ7M3F4W2Z8V6T5R9N1PB"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String(metadata={"pattern": f"^{REQUEST_ID_PATTERN}$",
                                      "description": "next_cursor of the previous page"})

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from app.api.common import Blueprint, require_json_body
-from app.api.egress import check_targets, request_targets
+from app.api.egress import check_targets, origin, request_targets
 from app.api.schedules.schemas import (
     EXAMPLE,
     RESOURCE_EXAMPLE,
@@ -46,7 +46,7 @@ class ScheduleItem(MethodView):
         was down collapse into one run of the latest of them. Runs so far are kept on replace."""
         if "request" in fields["target"]:
             check_targets(request_targets(fields["target"]["request"]), at=("target", "request"))
-        resource, created = services().schedules.put(name, fields)
+        resource, created = services().schedules.put(name, fields, origin())
         return resource, 201 if created else 200
 
     @blp.response(200, ScheduleSchema, example=RESOURCE_EXAMPLE)

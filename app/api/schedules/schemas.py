@@ -71,7 +71,7 @@ class SchedulePutSchema(Schema):
 
 RESOURCE_EXAMPLE = {**EXAMPLE, "name": "daily-report", "paused": False, "next_run_at": "2026-11-24T01:30:00.000Z",
                     "last_run_at": "2026-11-23T01:30:00.000Z", "last_run_id": "0mh2k3x9a1b2c3d4", "runs": 12,
-                    "last_error": None, "created_at": "2026-11-11T10:00:00.000Z"}
+                    "last_error": None, "created_at": "2026-11-11T10:00:00.000Z", "token_id": "env"}
 RUN_EXAMPLE = {"id": "0mh2k3x9a1b2c3d4"}
 
 
@@ -88,6 +88,9 @@ class ScheduleSchema(Schema):
     runs = fields.Integer()
     last_error = fields.String(allow_none=True, metadata={"description": "why the latest tick made nothing"})
     created_at = fields.String()
+    token_id = fields.String(allow_none=True, metadata={
+        "description": "the id of the token that put it, which its runs carry (`env`: one of HTQ_API_TOKENS; "
+                       "null with auth off)"})
 
 
 class ScheduleListSchema(Schema):

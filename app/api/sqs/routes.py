@@ -3,9 +3,11 @@ htq's queues, so boto3 and aws-cli work with `endpoint_url=http://HOST:PORT/sqs`
 
 Every answer, errors included, is in AWS's shape: a 400 carries `{"__type", "message"}` and the
 `x-amzn-query-error` header from which botocore raises its modelled exceptions. With
-HTQ_SQS_CREDENTIALS every call must carry a valid Signature Version 4 (403 otherwise); without
-it, signatures are not checked, unless HTQ_API_TOKENS is set, when every call is refused (bearer
-tokens are not how AWS clients authenticate, and /sqs must not be an open door beside them)."""
+HTQ_SQS_CREDENTIALS every call must carry a valid Signature Version 4 (403 otherwise), by a
+credential with the scope its action needs (app/scopes.py, sqs_action_scope; AccessDenied
+otherwise); without it, signatures are not checked, unless HTQ_API_TOKENS is set, when every call
+is refused (bearer tokens are not how AWS clients authenticate, and /sqs must not be an open door
+beside them)."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +18,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from app import scopes
 from app.api.sqs import sigv4
 from app.compat import answer_redis_outage
 from app.core import jsontext
@@ -73,8 +76,9 @@ def _too_large(_error):
     return error_answer(SqsError("RequestEntityTooLarge", "The request is larger than this endpoint takes."))
 
 
-def _signed_region() -> str:
-    """The caller's region (for ARNs): checked from the signature when credentials are set."""
+def _signed_region(action: str) -> str:
+    """The caller's region (for ARNs): checked from the signature when credentials are set, as is
+    the signer's scope for `action`."""
     settings = services().settings
     if settings.sqs_credentials:
         raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
@@ -82,6 +86,11 @@ def _signed_region() -> str:
         signed = sigv4.verify(request.method, raw_path, request.query_string.decode("latin-1"),
                               {name.lower(): value for name, value in request.headers.items()},
                               request.get_data(cache=True), dict(settings.sqs_credentials), datetime.now(UTC))
+        needed = scopes.sqs_action_scope(action)
+        granted = settings.sqs_scopes.get(signed.access_key_id, frozenset({scopes.ADMIN}))
+        if scopes.ADMIN not in granted and needed not in granted:
+            raise SqsError("AccessDenied", f"User: {signed.access_key_id} is not authorized to perform: "
+                                           f"sqs:{action} (it needs the '{needed}' scope)")
         return signed.region
     if settings.api_tokens:
         raise SqsError("AccessDenied", "This endpoint takes signed calls only when HTQ_SQS_CREDENTIALS is set: "
@@ -95,8 +104,8 @@ def _signed_region() -> str:
 def sqs(account: str | None = None, queue: str | None = None):
     """Calls come to the endpoint; some SDKs (AWS's JavaScript v3) send them to the queue's URL
     instead, which names the same queue as the QueueUrl member: both are served alike."""
-    region = _signed_region()
     target = request.headers.get("X-Amz-Target", "")
+    region = _signed_region(target.removeprefix(TARGET_PREFIX))
     if not target.startswith(TARGET_PREFIX):
         raise SqsError("InvalidAction", "Send X-Amz-Target: AmazonSQS.<Action> (htq speaks the AWS JSON 1.0 "
                                         "protocol of SQS, not the former Query protocol).")

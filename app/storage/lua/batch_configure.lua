@@ -6,7 +6,8 @@
 --#include _batch_common.lua
 -- KEYS: (the batch's and the due zset, see _batch_common.lua), names (set of batch names)
 -- ARGV: name, now_ms, grace_ms (publish grace), mode, epoch (for a new batch), endpoint,
---       max_records, max_bytes, interval_ms, headers (JSON), max_attempts, backoff_base_ms, timeout_ms
+--       max_records, max_bytes, interval_ms, headers (JSON), max_attempts, backoff_base_ms, timeout_ms,
+--       token_id (of the token configuring it, "" for none), allowed_hosts (that token's, JSON list)
 -- Returns {created (1 or 0), taken batch ids...}.
 local name, now, grace, mode = ARG.name, tonumber(ARG.now_ms), tonumber(ARG.grace_ms), ARG.mode
 local created = redis.call('HSETNX', B_CFG, 'epoch', ARG.epoch)
@@ -19,7 +20,8 @@ redis.call('SADD', KEY.names, name)
 redis.call('HSET', B_CFG, 'updated_ms', now, 'endpoint', ARG.endpoint, 'max_records', ARG.max_records,
            'interval_ms', ARG.interval_ms)
 local others = {max_bytes = ARG.max_bytes, headers = ARG.headers, max_attempts = ARG.max_attempts,
-                backoff_base_ms = ARG.backoff_base_ms, timeout_ms = ARG.timeout_ms}
+                backoff_base_ms = ARG.backoff_base_ms, timeout_ms = ARG.timeout_ms,
+                token_id = ARG.token_id, allowed_hosts = ARG.allowed_hosts}
 for field, value in pairs(others) do
   if mode == 'replace' then
     redis.call('HSET', B_CFG, field, value)
