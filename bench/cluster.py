@@ -314,8 +314,6 @@ class Bench:
         if cut_at > due_at:
             self.say("  warning: the cut came after the requests were due; raise --lead")
         self.net.lose(self.hosts["worker1"])
-        stack.workers = [(role, procs) for role, procs in stack.workers if role != "worker1"]
-        self.by_role["worker1"].procs.clear()  # killed with its host
         left = wait_for(lambda: victim not in stack.live_workers() and time.time(), 60,
                         "the lost worker to leave /v1/workers", every_s=0.1)
         deadline = due_at + count * 0.01 + LATE_BOUND_S + 30
