@@ -23,15 +23,15 @@ Each round measures, rows alternating:
 
 A row is the end-to-end delivery rate (`--e2e` immediate requests created through the batch
 route, from the first create to the last arrival at the target) and the queue cycle rate
-(`POST .../messages` + `POST .../receive` + `DELETE .../messages/{id}` by `--threads` client
-threads for `--duration` seconds). The table prints the medians of the rounds.
+(`POST .../messages` + `POST .../receive` + `DELETE .../messages/{id}`, bench/queues.py's single
+cycle, on `--connections` keep-alive connections for `--duration` seconds). The table prints the medians of the rounds.
 
-Then the host loss: `--held` requests due a few seconds ahead are received by the worker of one
-worker host (its eta tasks, recorded as its holds); a second worker host is started; the first
-host's link is cut and every process in it killed with SIGKILL one second before the requests are due. It
-checks that every request is delivered (duplicates are counted: delivery is at-least-once, with
-the request id as Idempotency-Key), each within 15 s of its due time, and reports when the lost
-worker left `/v1/workers`. htq's default intervals apply (heartbeat every 2 s, dead after 7 s:
+Then the host loss: `--held` requests due `--lead` seconds ahead are received by the worker of
+one worker host (its eta tasks, recorded as its holds); a second worker host is started; one
+second before the requests are due, the first host's link is cut and every process in it killed
+with SIGKILL. It checks that every request is delivered (duplicates are counted: delivery is
+at-least-once, with the request id as Idempotency-Key), each within 15 s of its due time, and
+reports when the lost worker left `/v1/workers`. htq's default intervals apply (heartbeat every 2 s, dead after 7 s:
 app/core/workers.py); nothing is tuned.
 """
 from __future__ import annotations
@@ -44,13 +44,13 @@ if __package__ in (None, ""):
     sys.path[0] = str(REPO)
 
 import argparse  # noqa: E402
+import asyncio  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
@@ -63,6 +63,7 @@ from app.embedded import HASH_MAX_COMPACT_ENTRIES, ZSET_MAX_COMPACT_ENTRIES, red
 from app.processes import ServiceProcesses, TemporaryRedis, service_env, web_argv  # noqa: E402
 from app.storage import keys  # noqa: E402
 from bench import netns  # noqa: E402
+from bench.queues import Connection, _loop_single  # noqa: E402
 from config.settings import load_settings  # noqa: E402
 
 LATE_BOUND_S = 15.0
@@ -73,6 +74,18 @@ BATCH = 100
 REDIS_PORT = 6379
 WEB_PORT = 8000
 TARGET_PORT = 8080
+
+
+class _HostConnection(Connection):
+    """bench.queues' client connection, to a web server on any address."""
+
+    def __init__(self, host: str, port: int):
+        super().__init__(port)
+        self.host = host
+
+    async def open(self) -> _HostConnection:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self
 
 
 class HostProcesses(ServiceProcesses):
@@ -125,12 +138,13 @@ class Stack:
     workers: list[tuple[str, ServiceProcesses]] = field(default_factory=list)
 
     def start(self) -> None:
-        self.webs = []
+        self.webs, self.web_addresses = [], []
         for index, role in enumerate(("web1", "web2")):
             procs = self.launcher(role)
             port = self.port(WEB_PORT + index)
             procs.start(role, web_argv(f"{self.address(role)}:{port}"))
             self.webs.append(f"http://{self.address(role)}:{port}")
+            self.web_addresses.append((self.address(role), port))
         target = self.launcher("target")
         port = self.port(TARGET_PORT)
         target.start("target", [sys.executable, "-m", "bench.requests", "_target", str(port), self.address("target")])
@@ -199,29 +213,22 @@ class Stack:
         arrivals = self.dump(tag)
         return count / (max(at for _, at in arrivals) - started)
 
-    def queue_cycles(self, queue: str, threads: int, duration_s: float) -> float:
-        stop_at = time.monotonic() + duration_s
-        done = []
+    def queue_cycles(self, queue: str, connections: int, duration_s: float) -> float:
+        """bench.queues' single cycle (push, receive 1, delete) on `connections` keep-alive
+        connections of one asyncio client, spread over both web servers, each on its own queue."""
 
-        def loop(index: int) -> None:
-            session, base = requests.Session(), self.webs[index % len(self.webs)] + f"/v1/queues/{queue}/messages"
-            cycles = 0
-            while time.monotonic() < stop_at:
-                session.post(base, json={"n": cycles}, timeout=30).raise_for_status()
-                got = session.post(base + "/receive", json={"max": 1}, timeout=30).json()["messages"]
-                for message in got:
-                    session.delete(f"{base}/{message['id']}", params={"receipt": message["receipt"]},
-                                   timeout=30).raise_for_status()
-                    cycles += 1
-            done.append(cycles)
+        async def main() -> float:
+            conns = [await _HostConnection(*self.web_addresses[n % len(self.web_addresses)]).open()
+                     for n in range(connections)]
+            started = time.monotonic()
+            counts = await asyncio.gather(*(_loop_single(conn, started + duration_s, f"{queue}-{n}")
+                                            for n, conn in enumerate(conns)))
+            elapsed = time.monotonic() - started
+            for conn in conns:
+                conn.close()
+            return sum(counts) / elapsed
 
-        started = time.monotonic()
-        workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-        for thread in workers:
-            thread.start()
-        for thread in workers:
-            thread.join()
-        return sum(done) / (time.monotonic() - started)
+        return asyncio.run(main())
 
     def live_workers(self) -> set[str]:
         return {w["name"] for w in self.sessions[1].get(self.webs[1] + "/v1/workers", timeout=10).json()["items"]}
@@ -289,7 +296,7 @@ class Bench:
         try:
             tag = f"{label}-r{round_no}".replace(" ", "").replace("=", "")
             rate = stack.deliveries(tag, self.args.e2e, self.args.warm)
-            cycles = stack.queue_cycles(tag, self.args.threads, self.args.duration)
+            cycles = stack.queue_cycles(tag, self.args.connections, self.args.duration)
         finally:
             stack.stop_workers()
         self.say(f"  round {round_no + 1} {label:<6} {rate:8.0f} deliveries/s  {cycles:7.0f} queue cycles/s")
@@ -344,7 +351,7 @@ class Bench:
         cluster = self.start_cluster()
         self.say(f"hosts: {', '.join(f'{h.name} {h.address}' for h in self.net.hosts)} (bridge {self.net.gateway})")
         self.say(f"\nRounds: {self.args.e2e} immediate requests (after {self.args.warm} warm-up), then queue "
-                 f"cycles by {self.args.threads} threads for {self.args.duration:.0f} s, per row")
+                 f"cycles on {self.args.connections} connections for {self.args.duration:.0f} s, per row")
         rows: dict[str, list[tuple[float, float]]] = {}
         for round_no in range(self.args.rounds):
             rows.setdefault("base", []).append(self.row(base, 1, "base", round_no))
@@ -382,7 +389,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="rounds of rows (3; quick 1)")
     parser.add_argument("--e2e", type=int, help="immediate requests per row (2000; quick 500)")
     parser.add_argument("--warm", type=int, default=100, help="warm-up requests per row (100)")
-    parser.add_argument("--threads", type=int, default=8, help="queue cycle client threads (8)")
+    parser.add_argument("--connections", type=int, default=16,
+                        help="keep-alive connections of the queue cycles, over both web servers (16)")
     parser.add_argument("--duration", type=float, help="seconds of queue cycles per row (5; quick 3)")
     parser.add_argument("--concurrency", type=int, default=load_settings({}).concurrency,
                         help="celery worker -c on every worker host (htq's default, %(default)s)")

@@ -1,8 +1,8 @@
 """A worker host lost for real: hosts are network namespaces joined by a bridge (bench/netns.py),
 with Redis, the web server, beat and two workers each on a host of its own. The host whose worker
 holds every request (its eta tasks) has its link cut, then all its processes killed with SIGKILL,
-one second before they are due: each request still arrives, within 15 s of its due time. htq's default
-intervals apply. Skipped, with the reason, where namespaces cannot be made (root and iproute2)."""
+one second before they are due: each request still arrives, within 15 s of its due time. htq's
+default intervals apply. Skipped, with the reason, where namespaces cannot be made (root and iproute2)."""
 from __future__ import annotations
 
 import socket
