@@ -299,7 +299,8 @@ class Bench:
             cycles = stack.queue_cycles(tag, self.args.connections, self.args.duration)
         finally:
             stack.stop_workers()
-        self.say(f"  round {round_no + 1} {label:<6} {rate:8.0f} deliveries/s  {cycles:7.0f} queue cycles/s")
+        self.say(f"  round {round_no + 1} {label:<6} {rate:8.0f} deliveries/s  {cycles:7.0f} queue cycles/s  "
+                 f"(load average {os.getloadavg()[0]:.1f})")
         return rate, cycles
 
     # -- host loss ------------------------------------------------------------------------------
@@ -307,7 +308,8 @@ class Bench:
     def host_loss(self, stack: Stack) -> dict:
         count, lead_s = self.args.held, self.args.lead
         self.say(f"\nHost loss: {count} requests due {lead_s:.0f} s ahead, all received by worker host 1; worker "
-                 "host 2 started; then host 1's link cut and its processes killed with SIGKILL")
+                 f"host 2 started; {CUT_BEFORE_DUE_S:.0f} s before they are due, host 1's link cut and its "
+                 "processes killed with SIGKILL (htq's default intervals)")
         victim, = stack.start_workers(["worker1"])
         wait_for(lambda: victim in stack.live_workers(), 20, "the worker in /v1/workers")
         due_at = time.time() + lead_s
