@@ -143,11 +143,11 @@ class _TargetProtocol(asyncio.Protocol):
         return b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
-def serve_target(port: int) -> None:
+def serve_target(port: int, host: str = "127.0.0.1") -> None:
     async def main():
         arrivals: dict[str, list] = {}
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _TargetProtocol(arrivals), "127.0.0.1", port, backlog=4096)
+        server = await loop.create_server(lambda: _TargetProtocol(arrivals), host, port, backlog=4096)
         async with server:
             await server.serve_forever()
 
@@ -756,7 +756,7 @@ def _raise_exit(signum, _frame):
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["_target"]:
-        serve_target(int(argv[1]))
+        serve_target(int(argv[1]), *argv[2:3])  # PORT [HOST]
         return 0
     if argv[:1] == ["_load"]:
         run_load(argv[1:])

@@ -1,4 +1,5 @@
-"""A real HTTP server on 127.0.0.1 that records what it receives and answers as scripted."""
+"""A real HTTP server (on 127.0.0.1 unless given an address) that records what it receives and
+answers as scripted."""
 from __future__ import annotations
 
 import threading
@@ -31,7 +32,7 @@ class Reply:
 
 
 class HttpTarget:
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
         self.received: list[Received] = []
         self._replies: dict[str, deque[Reply]] = defaultdict(deque)
         self._responders: dict[str, Callable[[Received], Reply]] = {}
@@ -70,13 +71,13 @@ class HttpTarget:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://{self.server.server_address[0]}:{self.server.server_address[1]}"
 
     def start(self) -> None:
         self._thread.start()
