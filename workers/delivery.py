@@ -57,6 +57,8 @@ class DeliveryConfig:
     response_max_bytes: int = 1024 * 1024
     # Certificate authorities trusted for https targets: certifi's bundle unless a file is named.
     ca_certs: str | None = None
+    # Keep-alive connections kept per target (host and port): as many as attempts sent at once.
+    connections: int = POOL_SIZE
 
     @classmethod
     def from_settings(cls, settings) -> DeliveryConfig:
@@ -208,7 +210,7 @@ class Deliverer:
         self._pools = self._pool_manager(_Guard(config))
 
     def _pool_manager(self, guard: _Guard) -> urllib3.PoolManager:
-        pools = urllib3.PoolManager(num_pools=POOL_SIZE, maxsize=POOL_SIZE, retries=False,
+        pools = urllib3.PoolManager(num_pools=POOL_SIZE, maxsize=self.config.connections, retries=False,
                                     cert_reqs="CERT_REQUIRED", ca_certs=self.config.ca_certs or certifi.where())
         pools.pool_classes_by_scheme = _guarded_pool_classes(guard)
         return pools
