@@ -96,10 +96,11 @@ class ServiceProcesses:
         HTQ_WORKER_POOL or the default, unless given); give `options=()` to run it exactly as the
         Procfile does."""
         pool = pool or load_settings(self.env).worker_pool
-        # Celery reads `-P prefork` (its default) as "the configured pool": the setting says it too.
+        # Celery reads `-P prefork` (its default) as "the configured pool": the settings say what
+        # the command line says, and the worker sizes its connections by them.
         return self.start(name, celery_argv("worker", "-l", self._log_level(), "-c", str(concurrency), "-P", pool,
                                             "-n", f"{name}@%h", *options, app=app),
-                          env={**self.env, "HTQ_WORKER_POOL": pool})
+                          env={**self.env, "HTQ_WORKER_POOL": pool, "HTQ_CONCURRENCY": str(concurrency)})
 
     def start_beat(self, name: str = "beat") -> subprocess.Popen:
         """`celery -A workers beat`, its schedule file in the log directory."""
