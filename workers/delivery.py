@@ -10,7 +10,10 @@ import logging
 import math
 import re
 import socket
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -23,6 +26,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family
 
+from app.core.egress import Allowlist
 from app.core.outcome import FAILED, NETWORK, RETRY, SUCCEEDED, TIMEOUT, Outcome
 
 logger = logging.getLogger(__name__)
@@ -32,6 +36,10 @@ POOL_SIZE = 32
 CHUNK_BYTES = 64 * 1024
 SIGNATURE_PREFIX = "whsec_"
 
+# socket.getaddrinfo's signature: (host, port, family, type) -> [(family, type, proto, name, sockaddr)].
+Resolver = Callable[..., list[tuple]]
+# Distinct allowlists whose connection pools a Deliverer keeps; the least recently used goes first.
+ALLOWLIST_POOLS = 64
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
@@ -108,9 +116,13 @@ def _is_public(ip: IPAddress) -> bool:
 
 
 class _Guard:
-    """Resolves a host and admits its addresses only if every one of them is an allowed destination."""
+    """Resolves a host and admits its addresses only if every one of them is an allowed destination:
+    by the server's settings, then, when one is given, by a token's allowlist, which only narrows."""
 
-    def __init__(self, config: DeliveryConfig) -> None:
+    def __init__(self, config: DeliveryConfig, allowlist: Allowlist | None = None,
+                 resolver: Resolver = socket.getaddrinfo) -> None:
+        self.allowlist = allowlist
+        self.resolver = resolver
         self.allow_private = config.allow_private
         names, networks = set(), []
         for entry in config.allowed_hosts:
@@ -125,20 +137,26 @@ class _Guard:
     def resolve(self, host: str, port: int | None) -> list[tuple]:
         """getaddrinfo results, all checked; raises DestinationRefused or socket.gaierror."""
         host = host.strip("[]")
-        infos = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
-        if self.allow_private or host.rstrip(".").lower() in self.names:
-            return infos
-        for info in infos:
-            ip = ipaddress.ip_address(info[4][0])
-            if not (_is_public(ip) or self._listed(ip)):
-                where = f"{ip} is" if host == str(ip) else f"{host} resolves to {ip}, which is"
-                raise DestinationRefused(f"{where} not a public address")
+        infos = self.resolver(host, port, allowed_gai_family(), socket.SOCK_STREAM)
+        if not (self.allow_private or host.rstrip(".").lower() in self.names):
+            for info in infos:
+                ip = ipaddress.ip_address(info[4][0])
+                if not (_is_public(ip) or self._listed(ip)):
+                    raise DestinationRefused(f"{_where(host, ip)} not a public address")
+        if self.allowlist is not None and not self.allowlist.admits_name(host):
+            for info in infos:
+                if not self.allowlist.admits_address(info[4][0]):
+                    raise DestinationRefused(f"{_where(host, info[4][0])} not among the token's allowed hosts")
         return infos
 
     def _listed(self, ip: IPAddress) -> bool:
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
             ip = ip.ipv4_mapped
         return any(ip in network for network in self.networks)
+
+
+def _where(host: str, address) -> str:
+    return f"{address} is" if host == str(address) else f"{host} resolves to {address}, which is"
 
 
 class _GuardedConnection:
@@ -204,10 +222,31 @@ class Deliverer:
     proxy would dodge the guard), no cookies carried from one target's answer into another
     caller's request, and half the CPU per attempt."""
 
-    def __init__(self, config: DeliveryConfig) -> None:
+    def __init__(self, config: DeliveryConfig, resolver: Resolver = socket.getaddrinfo) -> None:
         self.config = config
+        self.resolver = resolver
         self._key = _signing_key(config.signing_secret)
-        self._pools = self._pool_manager(_Guard(config))
+        self._pools = self._pool_manager(_Guard(config, resolver=resolver))
+        # A token's allowlist has pools of its own: a connection made under one allowlist is
+        # never reused under another, which might not admit its address.
+        self._allowlist_pools: OrderedDict[tuple[str, ...], urllib3.PoolManager] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _pools_for(self, allowed_hosts: Sequence[str] | None) -> urllib3.PoolManager:
+        if not allowed_hosts:
+            return self._pools
+        key = tuple(allowed_hosts)
+        with self._lock:
+            pools = self._allowlist_pools.get(key)
+            if pools is not None:
+                self._allowlist_pools.move_to_end(key)
+                return pools
+            pools = self._allowlist_pools[key] = self._pool_manager(
+                _Guard(self.config, Allowlist(key), self.resolver))
+            if len(self._allowlist_pools) > ALLOWLIST_POOLS:
+                _, oldest = self._allowlist_pools.popitem(last=False)
+                oldest.clear()  # idle connections close now; one in use closes when given back
+            return pools
 
     def _pool_manager(self, guard: _Guard) -> urllib3.PoolManager:
         pools = urllib3.PoolManager(num_pools=POOL_SIZE, maxsize=self.config.connections, retries=False,
@@ -216,8 +255,13 @@ class Deliverer:
         return pools
 
     def send(self, *, delivery_id: str, attempt: int, method: str, url: str,
-             headers: dict[str, str], body: bytes | None, timeout_s: float, webhook_id: str | None = None) -> Outcome:
+             headers: dict[str, str], body: bytes | None, timeout_s: float, webhook_id: str | None = None,
+             allowed_hosts: Sequence[str] | None = None) -> Outcome:
         """One attempt, bounded as a whole by `timeout_s` (connect, send, read the body).
+
+        `allowed_hosts`, a token's allowlist (app/core/egress.py), is checked again here against
+        the addresses the connection goes to, after the server's own guard: a name that resolved
+        to an admitted address when the request was created and resolves elsewhere now is refused.
 
         `delivery_id` is the id of what is delivered, a request or a batch: it is sent as the
         Idempotency-Key (and webhook-id), the same on every attempt, and names the log lines.
@@ -228,7 +272,7 @@ class Deliverer:
         if scheme not in ("http", "https"):
             return self._refused(delivery_id, start, f"unsupported URL scheme {scheme!r}")
         try:
-            response = self._pools.urlopen(
+            response = self._pools_for(allowed_hosts).urlopen(
                 method.upper(), url, body=body, headers=self._headers(delivery_id, attempt, headers, body, webhook_id),
                 timeout=urllib3.Timeout(total=timeout_s), redirect=False, retries=False,
                 preload_content=False, decode_content=False)
@@ -274,6 +318,10 @@ class Deliverer:
 
     def close(self) -> None:
         self._pools.clear()
+        with self._lock:
+            for pools in self._allowlist_pools.values():
+                pools.clear()
+            self._allowlist_pools.clear()
 
     def _headers(self, delivery_id: str, attempt: int, headers: dict[str, str],
                  body: bytes | None, webhook_id: str | None = None) -> dict[str, str | bytes]:
