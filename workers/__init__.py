@@ -22,7 +22,8 @@ from workers.schedule import BEAT_QUEUE, beat_schedule
 
 settings = load_settings()
 
-app = Celery("htq", include=["workers.tasks.requests", "workers.tasks.batches", "workers.tasks.beat"])
+app = Celery("htq", events="workers.events:LockedEvents",
+             include=["workers.tasks.requests", "workers.tasks.batches", "workers.tasks.beat"])
 app.conf.update(settings.celery_config())
 app.conf.beat_schedule = beat_schedule()
 # Every worker consumes both queues, taking from each in turn: beat's ticks never wait behind a
