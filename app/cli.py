@@ -18,7 +18,7 @@ from app.embedded import RedisServer, die_with_parent
 from app.processes import celery_argv, web_argv
 from app.readiness import NotReady, wait_ready
 from app.storage.client import Store
-from config.settings import ConfigError, Settings, load_settings
+from config.settings import DEFAULT_WORKER_POOL, WORKER_POOLS, ConfigError, Settings, load_settings
 
 STOP_TIMEOUT_S = 40  # above gunicorn's graceful_timeout
 READY_TIMEOUT_S = 60  # web, worker and beat up (a first start on a slow machine takes ~5 s)
@@ -40,10 +40,13 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="Default: PORT or HTTP_PORT, else 8080.")
-@click.option("--concurrency", type=int, default=None, help="Worker processes. Default: HTQ_CONCURRENCY, else 10.")
+@click.option("--pool", type=click.Choice(sorted(WORKER_POOLS)), default=None,
+              help=f"Worker pool. Default: HTQ_WORKER_POOL, else {DEFAULT_WORKER_POOL}.")
+@click.option("--concurrency", type=int, default=None,
+              help="Worker processes, threads or greenlets. Default: HTQ_CONCURRENCY, else the pool's default.")
 @click.option("--virtual-clock", is_flag=True,
               help="HTQ_CLOCK=virtual: time that POST /v1/clock/advance moves ahead (development and tests).")
-def run(host: str, port: int | None, concurrency: int | None, virtual_clock: bool) -> None:
+def run(host: str, port: int | None, pool: str | None, concurrency: int | None, virtual_clock: bool) -> None:
     """Web server, worker and beat together; an embedded Redis under ./.htq/ (HTQ_DATA_DIR) when
     REDIS_URL is unset.
 
@@ -56,12 +59,14 @@ def run(host: str, port: int | None, concurrency: int | None, virtual_clock: boo
     HTQ_ALLOW_PRIVATE_TARGETS says otherwise, so local demos work.
     """
     _check_settings()
-    settings = load_settings()
-    port = port or settings.http_port
     env = dict(os.environ)
     env.setdefault("HTQ_ALLOW_PRIVATE_TARGETS", "1")
+    if pool:
+        env["HTQ_WORKER_POOL"] = pool
     if concurrency:
         env["HTQ_CONCURRENCY"] = str(concurrency)
+    settings = load_settings(env)
+    port = port or settings.http_port
     if virtual_clock:
         env["HTQ_CLOCK"] = "virtual"
     # Every child runs in a session of its own, out of reach of the terminal: a Ctrl-C reaches
@@ -90,7 +95,7 @@ def run(host: str, port: int | None, concurrency: int | None, virtual_clock: boo
         started_ms = clock.real_ms()  # the tick records the system's time (workers/tasks/beat.py)
         children["web"] = _start_child(web_argv(f"{host}:{port}"), env)
         children["worker"] = _start_child(
-            celery_argv("worker", "-l", "INFO", "-c", env.get("HTQ_CONCURRENCY", "10")), env)
+            celery_argv("worker", "-l", "INFO", "-P", settings.worker_pool, "-c", str(settings.concurrency)), env)
         children["beat"] = _start_child(celery_argv("beat", "-l", "INFO"), env)
         base = f"http://{host}:{port}"
         ready = _wait_ready(base, load_settings(env), children, started_ms, received)

@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 
 from app.embedded import RedisServer, die_with_parent
+from config.settings import load_settings
 
 # The directory holding the app, workers and config packages: children run there, with it on
 # their PYTHONPATH, so `-c config/gunicorn.py` and `-A workers` resolve as in a checkout.
@@ -89,12 +90,17 @@ class ServiceProcesses:
         self.wait_answering(name, base + ready_path)
         return base
 
-    def start_worker(self, name: str = "worker", concurrency: int = 4, pool: str = "prefork", app: str = "workers",
+    def start_worker(self, name: str = "worker", concurrency: int = 4, pool: str | None = None, app: str = "workers",
                      options: Sequence[str] = SOLO_WORKER_OPTIONS) -> subprocess.Popen:
-        """`celery -A <app> worker` named `<name>@<host>`; give `options=()` to run it exactly as
-        the Procfile does."""
+        """`celery -A <app> worker` named `<name>@<host>`, on `pool` (the one `env` configures,
+        HTQ_WORKER_POOL or the default, unless given); give `options=()` to run it exactly as the
+        Procfile does."""
+        pool = pool or load_settings(self.env).worker_pool
+        # Celery reads `-P prefork` (its default) as "the configured pool": the settings say what
+        # the command line says, and the worker sizes its connections by them.
         return self.start(name, celery_argv("worker", "-l", self._log_level(), "-c", str(concurrency), "-P", pool,
-                                            "-n", f"{name}@%h", *options, app=app))
+                                            "-n", f"{name}@%h", *options, app=app),
+                          env={**self.env, "HTQ_WORKER_POOL": pool, "HTQ_CONCURRENCY": str(concurrency)})
 
     def start_beat(self, name: str = "beat") -> subprocess.Popen:
         """`celery -A workers beat`, its schedule file in the log directory."""

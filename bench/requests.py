@@ -56,11 +56,12 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 from app.processes import ServiceProcesses, die_with_parent, service_env  # noqa: E402
 from bench import cpu_seconds, descendants  # noqa: E402
-from config.settings import Settings, load_settings  # noqa: E402
+from config.settings import WORKER_POOLS, Settings, load_settings  # noqa: E402
 
 DAY_S = 86400
 PENDING_DELAY_S = 30 * DAY_S
@@ -68,6 +69,7 @@ BATCH_SIZE = 100
 BASELINE_QUEUE = "htq-bench-baseline"
 BASELINE_TASK = "bench.baseline_send"
 BARE_KEY_PREFIX = "bench:bare:"
+SLOW_MS = 100  # how long the target takes to answer with --slow
 
 
 # -- the HTTP target (subprocess: `python -m bench.requests _target PORT`) ---------------------
@@ -92,6 +94,7 @@ class _TargetProtocol(asyncio.Protocol):
     and `/__dump?tag=` report; everything answers 200."""
 
     connections = 0
+    delay_s = 0.0  # answers to /t/ paths wait this long (--slow)
 
     def __init__(self, arrivals: dict[str, list]):
         self.arrivals = arrivals
@@ -120,10 +123,17 @@ class _TargetProtocol(asyncio.Protocol):
             self.buffer = self.buffer[total:]
             arrived, self.head_at = self.head_at, None
             path = head.split(b" ", 2)[1].decode()
-            self.transport.write(self._answer(path, arrived))
+            if self.delay_s and path.startswith("/t/"):
+                asyncio.get_running_loop().call_later(self.delay_s, self._write, self._answer(path, arrived))
+            else:
+                self.transport.write(self._answer(path, arrived))
             if close:
                 self.transport.close()
                 return
+
+    def _write(self, data: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(data)
 
     def _answer(self, path: str, arrived: float) -> bytes:
         if path.startswith("/t/"):
@@ -143,7 +153,9 @@ class _TargetProtocol(asyncio.Protocol):
         return b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
-def serve_target(port: int, host: str = "127.0.0.1") -> None:
+def serve_target(port: int, host: str = "127.0.0.1", delay_ms: int = 0) -> None:
+    _TargetProtocol.delay_s = delay_ms / 1000
+
     async def main():
         arrivals: dict[str, list] = {}
         loop = asyncio.get_running_loop()
@@ -359,7 +371,8 @@ class Bench:
         self.redis = redis.Redis.from_url(self.redis_server.url, decode_responses=True)
         self.procs = ServiceProcesses(self.env, self.workdir, die_with_parent=True)
         self.http = requests.Session()
-        self.procs.start("target", [sys.executable, "-m", "bench.requests", "_target", str(self.target_port)])
+        self.procs.start("target", [sys.executable, "-m", "bench.requests", "_target", str(self.target_port),
+                                    "127.0.0.1", str(SLOW_MS if self.args.slow else 0)])
         self.procs.start_web(self.htq_port, name="web-htq")
         self.procs.start_web(self.bare_port, "bench.requests:bare_app()", name="web-bare", ready_path="/openapi.json")
         self.procs.wait_answering("target", self.target + "/__count")
@@ -473,16 +486,18 @@ class Bench:
     def connections(self) -> int:
         return self.http.get(f"{self.target}/__count", timeout=10).json()["connections"]
 
-    def e2e_htq(self) -> dict:
+    def e2e_htq(self, suffix: str = "", name: str = "htq (batch route, 100 per call)") -> dict:
         count = self.sizes.e2e
-        self.create_batches([self.body("warm-htq", n) for n in range(self.sizes.warm)])
-        self.arrivals("warm-htq", self.sizes.warm, 60)
-        bodies = [self.body("e2e-htq", n) for n in range(count)]
+        self.create_batches([self.body("warm-htq" + suffix, n) for n in range(self.sizes.warm)])
+        self.arrivals("warm-htq" + suffix, self.sizes.warm, 60)
+        bodies = [self.body("e2e-htq" + suffix, n) for n in range(count)]
         self.connections_before = self.connections()
-        started = time.time()
-        self.create_batches(bodies)
-        created = time.time()
-        return self._e2e_figures("htq (batch route, 100 per call)", "e2e-htq", count, started, created)
+        with self.costs(["web-htq", "worker-htq", "target"], count) as costs:
+            started = time.time()
+            self.create_batches(bodies)
+            created = time.time()
+            figures = self._e2e_figures(name, "e2e-htq" + suffix, count, started, created)
+        return {**figures, "costs": costs}
 
     def publish_baseline(self, task, tag: str, etas_ms: list[int | None]) -> None:
         """One apply_async per request, as a bare Celery application would do it."""
@@ -495,15 +510,86 @@ class Bench:
                                    self.settings.default_timeout_s],
                              eta=None if eta_ms is None else datetime.fromtimestamp(eta_ms / 1000, UTC))
 
-    def e2e_baseline(self, task) -> dict:
+    def e2e_baseline(self, task, suffix: str = "", name: str = "bare Celery (apply_async each)") -> dict:
         count = self.sizes.e2e
-        self.publish_baseline(task, "warm-baseline", [None] * self.sizes.warm)
-        self.arrivals("warm-baseline", self.sizes.warm, 60)
+        self.publish_baseline(task, "warm-baseline" + suffix, [None] * self.sizes.warm)
+        self.arrivals("warm-baseline" + suffix, self.sizes.warm, 60)
         self.connections_before = self.connections()
-        started = time.time()
-        self.publish_baseline(task, "e2e-baseline", [None] * count)
-        created = time.time()
-        return self._e2e_figures("bare Celery (apply_async each)", "e2e-baseline", count, started, created)
+        with self.costs(["worker-baseline", "target"], count) as costs:
+            started = time.time()
+            self.publish_baseline(task, "e2e-baseline" + suffix, [None] * count)
+            created = time.time()
+            figures = self._e2e_figures(name, "e2e-baseline" + suffix, count, started, created)
+        return {**figures, "costs": costs}
+
+    @contextmanager
+    def costs(self, names: list[str], count: int):
+        """CPU microseconds per delivery of each named child and of Redis, and Redis commands per
+        delivery (INFO commandstats), over the block; the dict yielded is filled when it ends."""
+        pids = {name: [self.procs.procs[name].pid] for name in names}
+        pids["redis"] = [self.redis_server.process.pid]
+        costs: dict[str, float] = {}
+        cpu_before = {name: cpu_seconds(group) for name, group in pids.items()}
+        commands_before = self.redis_commands()
+        by_command_before = self.redis.info("commandstats")
+        yield costs
+        for name, group in pids.items():
+            costs[name.split("-")[0]] = (cpu_seconds(group) - cpu_before[name]) / count * 1e6
+        costs["redis_commands"] = (self.redis_commands() - commands_before) / count
+        self.say("  " + " " * 34 + " per delivery: CPU " + ", ".join(
+            f"{name} {costs[name]:.0f} us" for name in costs if name != "redis_commands")
+            + f"; {costs['redis_commands']:.1f} Redis commands")
+        by_command = self.redis.info("commandstats")
+        deltas = sorted(((stats["calls"] - by_command_before.get(name, {}).get("calls", 0)) / count,
+                         name.removeprefix("cmdstat_")) for name, stats in by_command.items())
+        self.say("  " + " " * 34 + " most frequent: " + ", ".join(f"{name} {calls:.1f}"
+                                                                   for calls, name in reversed(deltas[-8:])))
+
+    def redis_commands(self) -> int:
+        return sum(stats["calls"] for stats in self.redis.info("commandstats").values())
+
+    def e2e_pools(self) -> None:
+        """htq and bare Celery on each worker pool in turn, in the same run."""
+        pools = self.args.pools
+        self.say(f"\n2. End to end per worker pool: {self.sizes.e2e} immediate requests "
+                 f"(after {self.sizes.warm} warm-up requests each), htq then bare Celery on each pool"
+                 + (f"; the target answers after {SLOW_MS} ms" if self.args.slow else ""))
+        rows = {}
+        for round_ in range(self.args.rounds):
+            for pool in pools:
+                concurrency = self.args.concurrency_given or WORKER_POOLS[pool]
+                suffix = f"-{pool}-{round_}"
+                label = f"{pool} -c {concurrency}"
+                self.redis.flushall()
+                self.procs.start_worker("worker-htq", concurrency=concurrency, pool=pool, options=())
+                self.procs.start_beat()
+                self.procs.wait_log("worker-htq", " ready.")
+                self.procs.wait_log("beat", "beat: Starting")
+                htq = self.e2e_htq(suffix, f"htq, {label}")
+                self.procs.stop("worker-htq", "beat")
+                self.redis.flushall()
+                self.procs.start_worker("worker-baseline", concurrency=concurrency, pool=pool,
+                                        app="bench.requests:baseline_celery", options=())
+                self.procs.wait_log("worker-baseline", " ready.")
+                app = build_baseline_celery(self.settings)
+                bare = self.e2e_baseline(app.tasks[BASELINE_TASK], suffix, f"bare Celery, {label}")
+                app.close()
+                self.procs.stop("worker-baseline")
+                rows.setdefault(label, []).append((htq, bare))
+        best_bare = max(bare["rate_s"] for runs in rows.values() for _, bare in runs)
+        self.say(f"\n  {'pool':<18} {'htq/s':>8} {'bare/s':>8} {'x same pool':>12} {'x best bare':>12} "
+                 f"{'worker us':>10} {'web us':>7} {'redis us':>9} {'target us':>10} {'redis cmds':>11}")
+        summary = {}
+        for label, runs in rows.items():
+            for htq, bare in runs:
+                c = htq["costs"]
+                self.say(f"  {label:<18} {htq['rate_s']:8.0f} {bare['rate_s']:8.0f} "
+                         f"{htq['rate_s'] / bare['rate_s']:12.2f} {htq['rate_s'] / best_bare:12.2f} "
+                         f"{c['worker']:10.0f} {c['web']:7.0f} {c['redis']:9.0f} {c['target']:10.0f} "
+                         f"{c['redis_commands']:11.1f}")
+            summary[label] = {"htq": max(h["rate_s"] for h, _ in runs), "bare": max(b["rate_s"] for _, b in runs)}
+        self.say(f"  (best bare Celery: {best_bare:.0f}/s)")
+        self.results["pools"] = {"rows": summary, "best_bare": best_bare}
 
     def _e2e_figures(self, name: str, tag: str, count: int, started: float, created: float) -> dict:
         arrivals = self.arrivals(tag, count, self.args.e2e_timeout)
@@ -609,7 +695,8 @@ class Bench:
 
     def run(self) -> None:
         self.start()
-        self.say(f"htq bench: {os.cpu_count()} CPUs, worker concurrency {self.args.concurrency} (prefork), "
+        self.say(f"htq bench: {os.cpu_count()} CPUs, worker concurrency {self.args.concurrency} "
+                 f"({self.settings.worker_pool}), "
                  f"gunicorn per config/gunicorn.py, Redis {self.redis.info('server')['redis_version']}; "
                  f"load average before the run {os.getloadavg()[0]:.2f} (other processes skew the figures); "
                  f"logs in {self.workdir}")
@@ -620,6 +707,13 @@ class Bench:
         if self.args.skip_e2e and self.args.skip_lateness and not self.sizes.pending:
             self.summary()
             return
+        if self.args.pools:
+            self.e2e_pools()
+            self.redis.flushall()
+            if self.args.skip_lateness and not self.sizes.pending:
+                self.summary()
+                return
+            self.args.skip_e2e = True
         self.start_htq_workers()
         if not self.args.skip_e2e:
             self.say(f"\n2. End to end: {self.sizes.e2e} immediate requests, from the first create to the last "
@@ -659,6 +753,12 @@ class Bench:
             e2e = r["e2e"]
             line(e2e["ratio"] >= 1.0, f"delivered/s {e2e['htq']['rate_s']:.0f} vs bare Celery "
                                       f"{e2e['baseline']['rate_s']:.0f}: {e2e['ratio']:.2f}x (>= 1x, aim 2x)")
+        if "pools" in r:
+            pools, best = r["pools"]["rows"], r["pools"]["best_bare"]
+            for label, row in pools.items():
+                line(row["htq"] >= 2000 and row["htq"] >= 4 * row["bare"],
+                     f"{label}: {row['htq']:.0f} delivered/s (>= 2000), {row['htq'] / row['bare']:.2f}x bare Celery "
+                     f"on the same pool, {row['htq'] / best:.2f}x bare Celery's best pool (>= 4x)")
         if "lateness" in r:
             late = r["lateness"]
             line(late["p99_ms"] <= 25, f"lateness p99 {late['p99_ms']:.1f} ms (<= 25 ms)")
@@ -711,11 +811,17 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    default_concurrency = load_settings({}).concurrency
+    default = load_settings({})
     parser = argparse.ArgumentParser(prog="python -m bench.requests", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes and durations: under 2 minutes")
-    parser.add_argument("--concurrency", type=int, default=default_concurrency,
-                        help="celery worker -c, htq and baseline alike (default: htq's default, %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="celery worker -c, htq and baseline alike (default: htq's default for the pool, "
+                             f"{default.concurrency} for {default.worker_pool})")
+    parser.add_argument("--pools", type=_pools, default=None,
+                        help="end to end on each of these worker pools, htq and bare Celery in turn "
+                             "(e.g. prefork,threads,gevent), instead of section 2 on the default pool")
+    parser.add_argument("--rounds", type=int, default=1, help="times each pool is measured with --pools (1)")
+    parser.add_argument("--slow", action="store_true", help=f"the target answers after {SLOW_MS} ms")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections per client (16)")
     parser.add_argument("--api-duration", type=float, help="seconds measured per endpoint (10; quick 3)")
@@ -732,7 +838,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--skip-lateness", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory with all logs")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.concurrency_given, args.concurrency = args.concurrency, args.concurrency or default.concurrency
+    return args
+
+
+def _pools(value: str) -> list[str]:
+    pools = [pool.strip() for pool in value.split(",") if pool.strip()]
+    unknown = [pool for pool in pools if pool not in WORKER_POOLS]
+    if unknown or not pools:
+        raise argparse.ArgumentTypeError(f"pools are among {', '.join(WORKER_POOLS)}")
+    return pools
 
 
 def sizes_for(args: argparse.Namespace) -> Sizes:
@@ -756,7 +872,8 @@ def _raise_exit(signum, _frame):
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["_target"]:
-        serve_target(int(argv[1]), *argv[2:3])  # PORT [HOST]
+        # PORT [HOST [DELAY_MS]]
+        serve_target(int(argv[1]), *argv[2:3], *(int(delay) for delay in argv[3:4]))
         return 0
     if argv[:1] == ["_load"]:
         run_load(argv[1:])

@@ -133,6 +133,13 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+# Celery worker pools htq runs on, with the concurrency each has by default (HTQ_CONCURRENCY): a
+# delivery mostly waits on the network, so threads and greenlets come by the hundred, processes
+# by the ten.
+WORKER_POOLS = {"prefork": 10, "threads": 100, "gevent": 100}
+DEFAULT_WORKER_POOL = "prefork"
+
+
 def broker_url_for(redis_url: str) -> str:
     """kombu spells a unix-socket Redis `redis+socket://`; redis-py spells it `unix://`."""
     if redis_url.startswith("unix://"):
@@ -161,7 +168,8 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str = ""
     http_port: int = 8080
-    concurrency: int = 10
+    worker_pool: str = DEFAULT_WORKER_POOL
+    concurrency: int = WORKER_POOLS[DEFAULT_WORKER_POOL]
     api_tokens: tuple[str, ...] = ()
     sqs_credentials: tuple[tuple[str, str], ...] = ()  # (access key id, secret) pairs for /sqs
     # access key id -> the scopes its signed calls have (an id not here has them all)
@@ -269,6 +277,7 @@ class Settings:
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 4,
+            "worker_pool": self.worker_pool,
             "worker_concurrency": self.concurrency,
             "worker_hijack_root_logger": False,
             # Task events on by default, so Flower (`celery -A workers flower`) and `celery events`
@@ -310,11 +319,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if sentinels and not redis_url.startswith(("redis://", "rediss://")):
         raise ConfigError(f"with REDIS_SENTINELS, REDIS_URL must be a redis:// or rediss:// URL, got {redis_url!r}")
     sqs_credentials, sqs_scopes = _credentials(env, "HTQ_SQS_CREDENTIALS")
+    pool = env.get("HTQ_WORKER_POOL", "").strip().lower() or DEFAULT_WORKER_POOL
+    if pool not in WORKER_POOLS:
+        raise ConfigError(f"HTQ_WORKER_POOL must be one of {', '.join(WORKER_POOLS)}, got {pool!r}")
     return Settings(
         redis_url=redis_url,
         broker_url=env.get("CELERY_BROKER_URL", ""),
         http_port=_int({"PORT": port_raw}, "PORT", 8080, 1, 65535),
-        concurrency=_int(env, "HTQ_CONCURRENCY", 10, 1, 1000),
+        worker_pool=pool,
+        concurrency=_int(env, "HTQ_CONCURRENCY", WORKER_POOLS[pool], 1, 1000),
         api_tokens=_list(env, "HTQ_API_TOKENS"),
         sqs_credentials=sqs_credentials,
         sqs_scopes=sqs_scopes,

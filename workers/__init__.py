@@ -6,6 +6,7 @@ import os
 from celery import Celery, bootsteps
 from celery.signals import (
     beat_init,
+    celeryd_init,
     setup_logging,
     task_received,
     worker_process_init,
@@ -21,7 +22,8 @@ from workers.schedule import BEAT_QUEUE, beat_schedule
 
 settings = load_settings()
 
-app = Celery("htq", include=["workers.tasks.requests", "workers.tasks.batches", "workers.tasks.beat"])
+app = Celery("htq", events="workers.events:LockedEvents",
+             include=["workers.tasks.requests", "workers.tasks.batches", "workers.tasks.beat"])
 app.conf.update(settings.celery_config())
 app.conf.beat_schedule = beat_schedule()
 # Every worker consumes both queues, taking from each in turn: beat's ticks never wait behind a
@@ -42,6 +44,19 @@ def _prepare_beat(**_):
     os.makedirs(os.path.dirname(app.conf.beat_schedule_filename) or ".", exist_ok=True)
     # Beat publishes only its own housekeeping ticks: no task-sent events for Flower to list.
     app.conf.task_send_sent_event = False
+
+
+@celeryd_init.connect
+def _check_pool(options, **_):
+    # gevent works only on a process monkey-patched before anything else is imported, which
+    # Celery does when `-P gevent` is on its command line, not when the pool comes from settings.
+    pool = options.get("pool") or options.get("pool_cls")
+    if "gevent" in getattr(pool, "__module__", str(pool)):
+        from gevent import monkey
+
+        if not monkey.is_module_patched("socket"):
+            raise SystemExit("htq: the gevent worker pool (HTQ_WORKER_POOL=gevent) needs `-P gevent` on the "
+                             "command line: celery -A workers worker -P gevent")
 
 
 @worker_process_init.connect

@@ -6,6 +6,7 @@ session is ever shared between processes.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from app.core.relay import RequestRelay
 from app.core.requests import RequestService
 from app.core.schedules import ScheduleService
 from app.core.virtual_clock import use_clock
-from app.storage.client import Store
+from app.storage.client import MAX_CONNECTIONS, Store, connect_to
 from config import Settings
 from workers.delivery import Deliverer, DeliveryConfig
 
@@ -40,12 +41,25 @@ class Runtime:
     executor: ThreadPoolExecutor
 
 
+# Threads sending at once in one process, and keep-alive connections kept per target: a task
+# message's requests all at once, for each task the process runs at the same time, up to this.
+MAX_SENDS = 500
+
 _lock = threading.Lock()
 _current: Runtime | None = None
 
 
+def sends_at_once(settings: Settings) -> int:
+    """A prefork process runs one task at a time; threads and greenlets run `concurrency`."""
+    tasks = 1 if settings.worker_pool == "prefork" else settings.concurrency
+    return min(MAX_SENDS, tasks * DELIVERY_CHUNK)
+
+
 def build(settings: Settings, sender: Sender) -> Runtime:
-    store = Store.from_settings(settings)
+    # A connection for each task running at once, and some for the relay, beat's ticks and events.
+    store = Store(connect_to(settings, max_connections=max(MAX_CONNECTIONS, settings.concurrency + 16)),
+                  settings.redis_min_replicas, settings.redis_wait_timeout_ms)
+    sends = sends_at_once(settings)
     use_clock(settings, store)
     publisher = broker.publisher(settings, sender)
     attempts = Attempts(store, publisher, settings)
@@ -59,9 +73,9 @@ def build(settings: Settings, sender: Sender) -> Runtime:
         forwarder=BatchForwarder(store, publisher, settings, backlog=backlog),
         queues=QueueService(store, settings),
         schedules=ScheduleService(store, publisher, settings, RequestService(store, publisher, settings)),
-        deliverer=Deliverer(DeliveryConfig.from_settings(settings)),
+        deliverer=Deliverer(dataclasses.replace(DeliveryConfig.from_settings(settings), connections=sends)),
         # One thread per request of a task message, so a chunk is sent all at once.
-        executor=ThreadPoolExecutor(max_workers=DELIVERY_CHUNK, thread_name_prefix="htq-send"))
+        executor=ThreadPoolExecutor(max_workers=sends, thread_name_prefix="htq-send"))
 
 
 def _backlog(sender: Sender, settings: Settings) -> int:

@@ -76,6 +76,16 @@ class Allowlist:
             return False
         return self.admits_addresses(addresses)
 
+    def admits_name(self, host: str) -> bool:
+        """Whether a name or pattern entry admits the URL host `host` by its name alone."""
+        host = host.strip("[]").rstrip(".").lower()
+        return host in self.names or any(host.endswith(suffix) for suffix in self.suffixes)
+
+    def admits_address(self, text: str) -> bool:
+        """Whether an address (as getaddrinfo gives it) is inside an address or network entry."""
+        ip = _address(text)
+        return ip is not None and self._inside(ip)
+
     def admits_addresses(self, addresses: Iterable[IPAddress | None]) -> bool:
         """Whether resolved addresses may be reached: every one inside an address or network."""
         listed = list(addresses)

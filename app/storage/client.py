@@ -63,6 +63,11 @@ class CheapReadinessCheck:
         if reader.has_data():
             return True
         peek = _socket.socket(fileno=self._sock.fileno())
+        # Never a wait: a socket made from a descriptor takes socket.getdefaulttimeout(), which
+        # some library may have set (a Celery worker as it stops), and with a timeout a recv
+        # first waits for data that long, then reads the idle connection as broken. The
+        # descriptor is non-blocking already: the connection has a timeout of its own.
+        peek.settimeout(0.0)
         try:
             peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
             return True  # a byte waits, or b"": the server closed the connection

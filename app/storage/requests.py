@@ -15,7 +15,7 @@ from app.core.model import REQUEST_STATUSES, ms
 from app.storage import gates, keys, outbox, stats
 from app.storage.client import Store
 from app.storage.outbox import Notice
-from app.storage.scripts import Script
+from app.storage.scripts import ManyScript, Script
 
 ARCHIVE_BITS = 1 << 25  # 4 MiB bitmap: about 1% false positives at 3.5 million expired ids
 ARCHIVE_HASHES = 7
@@ -26,8 +26,11 @@ _CREATE = Script("request_create")
 _CREATE_MANY = Script("request_create_many")
 _CLAIM = Script("request_claim")
 _RECOVER = Script("request_recover")
-_START = Script("request_start")
-_FINISH = Script("request_finish")
+# One call per task message's attempts, each attempt's own keys and arguments in turn.
+_START = ManyScript("request_start", each_keys=("request",), each_args=("id", "attempt"))
+_FINISH = ManyScript("request_finish", each_keys=("request", "attempts", "response"), each_args=(
+    "id", "attempt", "outcome", "next_due_ms", "attempt_record", "response", "last_error", "channel", "notice",
+    "worker_lost", "elapsed_ms", "breaker_result"))
 _CANCEL = Script("request_cancel")
 _RETRY = Script("request_retry")
 _RUN_NOW = Script("request_run_now")
@@ -420,16 +423,17 @@ def overdue_from(flat: list) -> Overdue:
 
 def start_many(store: Store, items: list[tuple[str, int]], *, worker: str, now_ms: int, lease_margin_ms: int,
                horizon_end_ms: int, grace_ms: int) -> list[Started]:
-    """Claim each (id, attempt) for execution by `worker`, past its gates, in one round trip."""
-    pipe = store.pipeline()
-    held = keys.worker_held(worker)
-    for request_id, attempt in items:
-        store.run(_START, keys={**_request_keys(request_id), "inflight": keys.requests_inflight(), "held": held,
-                                "lateness": keys.stats_lateness(), "due": keys.requests_due()},
-                  args={"id": request_id, "attempt": attempt, "now_ms": now_ms, "worker": worker,
-                        "lateness_bounds": stats.LATENESS_BOUNDS, "horizon_end_ms": horizon_end_ms,
-                        **gates.script_args(grace_ms, lease_margin_ms)}, pipeline=pipe)
-    return [_started(reply) for reply in pipe.execute()]
+    """Claim each (id, attempt) for execution by `worker`, past its gates, in one script call."""
+    if not items:
+        return []
+    replies = store.run(_START, keys={
+        **_STATUS_INDEXES, "request": [keys.request(request_id) for request_id, _ in items],
+        "inflight": keys.requests_inflight(), "held": keys.worker_held(worker), "lateness": keys.stats_lateness(),
+        "due": keys.requests_due(),
+    }, args={"id": [request_id for request_id, _ in items], "attempt": [attempt for _, attempt in items],
+             "now_ms": now_ms, "worker": worker, "lateness_bounds": stats.LATENESS_BOUNDS,
+             "horizon_end_ms": horizon_end_ms, **gates.script_args(grace_ms, lease_margin_ms)})
+    return [_started(reply) for reply in replies]
 
 
 def _started(reply: list) -> Started:
@@ -445,30 +449,31 @@ def _started(reply: list) -> Started:
 
 def finish_many(store: Store, ends: list[AttemptEnd], *, worker: str, now_ms: int, horizon_end_ms: int,
                 grace_ms: int, lease_margin_ms: int, breaker: Breaker) -> list[Settled]:
-    """Store each attempt's outcome and decide what follows, in one round trip; `worker` (the
+    """Store each attempt's outcome and decide what follows, in one script call; `worker` (the
     one that ran the attempts, or the relay settling lost ones) no longer holds them."""
-    pipe = store.pipeline()
-    held = keys.worker_held(worker)
-    for end in ends:
-        store.run(_FINISH, keys={
-            **_request_keys(end.request_id), "attempts": keys.request_attempts(end.request_id),
-            "response": keys.request_response(end.request_id), "due": keys.requests_due(),
-            "inflight": keys.requests_inflight(), "ended": keys.requests_ended(), "held": held,
-            "outbox": keys.requests_outbox(), "outcomes": keys.stats_attempts(), "deliveries": keys.stats_deliveries(),
-        }, args={
-            "id": end.request_id, "attempt": end.attempt, "now_ms": now_ms, "outcome": end.verdict,
-            "next_due_ms": end.next_due_ms, "horizon_end_ms": horizon_end_ms,
-            "attempt_record": json.dumps(end.record), "response": json.dumps(end.response),
-            "last_error": end.last_error or "", "channel": ended_channel(end.request_id), "worker": worker,
-            "notice": outbox.entry(Notice.CALLBACK, end.request_id) if end.callback else "",
-            "worker_lost": "1" if end.worker_lost else "", "elapsed_ms": end.elapsed_ms,
-            "duration_bounds": stats.DURATION_BOUNDS, "minutes_kept": stats.DELIVERY_MINUTES_KEPT,
-            "breaker_result": end.breaker_news, "breaker_failures": breaker.failures,
-            "breaker_cooldown_ms": breaker.cooldown_ms, **gates.script_args(grace_ms, lease_margin_ms),
-        }, pipeline=pipe)
+    if not ends:
+        return []
+    replies = store.run(_FINISH, keys={
+        **_STATUS_INDEXES, "request": [keys.request(end.request_id) for end in ends],
+        "attempts": [keys.request_attempts(end.request_id) for end in ends],
+        "response": [keys.request_response(end.request_id) for end in ends], "due": keys.requests_due(),
+        "inflight": keys.requests_inflight(), "ended": keys.requests_ended(), "held": keys.worker_held(worker),
+        "outbox": keys.requests_outbox(), "outcomes": keys.stats_attempts(), "deliveries": keys.stats_deliveries(),
+    }, args={
+        "id": [end.request_id for end in ends], "attempt": [end.attempt for end in ends], "now_ms": now_ms,
+        "outcome": [end.verdict for end in ends], "next_due_ms": [end.next_due_ms for end in ends],
+        "horizon_end_ms": horizon_end_ms, "attempt_record": [json.dumps(end.record) for end in ends],
+        "response": [json.dumps(end.response) for end in ends], "last_error": [end.last_error or "" for end in ends],
+        "channel": [ended_channel(end.request_id) for end in ends], "worker": worker,
+        "notice": [outbox.entry(Notice.CALLBACK, end.request_id) if end.callback else "" for end in ends],
+        "worker_lost": ["1" if end.worker_lost else "" for end in ends], "elapsed_ms": [end.elapsed_ms for end in ends],
+        "duration_bounds": stats.DURATION_BOUNDS, "minutes_kept": stats.DELIVERY_MINUTES_KEPT,
+        "breaker_result": [end.breaker_news for end in ends], "breaker_failures": breaker.failures,
+        "breaker_cooldown_ms": breaker.cooldown_ms, **gates.script_args(grace_ms, lease_margin_ms),
+    })
     return [Settled(Next(reply[0]), reply[1] if reply[0] == Next.ENDED else None,
                     [Due(reply[i], int(reply[i + 1]), int(reply[i + 2])) for i in range(2, len(reply), 3)])
-            for reply in pipe.execute()]
+            for reply in replies]
 
 
 # -- changing ------------------------------------------------------------------------------------

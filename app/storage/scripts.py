@@ -76,6 +76,60 @@ class Script:
         return f"Script({self.verb!r})"
 
 
+class ManyScript(Script):
+    """A script run for many items in one call: the names in `each_keys` and `each_args` take one
+    value per item, the others one value for all; the reply is the list of the script's replies,
+    one per item, in order. The script's text is unchanged: it runs once per item with KEY and
+    ARG set to that item's values, as a function, so its `return` ends that item's turn only.
+
+    One call instead of a pipeline of one call per item: each shared key and argument is sent
+    and read once, not once per item."""
+
+    def __init__(self, verb: str, each_keys: Sequence[str], each_args: Sequence[str], directory: Path = LUA_DIR):
+        super().__init__(verb, directory)
+        declared: dict[str, list[str]] = {"KEYS": [], "ARGV": []}
+        body = expand(directory / f"{verb}.lua", declared)
+        if self.keys.rest or self.args.rest or not set(each_keys) <= set(self.keys.names) \
+                or not set(each_args) <= set(self.args.names) or not each_keys:
+            raise ValueError(f"{verb}.lua: cannot run for many items with keys {each_keys} and args {each_args}")
+        self.each_keys, self.each_args = tuple(each_keys), tuple(each_args)
+        self.keys = Inputs([name for name in self.keys.names if name not in self.each_keys], None)
+        self.args = Inputs([name for name in self.args.names if name not in self.each_args], None)
+        key_slots = "; ".join(f"KEY.{name} = KEYS[k + {i}]" for i, name in enumerate(self.each_keys, 1))
+        arg_slots = "; ".join(f"ARG.{name} = ARGV[a + {i}]" for i, name in enumerate(self.each_args, 1))
+        self.source = "\n".join([
+            self.keys.lua_table("KEYS", "KEY"), self.args.lua_table("ARGV", "ARG"),
+            "local function run_one()", body, "end",
+            "local replies = {}",
+            f"for i = 0, (#KEYS - {self.keys.count}) / {len(self.each_keys)} - 1 do",
+            f"  local k = {self.keys.count} + i * {len(self.each_keys)}",
+            f"  local a = {self.args.count} + i * {len(self.each_args)}",
+            f"  {key_slots}",
+            f"  {arg_slots}" if arg_slots else "",
+            "  replies[i + 1] = run_one()",
+            "end",
+            "return replies"])
+
+    def inputs(self, keys: Mapping[str, Any], args: Mapping[str, Any]) -> tuple[list, list]:
+        """`keys` and `args` by name; each per-item name maps to a list of one value per item."""
+        shared_keys = {name: value for name, value in keys.items() if name not in self.each_keys}
+        shared_args = {name: value for name, value in args.items() if name not in self.each_args}
+        key_values = self.keys.ordered(shared_keys, self.verb, "KEYS")
+        arg_values = self.args.ordered(shared_args, self.verb, "ARGV")
+        item_keys = [keys[name] for name in self.each_keys]
+        item_args = [args[name] for name in self.each_args]
+        if len({len(values) for values in item_keys + item_args}) > 1:
+            raise TypeError(f"{self.verb}.lua for many items: per-item keys and args of different lengths")
+        for values in zip(*item_keys):
+            key_values.extend(values)
+        for values in zip(*item_args):
+            arg_values.extend(values)
+        return key_values, arg_values
+
+    def __repr__(self) -> str:
+        return f"ManyScript({self.verb!r})"
+
+
 def expand(path: Path, declared: dict[str, list[str]]) -> str:
     """The file's text with each `--#include NAME` replaced by that file of its folder; the
     header entries of every file read are added to `declared`, in the order they are read."""

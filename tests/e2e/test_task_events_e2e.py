@@ -12,6 +12,7 @@ from celery import Celery
 from app import create_app
 from app.core.task_names import DELIVER_REQUESTS
 from app.storage import beat as store_beat
+from tests.support.http_target import Reply
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 
@@ -59,10 +60,13 @@ def events(settings):
     log.stop()
 
 
+@pytest.mark.parametrize("pool", ["prefork", "threads", "gevent"])
 def test_a_delivery_shows_in_task_events_with_its_request_id_and_ticks_show_not_at_all(
-        services_factory, settings, store, events, http_target):
+        services_factory, settings, store, events, http_target, pool):
     procs = services_factory()
-    procs.start_worker(concurrency=1, options=())  # exactly as the Procfile runs it: events come from the defaults
+    # Exactly as the Procfile runs it (events come from the defaults), on each worker pool: the
+    # threads pool sends task-started from the task's own thread.
+    procs.start_worker(concurrency=1, pool=pool, options=())
     procs.start_beat()
     procs.wait_log("worker", " ready.")
     client = create_app(make_settings(settings.redis_url)).test_client()
@@ -106,3 +110,24 @@ def test_with_log_format_json_a_delivery_is_one_json_line_with_its_ids_as_keys(s
     assert entry["message"].startswith(f"request {created['id']}: attempt 1 -> succeeded (200) in ")
     assert (entry["attempt"], entry["result"], entry["status_code"], entry["error"]) == (1, "succeeded", 200, None)
     assert entry["worker"].startswith("worker@") and isinstance(entry["elapsed_ms"], int)
+
+
+def test_on_the_threads_pool_every_task_sends_each_of_its_events(services_factory, settings, events, http_target):
+    """Tasks run in threads send task-started from their own thread while the consumer sends the
+    others: each event of each task arrives, once."""
+    procs = services_factory()
+    procs.start_worker(concurrency=8, pool="threads", options=())
+    procs.wait_log("worker", " ready.")
+    client = create_app(make_settings(settings.redis_url)).test_client()
+    http_target.reply("/many", *[Reply(200, delay_s=0.05)] * 40)
+    for _ in range(40):
+        client.post("/v1/requests", json={"url": http_target.url + "/many"})
+    http_target.wait_for(40, "/many", timeout_s=30)
+    every = ["task-received", "task-sent", "task-started", "task-succeeded"]
+
+    def complete() -> list[str]:
+        uuids = {e["uuid"] for e in events.events if e["type"] == "task-sent" and e["name"] == DELIVER_REQUESTS}
+        done = [uuid for uuid in uuids if sorted(events.of(uuid)) == every]
+        return done if len(done) == 40 else []
+
+    wait_until(complete, timeout_s=15)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import select
 import socket
+import time
 
 import redis
 
@@ -47,3 +48,23 @@ def test_a_connection_the_server_closed_is_replaced_before_it_is_used(redis_url)
     assert client.get("k") == "v"
     admin.close()
     client.close()
+
+
+def test_the_readiness_check_never_waits_whatever_the_default_socket_timeout(redis_url):
+    """A Celery worker stopping sets a default socket timeout: the check must not wait for it,
+    nor take the idle connection for a broken one (its commands then failed, "Connection not ready")."""
+    client = connect(redis_url)
+    client.ping()
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(2.0)
+    try:
+        conn = client.connection_pool.get_connection()
+        started = time.monotonic()
+        assert conn.can_read() is False
+        assert time.monotonic() - started < 0.5
+        assert conn._sock.gettimeout() == 5.0  # the connection's own timeout is untouched
+        client.connection_pool.release(conn)
+        assert client.ping() is True
+    finally:
+        socket.setdefaulttimeout(previous)
+        client.close()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.storage.scripts import LUA_DIR, Script
+from app.storage.scripts import LUA_DIR, ManyScript, Script
 
 SCRIPTS = sorted(path.stem for path in LUA_DIR.glob("[a-z]*.lua"))
 
@@ -64,3 +64,22 @@ def test_a_header_that_names_an_input_twice_is_refused(tmp_path):
     (tmp_path / "twice.lua").write_text("-- KEYS: a, b, a\nreturn 1\n")
     with pytest.raises(ValueError, match="twice"):
         Script("twice", tmp_path)
+
+
+def test_a_script_runs_for_many_items_in_one_call(store, tmp_path):
+    (tmp_path / "pair.lua").write_text(
+        "-- KEYS: shared, item\n"
+        "-- ARGV: label, n\n"
+        "redis.call('RPUSH', KEY.shared, ARG.n)\n"
+        "if ARG.n == '2' then return {'early', KEY.item} end\n"
+        "return {ARG.label, KEY.item, ARG.n, redis.call('LLEN', KEY.shared)}\n")
+    script = ManyScript("pair", each_keys=("item",), each_args=("n",), directory=tmp_path)
+    assert (script.keys.names, script.args.names) == (("shared",), ("label",))
+    assert store.run(script, keys={"shared": "list", "item": []}, args={"label": "x", "n": []}) == []  # loads it
+    calls = store.redis.info("commandstats")["cmdstat_evalsha"]["calls"]
+    reply = store.run(script, keys={"shared": "list", "item": ["a", "b", "c"]}, args={"label": "x", "n": [1, 2, 3]})
+    # Each item sees what the items before it wrote; a `return` ends its own turn only.
+    assert reply == [["x", "a", "1", 1], ["early", "b"], ["x", "c", "3", 3]]
+    assert store.redis.info("commandstats")["cmdstat_evalsha"]["calls"] - calls == 1
+    with pytest.raises(TypeError, match="different lengths"):
+        script.inputs({"shared": "list", "item": ["a"]}, {"label": "x", "n": [1, 2]})

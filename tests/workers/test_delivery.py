@@ -394,8 +394,8 @@ def test_https_through_the_guard_checks_the_certificate_against_the_host_name(tm
     server_names: list[str | None] = []
     context.sni_callback = lambda sock, name, ctx: server_names.append(name)
     with serving(context) as tls_server:
-        deliverer = make_deliverer(allow_private=False, allowed_hosts=("localhost", "127.0.0.1"))
-        deliverer._session.verify = str(cert)  # trust the test's own certificate authority
+        # Trusting the test's own certificate authority.
+        deliverer = make_deliverer(allow_private=False, allowed_hosts=("localhost", "127.0.0.1"), ca_certs=str(cert))
         by_name = send(deliverer, f"{tls_server.url.replace('127.0.0.1', 'localhost')}/status/200")
         by_address = send(deliverer, f"{tls_server.url}/status/200")
         deliverer.close()  # before the server stops, so no handler waits on a kept-alive socket

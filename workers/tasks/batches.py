@@ -64,7 +64,8 @@ def run_send(rt: runtime.Runtime, name: str, batch_id: str, attempt: int, worker
         return Settled("skip")
     outcome = rt.deliverer.send(delivery_id=batch_id, attempt=attempt, method="POST", url=claimed.endpoint,
                                 headers=batches.request_headers(claimed), body=claimed.body,
-                                timeout_s=claimed.timeout_ms / 1000)
+                                timeout_s=claimed.timeout_ms / 1000,
+                                allowed_hosts=claimed.allowed_hosts)
     return batches.finish(claimed, outcome)
 
 

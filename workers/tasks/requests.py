@@ -68,7 +68,7 @@ def send_attempt(rt: runtime.Runtime, attempt: Attempt):
     spec = attempt.spec
     return rt.deliverer.send(delivery_id=attempt.request_id, attempt=attempt.attempt, method=spec["method"],
                              url=spec["url"], headers=attempt.headers, body=attempt.body,
-                             timeout_s=float(spec["timeout"]))
+                             timeout_s=float(spec["timeout"]), allowed_hosts=spec.get("allowed_hosts"))
 
 
 def _send_notice(task, request_id: str, record: dict, kind: str, method: str, url: str, body: bytes | None,
@@ -81,7 +81,8 @@ def _send_notice(task, request_id: str, record: dict, kind: str, method: str, ur
     rt = runtime.current()
     outcome = rt.deliverer.send(delivery_id=request_id, attempt=task.request.retries + 1, method=method,
                                 url=url, headers=headers, body=body, timeout_s=rt.settings.default_timeout_s,
-                                webhook_id=f"{request_id}.{NOTICE_OF_TASK[task.name]}")
+                                webhook_id=f"{request_id}.{NOTICE_OF_TASK[task.name]}",
+                                allowed_hosts=store_requests.spec_of(record).get("allowed_hosts"))
     log.info("request %s: %s %s -> %s", request_id, kind, url, outcome.status_code or outcome.error)
     if outcome.verdict == RETRY and task.request.retries < NOTICE_RETRIES:
         countdown_s = min(60, 2 ** task.request.retries)
