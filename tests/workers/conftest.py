@@ -54,3 +54,13 @@ def worker_runtime(monkeypatch, settings, celery_app) -> runtime.Runtime:
 def worker(worker_runtime, celery_worker):
     """The in-process worker, started once its tasks' runtime is in place."""
     return celery_worker
+
+
+@pytest.fixture
+def rt(settings, sender) -> runtime.Runtime:
+    """A worker process's runtime on the test settings, for calling a task's logic directly."""
+    built = runtime.build(settings, sender)
+    yield built
+    built.deliverer.close()
+    built.executor.shutdown()
+    built.store.redis.close()

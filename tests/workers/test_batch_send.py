@@ -10,17 +10,7 @@ import pytest
 from app.core.batches import BatchService, Settled
 from app.core.task_names import SEND_BATCHES
 from tests.support.http_target import Reply
-from workers import runtime
 from workers.tasks.batches import configure_env_batch, run_send
-
-
-@pytest.fixture
-def rt(settings, sender):
-    built = runtime.build(settings, sender)
-    yield built
-    built.deliverer.close()
-    built.executor.shutdown()
-    built.store.redis.close()
 
 
 @pytest.fixture

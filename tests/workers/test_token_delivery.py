@@ -12,7 +12,6 @@ from app.core.task_names import SEND_BATCHES
 from app.core.tokens import Origin
 from app.storage import keys
 from tests.support.waiting import wait_until
-from workers import runtime
 from workers.tasks.batches import run_send
 
 
@@ -45,14 +44,6 @@ def test_a_destination_outside_the_stored_allowlist_is_refused_by_the_worker(wor
     assert ended(client, admitted) == "succeeded"
     assert [received.path for received in http_target.received] == ["/admitted"]
 
-
-@pytest.fixture
-def rt(settings, sender):
-    built = runtime.build(settings, sender)
-    yield built
-    built.deliverer.close()
-    built.executor.shutdown()
-    built.store.redis.close()
 
 
 def test_a_batch_whose_endpoint_its_token_does_not_admit_is_refused_by_the_worker(rt, sender, http_target):
