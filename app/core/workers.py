@@ -49,10 +49,16 @@ class Workers:
 
     def release_held(self, name: str) -> tuple[int, int]:
         """`name` no longer holds what it has not started (it lost its task messages): how many
-        requests and batches it let go."""
-        requests = store_workers.release(self.store, name, store_workers.held(self.store, name))
+        requests and batches it let go.
+
+        Confirmed by replicas when HTQ_REDIS_MIN_REPLICAS asks for it: the broker connection
+        drops when its Redis fails over, and a release written on a master that is then replaced
+        (or on a stale one the Sentinels still named) would be undone, leaving the work held by a
+        live worker that no longer has it, for HOLD_VALID_S. Unconfirmed, it raises, and the
+        worker tries again at its next heartbeat."""
+        requests = store_workers.release(self.store, name, store_workers.held(self.store, name), durable=True)
         batches = store_workers.release_batches(self.store, name, store_workers.held_batches(self.store, name),
-                                                now_ms=self.now_ms())
+                                                now_ms=self.now_ms(), durable=True)
         return requests, batches
 
     def dead(self) -> list[str]:

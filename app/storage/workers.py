@@ -70,11 +70,12 @@ def held(store: Store, worker: str) -> list[str]:
     return sorted(store.redis.smembers(keys.worker_held(worker)))
 
 
-def release(store: Store, worker: str, request_ids: list[str]) -> int:
-    """`worker` no longer holds these requests unless it runs their attempt (its task ended)."""
+def release(store: Store, worker: str, request_ids: list[str], durable: bool = False) -> int:
+    """`worker` no longer holds these requests unless it runs their attempt (its task ended).
+    `durable`: confirmed by replicas (Store.run), for a release a failover must not undo."""
     return store.run(_RELEASE, keys={"held": keys.worker_held(worker),
                                      "requests": [keys.request(i) for i in request_ids]},
-                     args={"worker": worker, "ids": request_ids})
+                     args={"worker": worker, "ids": request_ids}, durable=durable)
 
 
 def reap(store: Store, worker: str, *, now_ms: int, grace_ms: int, republish: bool = True) -> Overdue:
@@ -95,18 +96,21 @@ def held_batches(store: Store, worker: str) -> list[tuple[str, str]]:
     return [tuple(member.split("\t", 1)) for member in sorted(store.redis.smembers(keys.worker_held_batches(worker)))]
 
 
-def release_batches(store: Store, worker: str, items: list[tuple[str, str]], *, now_ms: int) -> int:
+def release_batches(store: Store, worker: str, items: list[tuple[str, str]], *, now_ms: int,
+                    durable: bool = False) -> int:
     """`worker` no longer holds these (batch name, batch id) unless it is sending them: each is
     made due now, for beat's flush to publish again."""
-    return _run_on_batches(store, _RELEASE_BATCHES, worker, items, now_ms)
+    return _run_on_batches(store, _RELEASE_BATCHES, worker, items, now_ms, durable)
 
 
 def _reap_batches(store: Store, worker: str, now_ms: int) -> int:
     return _run_on_batches(store, _REAP_BATCHES, worker, held_batches(store, worker), now_ms)
 
 
-def _run_on_batches(store: Store, script: Script, worker: str, items: list[tuple[str, str]], now_ms: int) -> int:
+def _run_on_batches(store: Store, script: Script, worker: str, items: list[tuple[str, str]], now_ms: int,
+                    durable: bool = False) -> int:
     batch_keys = [key for name, _ in items for key in (keys.batch_meta(name), keys.batch_taken(name))]
     return store.run(script, keys={"held_batches": keys.worker_held_batches(worker), "due": keys.batches_due(),
                                    "batches": batch_keys},
-                     args={"worker": worker, "now_ms": now_ms, "items": [value for item in items for value in item]})
+                     args={"worker": worker, "now_ms": now_ms, "items": [value for item in items for value in item]},
+                     durable=durable)

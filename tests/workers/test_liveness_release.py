@@ -66,3 +66,22 @@ def test_a_failed_release_is_retried_at_the_next_heartbeat(own_redis):
         assert liveness.store.redis.smembers(keys.worker_held("w2@host")) == set()
     finally:
         liveness.store.close()
+
+
+def test_a_release_no_replica_confirms_stays_pending_for_the_next_heartbeat(own_redis):
+    """With HTQ_REDIS_MIN_REPLICAS, a release is not taken as done until replicas hold it: one made
+    on a master that a failover then replaces would be undone, and the requests would stay held
+    by this live worker, unpublished, for HOLD_VALID_S (seen after two failovers in a row)."""
+    settings = make_settings(own_redis.url)
+    [request_id] = create_requests(settings, 1)
+    liveness = Liveness(make_settings(own_redis.url, redis_min_replicas=1, redis_wait_timeout_s=0.05), "w3@host")
+    try:
+        liveness.received(DELIVER_REQUESTS, [[[request_id, 1]]])
+        liveness.release_held()  # this Redis has no replica: WAIT confirms nothing
+        assert liveness._release_pending
+        liveness.store.min_replicas = 0  # a master whose replicas confirm (as after the failover)
+        liveness._heartbeat()
+        assert not liveness._release_pending
+        assert liveness.store.redis.smembers(keys.worker_held("w3@host")) == set()
+    finally:
+        liveness.store.close()
