@@ -27,6 +27,15 @@ def redis_server():
 
 
 @pytest.fixture
+def own_redis():
+    """A Redis of the test's own, which it may stop and start again (its data kept: AOF)."""
+    server = TemporaryRedis()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
 def redis_url(redis_server) -> str:
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()

@@ -10,7 +10,6 @@ import time
 import pytest
 import redis
 
-from app.processes import TemporaryRedis
 from app.storage.notify import Notifier
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_parked, wait_until
@@ -42,15 +41,6 @@ def subscribers(admin: redis.Redis) -> list[int]:
 
 def notify_warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "app.storage.notify" and r.levelno >= logging.WARNING]
-
-
-@pytest.fixture
-def own_redis():
-    """A Redis of this test's own: its only subscriber and its only pings are the Notifier's."""
-    server = TemporaryRedis()
-    server.start()
-    yield server
-    server.cleanup()
 
 
 @pytest.mark.slow

@@ -3,12 +3,9 @@ Redis (a failover, a restart), that Redis does not answer just then: the release
 at each heartbeat, and before the next task message is recorded, until Redis answers."""
 from __future__ import annotations
 
-import pytest
-
 from app import create_app
 from app.core.publish import Publisher
 from app.core.task_names import DELIVER_REQUESTS
-from app.processes import TemporaryRedis
 from app.storage import keys
 from tests.support.sender import RecordingSender
 from tests.support.settings import make_settings
@@ -18,14 +15,6 @@ from workers.liveness import Liveness
 def create_requests(settings, count: int) -> list[str]:
     api = create_app(settings, publisher=Publisher(RecordingSender())).test_client()
     return [api.post("/v1/requests", json={"url": "http://127.0.0.1:9/x"}).get_json()["id"] for _ in range(count)]
-
-
-@pytest.fixture
-def own_redis():
-    server = TemporaryRedis()
-    server.start()
-    yield server
-    server.cleanup()
 
 
 def test_holds_a_failed_release_left_are_released_once_redis_answers_again(own_redis):
