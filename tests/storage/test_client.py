@@ -1,13 +1,15 @@
 """The Redis client: connections handed out by the pool never carry a stale reply, and one the
-server closed is replaced before it is used."""
+server closed is replaced before it is used; commands are packed by hiredis as redis-py would."""
 from __future__ import annotations
 
 import select
 import socket
 import time
 
+import pytest
 import redis
 
+from app.storage import client as client_module
 from app.storage.client import TcpConnection, connect
 from tests.support.waiting import wait_until
 
@@ -68,3 +70,27 @@ def test_the_readiness_check_never_waits_whatever_the_default_socket_timeout(red
     finally:
         socket.setdefaulttimeout(previous)
         client.close()
+
+
+def test_commands_are_packed_by_hiredis_with_redis_pys_meaning(redis_url):
+    """str (UTF-8), int, float and bytes straight to hiredis; the rest as redis-py packs or refuses it."""
+    client = connect(redis_url)
+    connection = client.connection_pool.get_connection()
+    try:
+        assert isinstance(connection._command_packer, client_module._HiredisPacker)
+    finally:
+        client.connection_pool.release(connection)
+    values = {"text": "café ✓", "int": 12345678901234567890, "float": 0.1, "bytes": b"\xff\x00",
+              "bytearray": bytearray(b"ab"), "memoryview": memoryview(b"cd")}
+    for name, value in values.items():
+        client.set(name, value)
+    raw = redis.Redis.from_url(redis_url)
+    assert raw.mget(list(values)) == ["café ✓".encode(), b"12345678901234567890", b"0.1", b"\xff\x00", b"ab", b"cd"]
+    raw.close()
+    client.client_setname("packed")  # a command name with a space
+    assert client.client_getname() == "packed"
+    with pytest.raises(redis.DataError):
+        client.set("bool", True)
+    with pytest.raises(UnicodeEncodeError):
+        client.set("surrogate", "\udcff")
+    client.close()
