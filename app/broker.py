@@ -25,10 +25,27 @@ def publisher(settings: Settings, sender: Sender | None = None) -> Publisher:
     """A Publisher sending through `sender` (a worker's own Celery app), or through a
     publishing-only Celery client: the web side sends tasks by name, it never imports workers."""
     if sender is None:
-        client = Celery("htq-web", set_as_current=False)
-        client.conf.update(settings.celery_config())
-        sender = client
-    return Publisher(sender, BROKER_ERRORS)
+        sender = Celery("htq-web", set_as_current=False)
+        sender.conf.update(settings.celery_config())
+    return Publisher(BoundedSender(sender) if isinstance(sender, Celery) else sender, BROKER_ERRORS)
+
+
+class BoundedSender:
+    """A Celery app's send_task, every publish of it bounded by task_publish_retry_policy.
+
+    Celery retries the task message by that policy, but then publishes the task-sent event
+    (task_send_sent_event, for Flower) with the policy its caller passed, none, and kombu's
+    default for none is to retry every second until the broker answers again. A task published
+    just before the broker's master died thus held its API call until a new master was promoted
+    (5 s in a Sentinel failover), and every publish of the process queued behind it. Passing the
+    policy bounds both: the call is answered within about a second of retries."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+
+    def send_task(self, name: str, args: list | None = None, eta=None, **options):
+        options.setdefault("retry_policy", self.app.conf.task_publish_retry_policy)
+        return self.app.send_task(name, args=args, eta=eta, **options)
 
 
 def backlog(app: Celery, queue: str) -> int:

@@ -1,12 +1,21 @@
-"""The workers' broker bookkeeping (app/broker.py) on a real Redis filled to its maxmemory: kombu's
-consumer keeps receiving and acknowledging instead of raising out of the worker's event loop."""
+"""The broker side (app/broker.py) on a real Redis: a publish that loses its broker midway ends
+within the publish retry policy; filled to its maxmemory, kombu's consumer keeps receiving and
+acknowledging instead of raising out of the worker's event loop."""
 from __future__ import annotations
+
+import threading
+import time
 
 import kombu
 import redis
+from celery.signals import after_task_publish
 
-from app.broker import FullRedisQoS, consume_from_a_full_redis
+from app.broker import FullRedisQoS, consume_from_a_full_redis, publisher
 from config.settings import broker_url_for
+from tests.support.settings import make_settings
+
+# task_publish_retry_policy gives up after about a second of retries (config/settings.py).
+PUBLISH_GIVES_UP_S = 2.0
 
 UNACKED, UNACKED_INDEX = "unacked", "unacked_index"  # kombu's keys, as Celery's Redis broker uses them
 
@@ -34,3 +43,33 @@ def test_in_a_full_redis_a_consumer_receives_and_acknowledges_and_the_unacked_re
         assert queue.get(timeout=5).payload == {"n": 2}
         queue.close()
     admin.close()
+
+
+def test_a_publish_whose_broker_dies_after_the_task_message_ends_within_the_retry_policy(own_redis):
+    # The broker dies after it took the task message, before Celery's task-sent event (for Flower):
+    # that publish too gives up by the retry policy instead of waiting for the broker to come back.
+    sender = publisher(make_settings(own_redis.url))
+    sender.send("htq.test_noop", [0])  # connected
+    done = threading.Event()
+
+    def stop_the_broker(**_):
+        own_redis.process.kill()
+        own_redis.process.wait()
+
+    def send() -> None:
+        sender.send("htq.test_noop", [1])  # taken: no PublishFailed, the event is Celery's own business
+        done.set()
+
+    after_task_publish.connect(stop_the_broker, sender="htq.test_noop", weak=False)
+    thread = threading.Thread(target=send, daemon=True)
+    started = time.monotonic()
+    try:
+        thread.start()
+        ended = done.wait(PUBLISH_GIVES_UP_S)
+        took_s = time.monotonic() - started
+    finally:
+        after_task_publish.disconnect(stop_the_broker, sender="htq.test_noop")
+        own_redis.start()  # a publish still retrying ends now
+        thread.join(10)
+    assert ended, f"send_task still retrying after {took_s:.1f} s"
+    assert redis.Redis.from_url(own_redis.url).llen("htq") == 2  # AOF: both task messages kept
