@@ -75,6 +75,27 @@ class SentinelDeployment:
         return (len(replicas) == len(self.replicas) and len(client.sentinel_sentinels(MASTER_NAME)) ==
                 len(self.sentinel_ports) - 1 and all(r.get("master-link-status") == "ok" for r in replicas))
 
+    def wait_replicas_in_sync(self, timeout_s: float = 20) -> None:
+        """Until every Sentinel sees each live replica following the current master (link up, not
+        down): one of them can be promoted should the master die now. After a failover, the
+        Sentinels reconfigure the remaining replicas to follow the new master first."""
+        _, master_port = self.master_address()
+        live = {server.port for server in self.servers
+                if server.process.poll() is None and server.port != master_port}
+
+        def in_sync(client: redis.Redis) -> bool:
+            following = {int(r["port"]) for r in client.sentinel_slaves(MASTER_NAME)
+                         if r.get("master-link-status") == "ok" and int(r.get("master-port", 0)) == master_port
+                         and not r["is_sdown"] and not r["is_disconnected"]}
+            return live <= following
+
+        for port in self.sentinel_ports:
+            client = self.sentinel(port)
+            try:
+                wait_until(lambda c=client: in_sync(c), timeout_s, 0.05)
+            finally:
+                client.close()
+
     def failover(self) -> None:
         """SENTINEL FAILOVER: a replica is promoted and the master, still up, demoted to replica.
         Asked again while the Sentinel has no replica it would promote yet (NOGOODSLAVE)."""
@@ -112,8 +133,8 @@ class SentinelDeployment:
         server.process.wait()
 
     def watch_switch(self) -> SwitchWatch:
-        """Started before the kill: records when a Sentinel announces the new master."""
-        return SwitchWatch(self.sentinel())
+        """Started before the kill: records when the first Sentinel announces the new master."""
+        return SwitchWatch([self.sentinel(port) for port in self.sentinel_ports])
 
     def stop(self) -> None:
         for process in self._sentinels:
@@ -130,12 +151,15 @@ class SentinelDeployment:
 
 
 class SwitchWatch:
-    """A subscription to a Sentinel's +switch-master: `at` (time.time()) and `address` once it came."""
+    """Subscriptions to every Sentinel's +switch-master: `at` (time.time()) and `address` once the
+    first came. The Sentinel that led the failover announces it at once, the others only once its
+    hello messages reach them, up to a second or more later."""
 
-    def __init__(self, client: redis.Redis):
-        self.client = client
-        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe("+switch-master")
+    def __init__(self, clients: list[redis.Redis]):
+        self.clients = clients
+        self.pubsubs = [client.pubsub(ignore_subscribe_messages=True) for client in clients]
+        for pubsub in self.pubsubs:
+            pubsub.subscribe("+switch-master")
         self.switched = threading.Event()
         self.at: float | None = None
         self.address: tuple[str, int] | None = None
@@ -144,13 +168,14 @@ class SwitchWatch:
 
     def _listen(self) -> None:
         while not self.switched.is_set():
-            message = self.pubsub.get_message(timeout=0.2)
-            if message and message["type"] == "message":
-                # "<name> <old host> <old port> <new host> <new port>"
-                parts = message["data"].split()
-                self.at = time.time()
-                self.address = (parts[3], int(parts[4]))
-                self.switched.set()
+            for pubsub in self.pubsubs:
+                message = pubsub.get_message(timeout=0.01)
+                if message and message["type"] == "message" and not self.switched.is_set():
+                    # "<name> <old host> <old port> <new host> <new port>"
+                    parts = message["data"].split()
+                    self.at = time.time()
+                    self.address = (parts[3], int(parts[4]))
+                    self.switched.set()
 
     def wait(self, timeout_s: float) -> float:
         assert self.switched.wait(timeout_s), "no +switch-master"
@@ -159,5 +184,6 @@ class SwitchWatch:
     def close(self) -> None:
         self.switched.set()
         self._thread.join(2)
-        self.pubsub.close()
-        self.client.close()
+        for pubsub, client in zip(self.pubsubs, self.clients):
+            pubsub.close()
+            client.close()
