@@ -1,6 +1,6 @@
 """A failover under load loses nothing accepted: web (gunicorn), a Celery worker and beat behind
-Redis Sentinel with HTQ_REDIS_MIN_REPLICAS=1, a producer creating requests (with an
-Idempotency-Key, retrying its 503s) and another pushing queue messages while the master is
+Redis Sentinel with HTQ_REDIS_MIN_REPLICAS=1, producers creating requests (with an
+Idempotency-Key, retrying their 503s) and pushing queue messages while the master is
 killed with SIGKILL, once or twice in a row. Every request answered 201 is delivered to a real
 HTTP target, every message answered 201 is in the queue; meanwhile the API answers 503 with
 Retry-After, never 500, no call waits longer than CALL_BOUND_S, and it serves again within
@@ -34,49 +34,52 @@ QUEUE = "failover"
 # (task_publish_retry_policy). Before the task-sent event was bounded too, a create whose task
 # went out just before the kill waited for the promotion (5.2 s).
 CALL_BOUND_S = 2.0
+# Creates sent at once: the more there are, the likelier the kill falls between a create's task
+# message and its task-sent event, where the call waited for the promotion.
+CREATE_THREADS = 3
 
 
 @dataclass
 class Producer:
-    """Sends one kind of write in a loop until stopped; `send()` returns (status, accepted id)."""
+    """One kind of write, sent in a loop until stopped by one thread or more: what was accepted and
+    every call's answer."""
 
     name: str
-    session: requests.Session = field(default_factory=requests.Session)
     accepted: list[str] = field(default_factory=list)
-    statuses: list[tuple[float, int]] = field(default_factory=list)  # (time, status) of every answer
-    sent: list[float] = field(default_factory=list)  # when each answered call was sent, in the same order
+    calls: list[tuple[float, float, int]] = field(default_factory=list)  # (sent, answered, status) of each
     bad: list[str] = field(default_factory=list)  # answers that are neither accepted nor 503 with Retry-After
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, response: requests.Response, sent_at: float) -> None:
-        self.statuses.append((time.time(), response.status_code))
-        self.sent.append(sent_at)
+        with self._lock:
+            self.calls.append((sent_at, time.time(), response.status_code))
         if response.status_code == 503 and not response.headers.get("Retry-After"):
             self.bad.append(f"503 without Retry-After: {response.text}")
         elif response.status_code not in (200, 201, 503):
             self.bad.append(f"{response.status_code}: {response.text[:300]}")
 
     def first(self, status: int, after: float) -> float | None:
-        return next((at for at, code in self.statuses if code == status and at > after), None)
+        return min((answered for _, answered, code in self.calls if code == status and answered > after), default=None)
 
     def met_the_gap(self, killed: float, switched: float) -> bool:
         """It saw the failover: a 503 after the kill, or a call that was in flight at the
         promotion (sent before it, answered after: it waited out the gap instead)."""
-        return bool(self.first(503, killed)) or any(
-            sent < switched <= answered for sent, (answered, _) in zip(self.sent, self.statuses))
+        return bool(self.first(503, killed)) or any(sent < switched <= answered for sent, answered, _ in self.calls)
 
     def longest_call(self, start: float, end: float) -> tuple[float, float]:
         """(duration, sent at) of the longest call in flight at some moment between start and end."""
-        return max(((answered - sent, sent) for sent, (answered, _) in zip(self.sent, self.statuses)
-                    if answered >= start and sent <= end), default=(0.0, start))
+        return max(((answered - sent, sent) for sent, answered, _ in self.calls if answered >= start and sent <= end),
+                   default=(0.0, start))
 
 
 def create_loop(base: str, target: str, producer: Producer, stop: threading.Event) -> None:
+    session = requests.Session()
     while not stop.is_set():
         key = uuid.uuid4().hex
         while not stop.is_set():  # the same Idempotency-Key until it is accepted
             sent_at = time.time()
-            response = producer.session.post(f"{base}/v1/requests", json={"url": f"{target}/d?k={key}"},
-                                             headers={"Idempotency-Key": key}, timeout=15)
+            response = session.post(f"{base}/v1/requests", json={"url": f"{target}/d?k={key}"},
+                                    headers={"Idempotency-Key": key}, timeout=15)
             producer.record(response, sent_at)
             if response.status_code in (200, 201):
                 producer.accepted.append(key)
@@ -84,10 +87,11 @@ def create_loop(base: str, target: str, producer: Producer, stop: threading.Even
 
 
 def push_loop(base: str, producer: Producer, stop: threading.Event) -> None:
+    session = requests.Session()
     while not stop.is_set():
         sent_at = time.time()
-        response = producer.session.post(f"{base}/v1/queues/{QUEUE}/messages", json={"n": len(producer.accepted)},
-                                         timeout=15)
+        response = session.post(f"{base}/v1/queues/{QUEUE}/messages", json={"n": len(producer.accepted)},
+                                timeout=15)
         producer.record(response, sent_at)
         if response.status_code == 201:
             producer.accepted.append(response.json()["id"])
@@ -130,7 +134,8 @@ class Load:
         self.procs.start_worker(concurrency=2)
         self.procs.start_beat()
         self.threads = [
-            threading.Thread(target=create_loop, args=(base, self.http_target.url, self.creates, self.stop)),
+            *(threading.Thread(target=create_loop, args=(base, self.http_target.url, self.creates, self.stop))
+              for _ in range(CREATE_THREADS)),
             threading.Thread(target=push_loop, args=(base, self.pushes, self.stop)),
             threading.Thread(target=readyz_loop, args=(base, self.ready, self.stop_ready))]
         for thread in self.threads:
@@ -184,10 +189,10 @@ def check_answers(load: Load, failover: Failover) -> None:
     500, no call longer than CALL_BOUND_S; and /readyz back after the promotion."""
     creates, pushes = load.producers
     killed, switched = failover.killed, failover.switched
-    gap = {producer.name: producer.first(503, killed) or killed for producer in load.producers}
-    timeline = {"first 503": min(gap.values()), "+switch-master": switched,
-                "first 201 push": pushes.first(201, gap["push"]),
-                "first 201 create": creates.first(201, gap["create"]),
+    timeline = {"first 503": min(producer.first(503, killed) or killed for producer in load.producers),
+                "+switch-master": switched,
+                "first 201 push": pushes.first(201, switched),
+                "first 201 create": creates.first(201, switched),
                 "/readyz 200": next(at for at, code in load.ready if at > switched and code == 200)}
     longest = {producer.name: producer.longest_call(killed, max(timeline.values())) for producer in load.producers}
     print("\nfailover timeline (kill at t0): " + ", ".join(f"{name} t+{at - killed:.3f} s"
