@@ -42,6 +42,9 @@ class HttpTarget:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The body goes out in a write of its own after the headers: with Nagle's algorithm it
+            # waited for the client's delayed ACK of the headers, 40 ms per answer.
+            disable_nagle_algorithm = True
 
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
