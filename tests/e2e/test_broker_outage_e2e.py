@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
-
 from app import create_app
 from app.core import clock
-from app.processes import TemporaryRedis
 from app.storage import keys
 from tests.support.http_target import Reply
 from tests.support.settings import make_settings
@@ -19,20 +16,12 @@ from tests.support.waiting import wait_until
 FAST = {"HTQ_HORIZON": "1", "HTQ_LEASE_MARGIN": "1", "HTQ_PUBLISH_GRACE": "3"}
 
 
-@pytest.fixture
-def broker():
-    server = TemporaryRedis()
-    server.start()
-    yield server
-    server.cleanup()
-
-
-def test_a_callback_owed_while_the_broker_is_down_is_delivered_once_it_is_back(redis_url, store, broker,
+def test_a_callback_owed_while_the_broker_is_down_is_delivered_once_it_is_back(redis_url, store, own_redis,
                                                                                services_factory, http_target):
-    procs = services_factory(CELERY_BROKER_URL=broker.url, **FAST)
+    procs = services_factory(CELERY_BROKER_URL=own_redis.url, **FAST)
     procs.start_worker(concurrency=2)
     procs.start_beat()
-    client = create_app(make_settings(redis_url, broker_url=broker.url, horizon_s=1,
+    client = create_app(make_settings(redis_url, broker_url=own_redis.url, horizon_s=1,
                                       publish_grace_s=3)).test_client()
     release = threading.Event()
     http_target.reply("/slow", Reply(200, release=release))
@@ -40,7 +29,7 @@ def test_a_callback_owed_while_the_broker_is_down_is_delivered_once_it_is_back(r
         created = client.post("/v1/requests", json={"url": http_target.url + "/slow",
                                                      "callback_url": http_target.url + "/callback"}).get_json()
         http_target.wait_for(1, "/slow", timeout_s=30)  # the attempt is running
-        broker.stop()
+        own_redis.stop()
     finally:
         release.set()  # the target answers: the request ends while the broker is down
     request_id, entry = created["id"], f"callback:{created['id']}"
@@ -51,7 +40,7 @@ def test_a_callback_owed_while_the_broker_is_down_is_delivered_once_it_is_back(r
     assert store.redis.zscore(keys.requests_outbox(), entry) is not None
     assert http_target.requests_to("/callback") == []
 
-    broker.start()
+    own_redis.start()
     # The same worker reconnects and sends the callback. (Celery 5.7.0 exits instead, "Unrecoverable
     # error", when the connection drops while a task is unacknowledged: htq requires celery<5.7.)
     [callback] = http_target.wait_for(1, "/callback", timeout_s=60)
@@ -62,21 +51,21 @@ def test_a_callback_owed_while_the_broker_is_down_is_delivered_once_it_is_back(r
 
 
 def test_requests_a_worker_held_when_its_broker_restarted_are_delivered_seconds_after_due(
-        redis_url, store, broker, services_factory, http_target):
+        redis_url, store, own_redis, services_factory, http_target):
     """Celery forgets the eta tasks it held when its broker connection drops (the broker gives
     them back only after its 15 min visibility timeout); the worker releases them, and the relay
     publishes them again after the publish grace. Default settings otherwise."""
-    procs = services_factory(CELERY_BROKER_URL=broker.url)
+    procs = services_factory(CELERY_BROKER_URL=own_redis.url)
     procs.start_worker("holder", concurrency=2)
     procs.start_beat()
-    client = create_app(make_settings(redis_url, broker_url=broker.url)).test_client()
+    client = create_app(make_settings(redis_url, broker_url=own_redis.url)).test_client()
     wait_until(lambda: client.get("/v1/workers").get_json()["items"], 30, 0.1)
     [worker] = client.get("/v1/workers").get_json()["items"]
     created = client.post("/v1/requests/batch", json={"requests": [
         {"url": http_target.url + "/held", "delay": 6} for _ in range(5)]}).get_json()["items"]
     wait_until(lambda: store.redis.scard(keys.worker_held(worker["name"])) == 5, 20, 0.05)
-    broker.stop()
-    broker.start()  # same port, its data kept (AOF)
+    own_redis.stop()
+    own_redis.start()  # same port, its data kept (AOF)
     wait_until(lambda: store.redis.scard(keys.worker_held(worker["name"])) == 0, 20, 0.05)  # released
     received = http_target.wait_for(5, "/held", timeout_s=60)
     due_s = max(clock.from_rfc3339(request["due_at"]) for request in created) / 1000
