@@ -4,6 +4,7 @@ everywhere (app/core/publish.py handles it). And how the workers consume from a 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from celery import Celery
 from kombu.exceptions import OperationalError
@@ -31,19 +32,20 @@ def publisher(settings: Settings, sender: Sender | None = None) -> Publisher:
 
 
 class BoundedSender:
-    """A Celery app's send_task, every publish of it bounded by task_publish_retry_policy.
+    """A Celery app's send_task, each of its publishes bounded by task_publish_retry_policy.
 
-    Celery retries the task message by that policy, but then publishes the task-sent event
-    (task_send_sent_event, for Flower) with the policy its caller passed, none, and kombu's
-    default for none is to retry every second until the broker answers again. A task published
-    just before the broker's master died thus held its API call until a new master was promoted
-    (5 s in a Sentinel failover), and every publish of the process queued behind it. Passing the
-    policy bounds both: the call is answered within about a second of retries."""
+    Celery retries the task message by that policy, but publishes the task-sent event that
+    follows it (task_send_sent_event, for Flower) with only the policy passed to send_task, and
+    with none kombu retries every second until the broker answers again. A task taken just before
+    the broker's master died thus held its API call until a new master was promoted (5 s in a
+    Sentinel failover), and every publish of the process queued behind it. Passed explicitly, the
+    policy bounds both; an event that still fails stays in Celery's offline buffer, unsent (the
+    task itself went out)."""
 
     def __init__(self, app: Celery):
         self.app = app
 
-    def send_task(self, name: str, args: list | None = None, eta=None, **options):
+    def send_task(self, name: str, args: list | None = None, eta: datetime | None = None, **options):
         options.setdefault("retry_policy", self.app.conf.task_publish_retry_policy)
         return self.app.send_task(name, args=args, eta=eta, **options)
 
