@@ -14,7 +14,7 @@ from app.core.task_names import SEND_BATCHES
 from app.storage import workers as store_workers
 from app.storage.client import Store
 from config import Settings
-from workers import fanout, runtime
+from workers import runtime
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,10 @@ def _release(rt: runtime.Runtime, worker: str, name: str, batch_ids: list[str]) 
 
 def run_sends(rt: runtime.Runtime, name: str, batches: list[tuple[str, int]], worker: str) -> list[Settled]:
     """The task's logic; `worker` is the node name of the worker running it, which holds what it claims."""
-    settled = fanout.run_all(rt.executor, lambda item: run_send(rt, name, *item, worker), batches)
+    if len(batches) == 1:
+        settled = [run_send(rt, name, *batches[0], worker)]
+    else:
+        settled = list(rt.executor.map(lambda item: run_send(rt, name, *item, worker), batches))
     rt.forwarder.publish_retries(name, zip((batch_id for batch_id, _ in batches), settled))
     return settled
 

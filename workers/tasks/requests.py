@@ -17,7 +17,7 @@ from app.core.task_names import DELIVER_REQUESTS, NOTIFY_CANCEL, SEND_CALLBACK
 from app.storage import outbox
 from app.storage import requests as store_requests
 from app.storage import workers as store_workers
-from workers import fanout, runtime
+from workers import runtime
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ def _release(rt: runtime.Runtime, worker: str, request_ids: list[str]) -> None:
 def run_deliveries(rt: runtime.Runtime, items: list[tuple[str, int, int]], worker: str) -> None:
     """The task's logic; `worker` is the node name of the worker running it, which holds what it starts."""
     started = rt.attempts.start(items, worker)
-    results = list(zip(started, fanout.run_all(rt.executor, lambda attempt: send_attempt(rt, attempt), started)))
+    if len(started) == 1:
+        results = [(started[0], send_attempt(rt, started[0]))]
+    else:
+        results = list(zip(started, rt.executor.map(lambda attempt: send_attempt(rt, attempt), started)))
     if results:
         rt.attempts.finish(results, worker)
 
