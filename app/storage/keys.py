@@ -226,8 +226,10 @@ def requests_outbox() -> str:
     return f"{PREFIX}:requests:outbox"
 
 
-def idempotency(key: str) -> str:
-    return f"{PREFIX}:idem:{key}"
+def idempotency(key: str, token_id: str | None = None) -> str:
+    """A request's Idempotency-Key; a scoped token's keys are a space of their own, so that one
+    token's key never replays, nor blocks, another's request."""
+    return f"{PREFIX}:token:{token_id}:idem:{key}" if token_id else f"{PREFIX}:idem:{key}"
 
 
 def request_alias(namespace: str, alias: str) -> str:

@@ -12,6 +12,7 @@ from app.core import jsontext
 from app.core.clock import from_rfc3339
 from app.core.gates import Breaker
 from app.core.model import REQUEST_STATUSES, ms
+from app.core.tokens import ENV_TOKEN_ID
 from app.storage import gates, keys, outbox, stats
 from app.storage.client import Store
 from app.storage.outbox import Notice
@@ -184,7 +185,8 @@ def create(store: Store, new: NewRequest, *, now_ms: int, horizon_end_ms: int, g
     reply = store.run(_CREATE, keys={
         **_request_keys(new.request_id), "due": keys.requests_due(), "inflight": keys.requests_inflight(),
         "all": keys.requests_all(), **token_index(new.spec),
-        "idempotency": keys.idempotency(idempotency_key) if idempotency_key else UNUSED_KEY,
+        "idempotency": keys.idempotency(idempotency_key, _idempotency_scope(new.spec)) if idempotency_key
+        else UNUSED_KEY,
         "alias": keys.request_alias(*alias) if alias else UNUSED_KEY,
         "alias_index": keys.request_aliases(alias[0]) if alias else UNUSED_KEY,
     }, args={
@@ -222,6 +224,13 @@ def create_many(store: Store, items: list[NewRequest], *, now_ms: int, horizon_e
         "all": keys.requests_all(), **token_index(maker), "requests": [keys.request(new.request_id) for new in items],
     }, args={"now_ms": now_ms, "horizon_end_ms": horizon_end_ms, "grace_ms": grace_ms, "items": args,
              "gates": keys.gates_prefix(), "token": maker.get("token_id") or ""}, durable=True)
+
+
+def _idempotency_scope(spec: dict) -> str | None:
+    """The token whose key space an Idempotency-Key is looked up in: a scoped token's own; None,
+    one space shared, for the operator's tokens (HTQ_API_TOKENS) and with auth off."""
+    token_id = spec.get("token_id")
+    return None if token_id == ENV_TOKEN_ID else token_id
 
 
 def token_index(spec: dict) -> dict[str, str]:

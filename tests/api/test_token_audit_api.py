@@ -214,3 +214,24 @@ def test_the_dashboard_shows_the_token_of_a_schedule_and_of_a_batch(client, redi
     for path in ("/ui/schedules", "/ui/batches/b1"):
         page = Page(dashboard.get(path).get_data(as_text=True), "http://localhost/")
         assert page.link(token_id).href == f"http://localhost/ui/requests?token={token_id}", path
+
+
+def test_each_scoped_token_has_its_own_idempotency_keys(client, store):
+    """The same key from two tokens makes two requests: one token's key never replays another's
+    request (its url, headers, body) nor refuses its body as different."""
+    body = {"url": "https://x.test/", "delay": LATER}
+    key = {"Idempotency-Key": "order-1"}
+    (first_id, first), (_, second) = make_token(client, ["publish", "read"]), make_token(client, ["publish", "read"])
+    made = {}
+    for name, auth in (("first", first), ("second", second), ("env", ADMIN_AUTH)):
+        response = client.post("/v1/requests", json=body, headers={**auth, **key})
+        assert response.status_code == 201, (name, response.get_json())
+        made[name] = response.get_json()["id"]
+    assert len(set(made.values())) == 3
+    for name, auth in (("first", first), ("second", second), ("env", ADMIN_AUTH)):
+        replay = client.post("/v1/requests", json=body, headers={**auth, **key})
+        assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+        assert replay.get_json()["id"] == made[name]
+    other_body = client.post("/v1/requests", json={**body, "delay": LATER + 1}, headers={**second, **key})
+    assert other_body.status_code == 422
+    assert store.redis.exists(keys.idempotency("order-1", first_id), keys.idempotency("order-1")) == 2
