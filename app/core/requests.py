@@ -235,14 +235,19 @@ class RequestService:
             self.publisher.notify(NOTIFY_CANCEL, request_id)  # at once; the relay again should it be lost
 
     def cancel_matching(self, statuses: list[str] | None = None, url_prefix: str = "",
-                        schedule: str | None = None) -> int:
+                        schedule: str | None = None, token: str | None = None) -> int:
         """Cancel every request not ended that is in one of `statuses` (any, when None), whose url
-        starts with `url_prefix` and, given a `schedule`, that one of its runs made. CANCEL_CHUNK
-        at a time along an index (the schedule's, else each status's), so that Redis is never
-        blocked for more than a few milliseconds; how many were canceled."""
+        starts with `url_prefix` and, given a `schedule`, that one of its runs made, given a
+        `token`, that it made. CANCEL_CHUNK at a time along an index (the schedule's, else the
+        token's, else each status's), so that Redis is never blocked for more than a few
+        milliseconds; how many were canceled."""
+        if token is not None and not is_token_id(token):
+            raise Invalid("Bad token", {"token": ["a token id, or env"]})
         wanted = [status for status in statuses or store_requests.CANCELABLE if status in store_requests.CANCELABLE]
         if schedule is not None:
             indexes = [keys.schedule_requests(schedule)] if wanted else []
+        elif token is not None:
+            indexes = [keys.token_requests(token)] if wanted else []
         else:
             indexes = [keys.requests_by_status(status) for status in wanted]
         canceled = 0
@@ -252,7 +257,7 @@ class RequestService:
                 chunk = store_requests.cancel_matching(
                     self.store, index, statuses=wanted, url_prefix=url_prefix, after=cursor, limit=CANCEL_CHUNK,
                     now_ms=self.now_ms(), grace_ms=self.settings.publish_grace_ms,
-                    lease_margin_ms=self.settings.lease_margin_ms)
+                    lease_margin_ms=self.settings.lease_margin_ms, token=token or "")
                 canceled += chunk.canceled
                 for request_id in chunk.notify:
                     self.publisher.notify(NOTIFY_CANCEL, request_id)

@@ -516,10 +516,11 @@ class BulkCanceled(NamedTuple):
 
 
 def cancel_matching(store: Store, index: str, *, statuses: list[str], url_prefix: str, after: str, limit: int,
-                    now_ms: int, grace_ms: int, lease_margin_ms: int) -> BulkCanceled:
-    """Cancel, among the next `limit` requests of `index` (a status's, keys.requests_by_status, or
-    a schedule's, keys.schedule_requests: ids by lex order) after the id `after` ("" from the
-    start), those in one of `statuses` whose url starts with `url_prefix`: one script a chunk."""
+                    now_ms: int, grace_ms: int, lease_margin_ms: int, token: str = "") -> BulkCanceled:
+    """Cancel, among the next `limit` requests of `index` (a status's, keys.requests_by_status, a
+    schedule's, keys.schedule_requests, or a token's, keys.token_requests: ids by lex order) after
+    the id `after` ("" from the start), those in one of `statuses` whose url starts with
+    `url_prefix` and, given a `token`, that it made: one script a chunk."""
     ids = store.redis.zrangebylex(index, f"({after}" if after else "-", "+", start=0, num=limit)
     if not ids:
         return BulkCanceled(0, [], None)
@@ -528,7 +529,7 @@ def cancel_matching(store: Store, index: str, *, statuses: list[str], url_prefix
         "ended": keys.requests_ended(), "outbox": keys.requests_outbox(), "requests": [keys.request(i) for i in ids],
     }, args={"now_ms": now_ms, **gates.script_args(grace_ms, lease_margin_ms), "channel_prefix": ended_channel(""),
              "notice_prefix": outbox.entry(Notice.CANCEL, ""), "statuses": " ".join(statuses),
-             "url_prefix": url_prefix, "ids": ids})
+             "url_prefix": url_prefix, "token": token, "ids": ids})
     return BulkCanceled(int(reply[0]), list(reply[1:]), ids[-1] if len(ids) == limit else None)
 
 

@@ -235,3 +235,23 @@ def test_each_scoped_token_has_its_own_idempotency_keys(client, store):
     other_body = client.post("/v1/requests", json={**body, "delay": LATER + 1}, headers={**second, **key})
     assert other_body.status_code == 422
     assert store.redis.exists(keys.idempotency("order-1", first_id), keys.idempotency("order-1")) == 2
+
+
+def test_bulk_cancel_by_token_cancels_only_what_that_token_made(client, store):
+    token_id, auth = make_token(client, ["publish"])
+    mine = [client.post("/v1/requests", json={"url": f"https://x.test/{n}", "delay": LATER}, headers=auth)
+            .get_json()["id"] for n in range(3)]
+    theirs = client.post("/v1/requests", json={"url": "https://x.test/9", "delay": LATER},
+                         headers=ADMIN_AUTH).get_json()["id"]
+    only_url = client.post("/v1/requests/cancel", json={"token": token_id, "url_prefix": "https://x.test/1"},
+                           headers=ADMIN_AUTH)
+    assert only_url.status_code == 200 and only_url.get_json() == {"canceled": 1}
+    rest = client.post("/v1/requests/cancel", json={"token": token_id}, headers=ADMIN_AUTH)
+    assert rest.get_json() == {"canceled": 2}
+    statuses = {rid: client.get(f"/v1/requests/{rid}", headers=ADMIN_AUTH).get_json()["status"]
+                for rid in [*mine, theirs]}
+    assert statuses == {**{rid: "canceled" for rid in mine}, theirs: "scheduled"}
+    assert client.post("/v1/requests/cancel", json={"token": "env", "status": ["scheduled"]},
+                       headers=ADMIN_AUTH).get_json() == {"canceled": 1}
+    bad = client.post("/v1/requests/cancel", json={"token": "nope"}, headers=ADMIN_AUTH)
+    assert bad.status_code == 422 and "token" in json.dumps(bad.get_json())

@@ -85,11 +85,11 @@ def create_batch(body):
 @blp.response(200, BulkCanceledSchema, example=examples.BULK_CANCELED)
 def cancel_matching(filters):
     """Cancel every request not ended that matches all the filters given (at least one): `status`
-    (any of these), `url_prefix`, `schedule` (made by its runs). Done 100 at a time, so Redis is
-    never blocked for long; a request that changes meanwhile is judged by its state when its
-    chunk comes."""
+    (any of these), `url_prefix`, `schedule` (made by its runs), `token` (made by it). Done 100 at
+    a time, so Redis is never blocked for long; a request that changes meanwhile is judged by its
+    state when its chunk comes."""
     return {"canceled": services().requests.cancel_matching(filters.get("status"), filters.get("url_prefix", ""),
-                                                            filters.get("schedule"))}
+                                                            filters.get("schedule"), filters.get("token"))}
 
 
 @blp.route("/<request_id:request_id>")

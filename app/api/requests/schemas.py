@@ -135,11 +135,14 @@ class BulkCancelSchema(Schema):
 
     schedule = name_field(metadata={"description": "only requests that runs of this schedule made",
                                     "example": "daily-report"})
+    token = fields.String(validate=validate.Regexp(f"^(env|{REQUEST_ID_PATTERN})$"),
+                          metadata={"description": "only the requests this token made: its id, or `env` for the "
+                                                   "tokens of HTQ_API_TOKENS", "example": "01JEAKQ7M3F4W2Z8V6T5R9N1PB"})
 
     @validates_schema
     def some_filter(self, data, **kwargs):
         if not data:
-            raise ValidationError("Give at least one filter: status, url_prefix, schedule.", "_schema")
+            raise ValidationError("Give at least one filter: status, url_prefix, schedule, token.", "_schema")
 
 
 class BulkCanceledSchema(Schema):

@@ -9,7 +9,7 @@
 -- ARGV: now_ms, channel_prefix (a request's end channel: this and its id),
 --       notice_prefix (a cancel notice's outbox entry: this and the id),
 --       statuses (space-separated: only requests in these; "" for any), url_prefix ("" for any),
---       ...ids (the candidates)
+--       token (only requests this token made, by their `token` field; "" for any), ...ids (the candidates)
 -- Returns {number canceled, then the ids that owe a cancel notice}.
 local now, grace = tonumber(ARG.now_ms), tonumber(ARG.grace_ms)
 local wanted = {}
@@ -18,10 +18,10 @@ local any_status, prefix = ARG.statuses == '', ARG.url_prefix
 local out = {0}
 for i, id in ipairs(ARG.ids) do
   local req = KEY.requests[i]
-  local fields = redis.call('HMGET', req, 'status', 'attempts', 'spec')
+  local fields = redis.call('HMGET', req, 'status', 'attempts', 'spec', 'token')
   local status = fields[1]
   if (status == 'scheduled' or status == 'queued' or status == 'running' or status == 'retrying')
-      and (any_status or wanted[status]) then
+      and (any_status or wanted[status]) and (ARG.token == '' or fields[4] == ARG.token) then
     -- A spec too deep for cjson (stored before depth was limited) matches no url prefix.
     local ok, spec = pcall(cjson.decode, fields[3])
     if not ok then spec = {} end
