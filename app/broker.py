@@ -4,7 +4,6 @@ everywhere (app/core/publish.py handles it). And how the workers consume from a 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from celery import Celery
 from kombu.exceptions import OperationalError
@@ -26,28 +25,30 @@ def publisher(settings: Settings, sender: Sender | None = None) -> Publisher:
     """A Publisher sending through `sender` (a worker's own Celery app), or through a
     publishing-only Celery client: the web side sends tasks by name, it never imports workers."""
     if sender is None:
-        sender = Celery("htq-web", set_as_current=False)
+        sender = BoundedCelery("htq-web", set_as_current=False)
         sender.conf.update(settings.celery_config())
-    return Publisher(BoundedSender(sender) if isinstance(sender, Celery) else sender, BROKER_ERRORS)
+    return Publisher(sender, BROKER_ERRORS)
 
 
-class BoundedSender:
-    """A Celery app's send_task, each of its publishes bounded by task_publish_retry_policy.
+class BoundedCelery(Celery):
+    """A Celery app each of whose publishes is bounded by task_publish_retry_policy (the web's
+    client and the workers' app, whose tasks' retries publish through send_task too).
 
     Celery retries the task message by that policy, but publishes the task-sent event that
     follows it (task_send_sent_event, for Flower) with only the policy passed to send_task, and
     with none kombu retries every second until the broker answers again. A task taken just before
     the broker's master died thus held its API call until a new master was promoted (5 s in a
     Sentinel failover), and every publish of the process queued behind it. Passed explicitly, the
-    policy bounds both; an event that still fails stays in Celery's offline buffer, unsent (the
-    task itself went out)."""
+    policy bounds both. An event that still fails is dropped (the task itself went out): Celery
+    keeps it in a buffer that nothing sends, which would grow with every outage."""
 
-    def __init__(self, app: Celery):
-        self.app = app
-
-    def send_task(self, name: str, args: list | None = None, eta: datetime | None = None, **options):
-        options.setdefault("retry_policy", self.app.conf.task_publish_retry_policy)
-        return self.app.send_task(name, args=args, eta=eta, **options)
+    def send_task(self, name, args=None, kwargs=None, **options):
+        if options.get("retry_policy") is None:
+            options["retry_policy"] = self.conf.task_publish_retry_policy
+        try:
+            return super().send_task(name, args, kwargs, **options)
+        finally:
+            self.amqp._event_dispatcher._outbound_buffer.clear()
 
 
 def backlog(app: Celery, queue: str) -> int:

@@ -8,6 +8,7 @@ import time
 
 import kombu
 import redis
+from celery import Celery
 from celery.signals import after_task_publish
 
 from app.broker import FullRedisQoS, consume_from_a_full_redis, publisher
@@ -73,3 +74,16 @@ def test_a_publish_whose_broker_dies_after_the_task_message_ends_within_the_retr
         thread.join(10)
     assert ended, f"send_task still retrying after {took_s:.1f} s"
     assert redis.Redis.from_url(own_redis.url).llen("htq") == 2  # AOF: both task messages kept
+    assert not sender._sender.amqp._event_dispatcher._outbound_buffer  # the failed event dropped, not kept
+
+
+def test_a_tasks_own_retry_is_bounded_by_the_retry_policy_too(monkeypatch):
+    """Task.retry and apply_async publish through the app's send_task, as the web's creates do."""
+    from app.core.task_names import SEND_CALLBACK
+    from workers import app
+    from workers.tasks import requests  # noqa: F401  (registers the task)
+
+    sent = []
+    monkeypatch.setattr(Celery, "send_task", lambda self, name, args=None, kwargs=None, **options: sent.append(options))
+    app.tasks[SEND_CALLBACK].apply_async(["r"], countdown=1)
+    assert sent and sent[0]["retry_policy"] == app.conf.task_publish_retry_policy

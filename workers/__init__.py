@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery, bootsteps
+from celery import bootsteps
 from celery.signals import (
     beat_init,
     celeryd_init,
@@ -22,8 +22,8 @@ from workers.schedule import BEAT_QUEUE, beat_schedule
 
 settings = load_settings()
 
-app = Celery("htq", events="workers.events:LockedEvents",
-             include=["workers.tasks.requests", "workers.tasks.batches", "workers.tasks.beat"])
+app = broker.BoundedCelery("htq", events="workers.events:LockedEvents",
+                           include=["workers.tasks.requests", "workers.tasks.batches", "workers.tasks.beat"])
 app.conf.update(settings.celery_config())
 app.conf.beat_schedule = beat_schedule()
 # Every worker consumes both queues, taking from each in turn: beat's ticks never wait behind a

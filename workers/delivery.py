@@ -46,6 +46,7 @@ _DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 # Every attempt is one try; made once here rather than by urllib3 on every call.
 _NO_RETRIES = Retry.from_int(False, redirect=False)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # Sent unless the caller's headers say otherwise; ours (Idempotency-Key and the rest) come after.
 # identity: the stored body is exactly the bytes received, consistent with its headers.
@@ -228,12 +229,14 @@ class Deliverer:
         self.config = config
         self.resolver = resolver
         self._key = _signing_key(config.signing_secret)
+        # The pool of each target sent to, by (allowlist, scheme, host, port), past PoolManager's
+        # lookup, which costs a key of some twenty fields on every call.
+        self._recent: dict[tuple, HTTPConnectionPool] = {}
         self._pools = self._pool_manager(_Guard(config, resolver=resolver))
         # A token's allowlist has pools of its own: a connection made under one allowlist is
         # never reused under another, which might not admit its address.
         self._allowlist_pools: OrderedDict[tuple[str, ...], urllib3.PoolManager] = OrderedDict()
         self._lock = threading.Lock()
-        self._recent: dict[tuple, HTTPConnectionPool] = {}
 
     def _pools_for(self, allowed_hosts: Sequence[str] | None) -> urllib3.PoolManager:
         if not allowed_hosts:
@@ -248,26 +251,33 @@ class Deliverer:
                 _Guard(self.config, Allowlist(key), self.resolver))
             if len(self._allowlist_pools) > ALLOWLIST_POOLS:
                 _, oldest = self._allowlist_pools.popitem(last=False)
-                oldest.clear()  # idle connections close now; one in use closes when given back
+                oldest.clear()  # its pools are forgotten; their connections close as they are let go
             return pools
 
     def _pool(self, allowed_hosts: Sequence[str] | None, scheme: str, host: str | None,
               port: int | None) -> HTTPConnectionPool:
-        """The connection pool of a target under an allowlist (or none), remembered by that alone.
-        A pool its PoolManager has since dropped (and closed) is looked up there again."""
-        key = (tuple(allowed_hosts) if allowed_hosts else None, scheme, host, port)
+        """The connection pool of a target under an allowlist (or none), remembered by those alone
+        until its PoolManager drops it (`_forget`)."""
+        key = (tuple(allowed_hosts) if allowed_hosts else None, scheme, host, port or _DEFAULT_PORTS[scheme])
         pool = self._recent.get(key)
-        if pool is None or pool.pool is None:
-            pool = self._pools_for(allowed_hosts).connection_from_host(host, port=port, scheme=scheme)
-            if len(self._recent) >= POOL_SIZE * 4:
-                self._recent.clear()
-            self._recent[key] = pool
+        manager = self._pools_for(allowed_hosts)  # also keeps the allowlist among the recently used
+        if pool is None:
+            with manager.pools.lock:  # so that the pool cannot be dropped before it is remembered
+                pool = self._recent[key] = manager.connection_from_host(host, port=port, scheme=scheme)
         return pool
+
+    def _forget(self, pool: HTTPConnectionPool) -> None:
+        """A PoolManager dropped `pool` (its least recently used, or all of an allowlist's): its
+        connections close as they are let go."""
+        for key, remembered in list(self._recent.items()):
+            if remembered is pool:
+                self._recent.pop(key, None)
 
     def _pool_manager(self, guard: _Guard) -> urllib3.PoolManager:
         pools = urllib3.PoolManager(num_pools=POOL_SIZE, maxsize=self.config.connections, retries=False,
                                     cert_reqs="CERT_REQUIRED", ca_certs=self.config.ca_certs or certifi.where())
         pools.pool_classes_by_scheme = _guarded_pool_classes(guard)
+        pools.pools.dispose_func = self._forget
         return pools
 
     def send(self, *, delivery_id: str, attempt: int, method: str, url: str,
@@ -292,8 +302,7 @@ class Deliverer:
         if scheme not in ("http", "https"):
             return self._refused(delivery_id, start, f"unsupported URL scheme {scheme!r}")
         try:
-            # What PoolManager.urlopen does without redirects, minus parsing the URL again and
-            # finding its pool by a key of some twenty fields on every call.
+            # What PoolManager.urlopen does without redirects, minus parsing the URL again.
             response = self._pool(allowed_hosts, scheme, target.host, target.port).urlopen(
                 method.upper(), target.request_uri, body=body,
                 headers=self._headers(delivery_id, attempt, headers, body, webhook_id),

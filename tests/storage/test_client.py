@@ -93,4 +93,6 @@ def test_commands_are_packed_by_hiredis_with_redis_pys_meaning(redis_url):
         client.set("bool", True)
     with pytest.raises(UnicodeEncodeError):
         client.set("surrogate", "\udcff")
+    with pytest.raises(ValueError):  # too long to print: hiredis given it would crash the process
+        client.set("big", 10 ** 5000)
     client.close()

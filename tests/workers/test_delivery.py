@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from workers import delivery
 from workers.delivery import Deliverer, DeliveryConfig, classify, parse_retry_after
 
 SECRET_KEY = b"htq test signing key"
@@ -421,3 +422,33 @@ def test_delivery_config_reads_the_settings():
     settings = Settings(allow_private_targets=True, allowed_hosts=("a.example",), signing_secret=SECRET,
                         response_max_bytes=10)
     assert DeliveryConfig.from_settings(settings) == DeliveryConfig(True, ("a.example",), SECRET, 10)
+
+
+def test_a_target_keeps_one_pool_whatever_the_urls_spelling(make_deliverer, server):
+    deliverer = make_deliverer()
+    port = server.url.rsplit(":", 1)[1]
+    for url in (f"{server.url}/a", f"HTTP://127.0.0.1:{port}/b?c=1#d", f"http://127.0.0.1:{port}"):
+        assert send(deliverer, url).status_code == 200
+    assert len(deliverer._recent) == 1
+    pool = next(iter(deliverer._recent.values()))
+    assert type(pool).__name__ == "GuardedHTTPConnectionPool" and pool.num_connections == 1
+    assert deliverer._pool(None, "http", "example.com", None) is deliverer._pool(None, "http", "example.com", 80)
+
+
+def test_pools_a_pool_manager_drops_are_forgotten():
+    """Past POOL_SIZE targets (and past ALLOWLIST_POOLS allowlists) the least recently used pool
+    is dropped by its PoolManager, and no longer handed out from the deliverer's own lookup."""
+    deliverer = Deliverer(DeliveryConfig())
+    try:
+        first = deliverer._pool(None, "https", "host-0.example", None)
+        for n in range(1, delivery.POOL_SIZE + 1):
+            deliverer._pool(None, "https", f"host-{n}.example", None)
+        assert len(deliverer._recent) == delivery.POOL_SIZE
+        assert deliverer._pool(None, "https", "host-0.example", None) is not first
+        listed = deliverer._pool(["a.example"], "https", "a.example", None)
+        for n in range(delivery.ALLOWLIST_POOLS):
+            deliverer._pool([f"b{n}.example"], "https", f"b{n}.example", None)
+        assert all(key[0] != ("a.example",) for key in deliverer._recent)
+        assert deliverer._pool(["a.example"], "https", "a.example", None) is not listed
+    finally:
+        deliverer.close()
