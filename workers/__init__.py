@@ -1,6 +1,7 @@
 """The Celery application: `celery -A workers worker|beat|flower|inspect`."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from celery import bootsteps
@@ -48,15 +49,31 @@ def _prepare_beat(**_):
 
 @celeryd_init.connect
 def _check_pool(options, **_):
+    global settings
+    pool = options.get("pool") or options.get("pool_cls")
+    module = getattr(pool, "__module__", str(pool))
     # gevent works only on a process monkey-patched before anything else is imported, which
     # Celery does when `-P gevent` is on its command line, not when the pool comes from settings.
-    pool = options.get("pool") or options.get("pool_cls")
-    if "gevent" in getattr(pool, "__module__", str(pool)):
+    if "gevent" in module:
         from gevent import monkey
 
         if not monkey.is_module_patched("socket"):
             raise SystemExit("htq: the gevent worker pool (HTQ_WORKER_POOL=gevent) needs `-P gevent` on the "
                              "command line: celery -A workers worker -P gevent")
+    # Each process's runtime (workers/runtime.py) sizes its sends at once and Redis connections
+    # by the pool and concurrency the worker really runs, also when `-P` and `-c` chose them.
+    settings = dataclasses.replace(settings, worker_pool=_pool_name(module),
+                                   concurrency=options.get("concurrency") or settings.concurrency)
+
+
+def _pool_name(module: str) -> str:
+    """Celery's pool module as htq's HTQ_WORKER_POOL names it: solo runs one task at a time, as
+    each prefork process does; eventlet is gevent's kin."""
+    if module.endswith(".thread"):
+        return "threads"
+    if "gevent" in module or "eventlet" in module:
+        return "gevent"
+    return "prefork"
 
 
 @worker_process_init.connect

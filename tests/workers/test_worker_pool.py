@@ -36,3 +36,19 @@ def test_gevent_from_settings_alone_is_refused_with_a_clear_message():
                           timeout=60)
     assert done.returncode != 0
     assert "needs `-P gevent` on the command line" in done.stderr
+
+
+@pytest.mark.parametrize(("pool", "concurrency", "expected"), [
+    ("threads", 7, ("threads", 7, 350)), ("solo", None, ("prefork", 10, 50)), ("prefork", 4, ("prefork", 4, 50))])
+def test_the_runtime_follows_the_pool_and_concurrency_on_the_command_line(monkeypatch, pool, concurrency, expected):
+    """`celery -A workers worker -P threads -c 7` with HTQ_WORKER_POOL left at prefork: each
+    process's runtime sizes its sends by the pool Celery runs, not by the setting."""
+    from celery.concurrency import get_implementation
+
+    import workers
+    from workers import runtime
+
+    monkeypatch.setattr(workers, "settings", load_settings({}))
+    workers._check_pool(options={"pool_cls": get_implementation(pool), "concurrency": concurrency})
+    followed = workers.settings
+    assert (followed.worker_pool, followed.concurrency, runtime.sends_at_once(followed)) == expected
