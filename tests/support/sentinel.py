@@ -76,24 +76,31 @@ class SentinelDeployment:
                 len(self.sentinel_ports) - 1 and all(r.get("master-link-status") == "ok" for r in replicas))
 
     def wait_replicas_in_sync(self, timeout_s: float = 20) -> None:
-        """Until every Sentinel sees each live replica following the current master (link up, not
-        down): one of them can be promoted should the master die now. After a failover, the
-        Sentinels reconfigure the remaining replicas to follow the new master first."""
-        _, master_port = self.master_address()
-        live = {server.port for server in self.servers
-                if server.process.poll() is None and server.port != master_port}
+        """Until every Sentinel names the same master and sees each live replica following it (link
+        up, not down): one of them can be promoted should the master die now. After a failover, a
+        Sentinel learns of the promotion from the others' hellos (every 2 s) and the Sentinels
+        reconfigure the remaining replicas to follow the new master first."""
+        clients = [self.sentinel(port) for port in self.sentinel_ports]
 
-        def in_sync(client: redis.Redis) -> bool:
-            following = {int(r["port"]) for r in client.sentinel_slaves(MASTER_NAME)
-                         if r.get("master-link-status") == "ok" and int(r.get("master-port", 0)) == master_port
-                         and not r["is_sdown"] and not r["is_disconnected"]}
-            return live <= following
+        def in_sync() -> bool:
+            masters = {client.sentinel_get_master_addr_by_name(MASTER_NAME) for client in clients}
+            if len(masters) != 1:
+                return False
+            (_, master_port), = masters
+            live = {server.port for server in self.servers
+                    if server.process.poll() is None and server.port != master_port}
+            for client in clients:
+                following = {int(r["port"]) for r in client.sentinel_slaves(MASTER_NAME)
+                             if r.get("master-link-status") == "ok" and int(r.get("master-port", 0)) == master_port
+                             and not r["is_sdown"] and not r["is_disconnected"]}
+                if not live <= following:
+                    return False
+            return True
 
-        for port in self.sentinel_ports:
-            client = self.sentinel(port)
-            try:
-                wait_until(lambda c=client: in_sync(c), timeout_s, 0.05)
-            finally:
+        try:
+            wait_until(in_sync, timeout_s, 0.05)
+        finally:
+            for client in clients:
                 client.close()
 
     def failover(self) -> None:
