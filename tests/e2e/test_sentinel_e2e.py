@@ -7,6 +7,7 @@ Retry-After, never 500, no call waits longer than CALL_BOUND_S, and it serves ag
 seconds of each promotion without any restart."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -31,9 +32,12 @@ FAST = {"HTQ_HORIZON": "1", "HTQ_LEASE_MARGIN": "1", "HTQ_PUBLISH_GRACE": "2", "
 QUEUE = "failover"
 # The longest an API call may take across a failover: a write that accepts work waits for its
 # replica at most HTQ_REDIS_WAIT_TIMEOUT (1 s), a publish gives up within about a second
-# (task_publish_retry_policy). Before the task-sent event was bounded too, a create whose task
-# went out just before the kill waited for the promotion (5.2 s).
-CALL_BOUND_S = 2.0
+# (task_publish_retry_policy). Just after a promotion the remaining replicas are still
+# reconnecting, so a write can wait its full second before its 503, and a loaded 2-core machine
+# (one gunicorn worker, 10+ processes) needs the rest. Before the task-sent event was bounded
+# too, a create whose task went out just before the kill waited for the promotion: at least
+# DOWN_AFTER_MS (3 s) plus the election, 5.2 s measured, well over this bound.
+CALL_BOUND_S = 3.0
 # Creates sent at once: the more there are, the likelier the kill falls between a create's task
 # message and its task-sent event, where the call waited for the promotion.
 CREATE_THREADS = 3
@@ -46,25 +50,36 @@ class Producer:
 
     name: str
     accepted: list[str] = field(default_factory=list)
-    calls: list[tuple[float, float, int]] = field(default_factory=list)  # (sent, answered, status) of each
+    # (sent, answered, status) of each call; status 0: no answer (timeout, connection reset)
+    calls: list[tuple[float, float, int]] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)  # answers that are neither accepted nor 503 with Retry-After
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, response: requests.Response, sent_at: float) -> None:
         with self._lock:
             self.calls.append((sent_at, time.time(), response.status_code))
-        if response.status_code == 503 and not response.headers.get("Retry-After"):
-            self.bad.append(f"503 without Retry-After: {response.text}")
-        elif response.status_code not in (200, 201, 503):
-            self.bad.append(f"{response.status_code}: {response.text[:300]}")
+            if response.status_code == 503 and not response.headers.get("Retry-After"):
+                self.bad.append(f"503 without Retry-After: {response.text}")
+            elif response.status_code not in (200, 201, 503):
+                self.bad.append(f"{response.status_code}: {response.text[:300]}")
 
-    def first(self, status: int, after: float) -> float | None:
-        return min((answered for _, answered, code in self.calls if code == status and answered > after), default=None)
+    def record_failure(self, exc: requests.RequestException, sent_at: float) -> None:
+        """A call that got no answer: a bad one, and its duration counts as a call's."""
+        answered = time.time()
+        with self._lock:
+            self.calls.append((sent_at, answered, 0))
+            self.bad.append(f"no answer after {answered - sent_at:.3f} s: {exc!r}")
 
-    def met_the_gap(self, killed: float, switched: float) -> bool:
-        """It saw the failover: a 503 after the kill, or a call that was in flight at the
-        promotion (sent before it, answered after: it waited out the gap instead)."""
-        return bool(self.first(503, killed)) or any(sent < switched <= answered for sent, answered, _ in self.calls)
+    def first(self, status: int, after: float, before: float = math.inf) -> float | None:
+        return min((answered for _, answered, code in self.calls if code == status and after < answered < before),
+                   default=None)
+
+    def met_the_gap(self, killed: float, switched: float, until: float = math.inf) -> bool:
+        """It saw the failover: a 503 after the kill (and before `until`, the next kill), or a call
+        that was in flight at the promotion (sent before it, answered after: it waited out the gap
+        instead)."""
+        return (self.first(503, killed, until) is not None
+                or any(sent < switched <= answered for sent, answered, _ in self.calls))
 
     def longest_call(self, start: float, end: float) -> tuple[float, float]:
         """(duration, sent at) of the longest call in flight at some moment between start and end."""
@@ -78,8 +93,12 @@ def create_loop(base: str, target: str, producer: Producer, stop: threading.Even
         key = uuid.uuid4().hex
         while not stop.is_set():  # the same Idempotency-Key until it is accepted
             sent_at = time.time()
-            response = session.post(f"{base}/v1/requests", json={"url": f"{target}/d?k={key}"},
-                                    headers={"Idempotency-Key": key}, timeout=15)
+            try:
+                response = session.post(f"{base}/v1/requests", json={"url": f"{target}/d?k={key}"},
+                                        headers={"Idempotency-Key": key}, timeout=15)
+            except requests.RequestException as exc:
+                producer.record_failure(exc, sent_at)
+                continue
             producer.record(response, sent_at)
             if response.status_code in (200, 201):
                 producer.accepted.append(key)
@@ -90,8 +109,12 @@ def push_loop(base: str, producer: Producer, stop: threading.Event) -> None:
     session = requests.Session()
     while not stop.is_set():
         sent_at = time.time()
-        response = session.post(f"{base}/v1/queues/{QUEUE}/messages", json={"n": len(producer.accepted)},
-                                timeout=15)
+        try:
+            response = session.post(f"{base}/v1/queues/{QUEUE}/messages", json={"n": len(producer.accepted)},
+                                    timeout=15)
+        except requests.RequestException as exc:
+            producer.record_failure(exc, sent_at)
+            continue
         producer.record(response, sent_at)
         if response.status_code == 201:
             producer.accepted.append(response.json()["id"])
@@ -134,10 +157,10 @@ class Load:
         self.procs.start_worker(concurrency=2)
         self.procs.start_beat()
         self.threads = [
-            *(threading.Thread(target=create_loop, args=(base, self.http_target.url, self.creates, self.stop))
-              for _ in range(CREATE_THREADS)),
-            threading.Thread(target=push_loop, args=(base, self.pushes, self.stop)),
-            threading.Thread(target=readyz_loop, args=(base, self.ready, self.stop_ready))]
+            *(threading.Thread(target=create_loop, args=(base, self.http_target.url, self.creates, self.stop),
+                               name=f"create-{i}") for i in range(CREATE_THREADS)),
+            threading.Thread(target=push_loop, args=(base, self.pushes, self.stop), name="push"),
+            threading.Thread(target=readyz_loop, args=(base, self.ready, self.stop_ready), name="readyz")]
         for thread in self.threads:
             thread.start()
         wait_until(lambda: len(self.creates.accepted) >= 50 and len(self.pushes.accepted) >= 50, 20)
@@ -149,10 +172,15 @@ class Load:
         wait_until(lambda: all(len(p.accepted) > n + more for p, n in zip(self.producers, before)), 20)
 
     def stop_all(self) -> None:
+        """Stops the producers and the poller; fails if one has not ended (a call stuck past its
+        timeout, or a loop that does not see the stop)."""
         self.stop.set()
         self.stop_ready.set()
+        deadline = time.monotonic() + 20  # a call sent just before the stop ends within its 15 s timeout
         for thread in self.threads:
-            thread.join(20)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        still_running = [thread.name for thread in self.threads if thread.is_alive()]
+        assert not still_running, f"threads still running after the stop: {still_running}"
 
 
 @contextmanager
@@ -164,9 +192,11 @@ def load_behind(deployment: SentinelDeployment, tmp_path: Path, http_target: Htt
         load.start()
         yield load
     finally:
-        load.stop_all()
-        load.store.close()
-        load.procs.stop_all()
+        try:
+            load.stop_all()
+        finally:
+            load.store.close()
+            load.procs.stop_all()
 
 
 def fail_over(deployment: SentinelDeployment, load: Load) -> Failover:
@@ -184,23 +214,25 @@ def fail_over(deployment: SentinelDeployment, load: Load) -> Failover:
     return Failover(killed, switched)
 
 
-def check_answers(load: Load, failover: Failover) -> None:
-    """What the producers saw of one failover: 503s with Retry-After or calls waiting it out, no
-    500, no call longer than CALL_BOUND_S; and /readyz back after the promotion."""
+def check_answers(load: Load, failover: Failover, until: float = math.inf) -> None:
+    """What the producers saw of one failover, from its kill until `until` (the next failover's
+    kill): 503s with Retry-After or calls waiting it out, no 500, no call longer than
+    CALL_BOUND_S; and /readyz back after the promotion."""
     creates, pushes = load.producers
     killed, switched = failover.killed, failover.switched
-    timeline = {"first 503": min(producer.first(503, killed) or killed for producer in load.producers),
+    first_503s = [at for producer in load.producers if (at := producer.first(503, killed, until)) is not None]
+    timeline = {"first 503": min(first_503s, default=killed),
                 "+switch-master": switched,
-                "first 201 push": pushes.first(201, switched),
-                "first 201 create": creates.first(201, switched),
-                "/readyz 200": next(at for at, code in load.ready if at > switched and code == 200)}
+                "first 201 push": pushes.first(201, switched, until),
+                "first 201 create": creates.first(201, switched, until),
+                "/readyz 200": next(at for at, code in load.ready if switched < at < until and code == 200)}
     longest = {producer.name: producer.longest_call(killed, max(timeline.values())) for producer in load.producers}
     print("\nfailover timeline (kill at t0): " + ", ".join(f"{name} t+{at - killed:.3f} s"
                                                             for name, at in timeline.items())
           + "; longest call: " + ", ".join(f"{name} {took:.3f} s (sent t+{sent - killed:.3f} s)"
                                            for name, (took, sent) in longest.items()))
     assert not creates.bad and not pushes.bad, creates.bad[:5] + pushes.bad[:5]
-    assert creates.met_the_gap(killed, switched) and pushes.met_the_gap(killed, switched)
+    assert creates.met_the_gap(killed, switched, until) and pushes.met_the_gap(killed, switched, until)
     assert all(took <= CALL_BOUND_S for took, _ in longest.values()), longest
 
 
@@ -269,6 +301,6 @@ def test_two_masters_killed_in_a_row_lose_nothing_accepted(deployment_for_two_fa
         load.stop.set()
         wait_until(lambda: any(at > second.switched and code == 200 for at, code in load.ready), 10)
         load.stop_all()
-        for failover in (first, second):
-            check_answers(load, failover)
+        check_answers(load, first, until=second.killed)
+        check_answers(load, second)
         check_nothing_lost(load)
