@@ -140,8 +140,10 @@ class SentinelDeployment:
         server.process.wait()
 
     def watch_switch(self) -> SwitchWatch:
-        """Started before the kill: records when the first Sentinel announces the new master."""
-        return SwitchWatch([self.sentinel(port) for port in self.sentinel_ports])
+        """Started before the kill: records when the first Sentinel announces a new master in place
+        of the current one."""
+        _, port = self.master_address()
+        return SwitchWatch([self.sentinel(port) for port in self.sentinel_ports], port)
 
     def stop(self) -> None:
         for process in self._sentinels:
@@ -158,12 +160,14 @@ class SentinelDeployment:
 
 
 class SwitchWatch:
-    """Subscriptions to every Sentinel's +switch-master: `at` (time.time()) and `address` once the
-    first came. The Sentinel that led the failover announces it at once, the others only once its
-    hello messages reach them, up to a second or more later."""
+    """Subscriptions to every Sentinel's +switch-master away from the master on `from_port`: `at`
+    (time.time()) and `address` once the first came. The Sentinels announce one promotion at
+    different times, a second or more apart: a late announcement of the previous failover (seen
+    1 s after every Sentinel named the new master) is not this one."""
 
-    def __init__(self, clients: list[redis.Redis]):
+    def __init__(self, clients: list[redis.Redis], from_port: int):
         self.clients = clients
+        self.from_port = from_port
         self.pubsubs = [client.pubsub(ignore_subscribe_messages=True) for client in clients]
         for pubsub in self.pubsubs:
             pubsub.subscribe("+switch-master")
@@ -180,6 +184,8 @@ class SwitchWatch:
                 if message and message["type"] == "message" and not self.switched.is_set():
                     # "<name> <old host> <old port> <new host> <new port>"
                     parts = message["data"].split()
+                    if int(parts[2]) != self.from_port:
+                        continue
                     self.at = time.time()
                     self.address = (parts[3], int(parts[4]))
                     self.switched.set()
