@@ -4,6 +4,7 @@ request is gone), put off past each retry in between."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -56,12 +57,15 @@ def test_a_retrying_callback_is_put_off_past_its_retry_then_leaves_the_outbox(wo
 
 def test_a_delivered_cancel_notice_leaves_the_outbox(worker, service, store, http_target):
     http_target.reply("/flaky", Reply(503, headers={"Retry-After": "50"}))  # its retry waits (in the worker)
+    answer_the_notice = threading.Event()
+    http_target.reply("/flaky", Reply(200, release=answer_the_notice))  # held while the test looks
     request_id = service.create({"url": http_target.url + "/flaky", "method": "POST", "headers": {},
                                  "cancel_notify": True}).resource["id"]
     http_target.wait_for(1, "/flaky")
     wait_until(lambda: (status := service.status(request_id))["attempts"] == 1 and status["status"] == "retrying")
     service.cancel(request_id)  # after an attempt was sent: the notice is owed
     assert owed_at(store, f"cancel:{request_id}") is not None
+    answer_the_notice.set()
     [delete] = [r for r in http_target.wait_for(2, "/flaky") if r.method == "DELETE"]
     assert delete.headers["Idempotency-Key"] == request_id
     wait_until(lambda: owed_at(store, f"cancel:{request_id}") is None)
