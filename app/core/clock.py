@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 log = logging.getLogger(__name__)
 
@@ -98,4 +98,7 @@ def to_rfc3339(ms: int | None) -> str | None:
     """`2026-11-23T08:21:59.123Z`, the contract's one time format."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # In whole milliseconds, not through a float of seconds (off by one past the year 3000), and
+    # without a datetime: three of these for each attempt a worker stores.
+    seconds, millis = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
