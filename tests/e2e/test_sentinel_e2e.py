@@ -225,7 +225,9 @@ def check_answers(load: Load, failover: Failover, until: float = math.inf) -> No
                 "+switch-master": switched,
                 "first 201 push": pushes.first(201, switched, until),
                 "first 201 create": creates.first(201, switched, until),
-                "/readyz 200": next(at for at, code in load.ready if switched < at < until and code == 200)}
+                "/readyz 200": next((at for at, code in load.ready if switched < at < until and code == 200), None)}
+    missing = [name for name, at in timeline.items() if at is None]
+    assert not missing, f"none after the promotion (t+{switched - killed:.3f} s): {missing}"
     longest = {producer.name: producer.longest_call(killed, max(timeline.values())) for producer in load.producers}
     print("\nfailover timeline (kill at t0): " + ", ".join(f"{name} t+{at - killed:.3f} s"
                                                             for name, at in timeline.items())
