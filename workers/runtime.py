@@ -22,7 +22,7 @@ from app.core.relay import RequestRelay
 from app.core.requests import RequestService
 from app.core.schedules import ScheduleService
 from app.core.virtual_clock import use_clock
-from app.storage.client import MAX_CONNECTIONS, Store, connect_to
+from app.storage.client import MAX_CONNECTIONS, Store
 from config import Settings
 from workers.delivery import Deliverer, DeliveryConfig
 
@@ -57,8 +57,7 @@ def sends_at_once(settings: Settings) -> int:
 
 def build(settings: Settings, sender: Sender) -> Runtime:
     # A connection for each task running at once, and some for the relay, beat's ticks and events.
-    store = Store(connect_to(settings, max_connections=max(MAX_CONNECTIONS, settings.concurrency + 16)),
-                  settings.redis_min_replicas, settings.redis_wait_timeout_ms)
+    store = Store.from_settings(settings, max_connections=max(MAX_CONNECTIONS, settings.concurrency + 16))
     sends = sends_at_once(settings)
     use_clock(settings, store)
     publisher = broker.publisher(settings, sender)

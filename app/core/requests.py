@@ -166,8 +166,7 @@ class RequestService:
         may hold fewer than `limit`; `next_cursor` goes on along the same index."""
         if cursor is not None and not ids.is_valid_id(cursor):
             raise Invalid("Bad cursor", {"cursor": ["not a cursor returned by this listing"]})
-        if token is not None and not is_token_id(token):
-            raise Invalid("Bad token", {"token": ["a token id, or env"]})
+        _check_token(token)
         page = store_requests.list_ids(self.store, status=status, after=cursor, limit=limit + 1, schedule=schedule,
                                        token=token)
         records = [r for r in store_requests.load_many(self.store, page[:limit]) if r]
@@ -241,8 +240,7 @@ class RequestService:
         `token`, that it made. CANCEL_CHUNK at a time along an index (the schedule's, else the
         token's, else each status's), so that Redis is never blocked for more than a few
         milliseconds; how many were canceled."""
-        if token is not None and not is_token_id(token):
-            raise Invalid("Bad token", {"token": ["a token id, or env"]})
+        _check_token(token)
         wanted = [status for status in statuses or store_requests.CANCELABLE if status in store_requests.CANCELABLE]
         if schedule is not None:
             indexes = [keys.schedule_requests(schedule)] if wanted else []
@@ -361,3 +359,9 @@ def resource_from(spec: dict, record: dict) -> dict:
         resource["schedule"] = spec["schedule"]
     resource["token_id"] = spec.get("token_id")
     return resource
+
+
+def _check_token(token: str | None) -> None:
+    """A token filter names a maker: a token id, or `env`."""
+    if token is not None and not is_token_id(token):
+        raise Invalid("Bad token", {"token": ["a token id, or env"]})

@@ -249,9 +249,10 @@ class Store:
         return cls(connect(redis_url))
 
     @classmethod
-    def from_settings(cls, settings) -> Store:
-        """The store of `settings` (a config.Settings): its Redis or Sentinels, and its WAIT rule."""
-        return cls(connect_to(settings), settings.redis_min_replicas, settings.redis_wait_timeout_ms)
+    def from_settings(cls, settings, **options) -> Store:
+        """The store of `settings` (a config.Settings): its Redis or Sentinels, and its WAIT rule;
+        `options` go to the connection pool (connect())."""
+        return cls(connect_to(settings, **options), settings.redis_min_replicas, settings.redis_wait_timeout_ms)
 
     def run(self, script: Script, keys: Mapping[str, Any], args: Mapping[str, Any], pipeline: Pipeline | None = None,
             durable: bool = False):

@@ -10,10 +10,10 @@ Deferred requests
                                    attempt), ``ended_ms``, ``last_error``, ``alias`` (compat),
                                    ``response_deleted``, ``schedule`` (of a request a schedule
                                    made), ``token`` (the id of the token that made it, ``env``
-                                   for HTQ_API_TOKENS; absent with auth off), ``holder`` (the worker holding its next
-                                   or running attempt); the lease of a running attempt is its score
-                                   in P:requests:inflight. Deleted by the expiry sweep
-                                   ``retention`` after it ended
+                                   for HTQ_API_TOKENS; absent with auth off), ``holder`` (the
+                                   worker holding its next or running attempt); the lease of a
+                                   running attempt is its score in P:requests:inflight. Deleted by
+                                   the expiry sweep ``retention`` after it ended
   P:req:{id}:attempts      list    one JSON object per started attempt, oldest first
   P:req:{id}:response      string  JSON of the last response (or final error) of the request
   P:requests:due           zset    id -> due time (ms) of requests waiting beyond the horizon
@@ -104,7 +104,8 @@ Recurring schedules (``S`` is a schedule name, ``[A-Za-z0-9_-]{1,80}``)
                                    ``target``, ``token_id`` and ``allowed_hosts`` of the token that
                                    put it, which its runs' requests carry), ``version`` (up by one
                                    on each PUT: the claim of a tick compares it), ``anchor_ms``
-                                   (``every`` ticks are anchor + k * every), ``next_ms``, ``paused`` (1/0), ``runs``,
+                                   (``every`` ticks are anchor + k * every), ``next_ms``,
+                                   ``paused`` (1/0), ``runs``,
                                    ``last_run_ms``, ``last_run_id``, ``last_error``,
                                    ``created_ms``, ``updated_ms``
   P:schedule:{S}:requests  zset    ids of the requests the schedule made, scores 0 (sorted by

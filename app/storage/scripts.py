@@ -64,10 +64,10 @@ class Script:
     def __init__(self, verb: str, directory: Path = LUA_DIR):
         self.verb = verb
         declared: dict[str, list[str]] = {"KEYS": [], "ARGV": []}
-        body = expand(directory / f"{verb}.lua", declared)
+        self.body = expand(directory / f"{verb}.lua", declared)  # includes expanded
         self.keys = _inputs(declared["KEYS"], verb)
         self.args = _inputs(declared["ARGV"], verb)
-        self.source = "\n".join([self.keys.lua_table("KEYS", "KEY"), self.args.lua_table("ARGV", "ARG"), body])
+        self.source = "\n".join([self.keys.lua_table("KEYS", "KEY"), self.args.lua_table("ARGV", "ARG"), self.body])
 
     def inputs(self, keys: Mapping[str, Any], args: Mapping[str, Any]) -> tuple[list, list]:
         return self.keys.ordered(keys, self.verb, "KEYS"), self.args.ordered(args, self.verb, "ARGV")
@@ -87,8 +87,6 @@ class ManyScript(Script):
 
     def __init__(self, verb: str, each_keys: Sequence[str], each_args: Sequence[str], directory: Path = LUA_DIR):
         super().__init__(verb, directory)
-        declared: dict[str, list[str]] = {"KEYS": [], "ARGV": []}
-        body = expand(directory / f"{verb}.lua", declared)
         if self.keys.rest or self.args.rest or not set(each_keys) <= set(self.keys.names) \
                 or not set(each_args) <= set(self.args.names) or not each_keys:
             raise ValueError(f"{verb}.lua: cannot run for many items with keys {each_keys} and args {each_args}")
@@ -99,7 +97,7 @@ class ManyScript(Script):
         arg_slots = "; ".join(f"ARG.{name} = ARGV[a + {i}]" for i, name in enumerate(self.each_args, 1))
         self.source = "\n".join([
             self.keys.lua_table("KEYS", "KEY"), self.args.lua_table("ARGV", "ARG"),
-            "local function run_one()", body, "end",
+            "local function run_one()", self.body, "end",
             "local replies = {}",
             f"for i = 0, (#KEYS - {self.keys.count}) / {len(self.each_keys)} - 1 do",
             f"  local k = {self.keys.count} + i * {len(self.each_keys)}",

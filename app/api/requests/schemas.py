@@ -14,6 +14,13 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MAX_BATCH = 100
 
 
+def token_filter_field() -> fields.String:
+    """A filter by the token that made a request (listing, bulk cancel)."""
+    return fields.String(validate=validate.Regexp(f"^(env|{REQUEST_ID_PATTERN})$"),
+                         metadata={"description": "only the requests this token made: its id, or `env` for the "
+                                                  "tokens of HTQ_API_TOKENS", "example": "01JEAKQ7M3F4W2Z8V6T5R9N1PB"})
+
+
 class RetrySchema(Schema):
     class Meta:
         unknown = RAISE
@@ -135,9 +142,7 @@ class BulkCancelSchema(Schema):
 
     schedule = name_field(metadata={"description": "only requests that runs of this schedule made",
                                     "example": "daily-report"})
-    token = fields.String(validate=validate.Regexp(f"^(env|{REQUEST_ID_PATTERN})$"),
-                          metadata={"description": "only the requests this token made: its id, or `env` for the "
-                                                   "tokens of HTQ_API_TOKENS", "example": "01JEAKQ7M3F4W2Z8V6T5R9N1PB"})
+    token = token_filter_field()
 
     @validates_schema
     def some_filter(self, data, **kwargs):
@@ -193,9 +198,7 @@ class RequestItemsSchema(Schema):
 class ListArgsSchema(Schema):
     status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
     schedule = name_field(metadata={"description": "only the requests this schedule made"})
-    token = fields.String(validate=validate.Regexp(f"^(env|{REQUEST_ID_PATTERN})$"),
-                          metadata={"description": "only the requests this token made: its id, or `env` for the "
-                                                   "tokens of HTQ_API_TOKENS", "example": "01JEAKQ7M3F4W2Z8V6T5R9N1PB"})
+    token = token_filter_field()
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String(metadata={"pattern": f"^{REQUEST_ID_PATTERN}$",
                                      "description": "next_cursor of the previous page"})
